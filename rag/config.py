@@ -1,0 +1,57 @@
+"""Settings: one object, every field with a default, a help string and an environment variable.
+
+`Settings.from_env()` reads `RAG_<FIELD>` variables; the CLI's options override them. The settings table in the
+README is generated from `FIELDS` (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus: Path = _setting(Path("corpus"), "Folder of documents to index (searched recursively).")
+    index: Path = _setting(Path("index"), "Folder where the built index is kept.")
+    model: str = _setting(
+        DEFAULT_MODEL,
+        "Sentence-transformers model: a folder, a name cached locally, or the bundled default.",
+    )
+    chunk_words: int = _setting(120, "Target chunk size in words; chunks are whole sentences.")
+    chunk_overlap: int = _setting(1, "Sentences shared by neighbouring chunks of a document.")
+    top_k: int = _setting(5, "Passages cited per answer.")
+    min_confidence: float = _setting(0.5, "Below this confidence the answer is withheld (abstains).")
+    batch_size: int = _setting(32, "Texts per encoder batch while indexing.")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Defaults, then `RAG_*` environment variables, then `overrides` that are not None."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = os.environ.get(f"RAG_{f.name.upper()}")
+            if raw not in (None, ""):
+                values[f.name] = _coerce(f.default, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _coerce(default: Any, raw: str) -> Any:
+    if isinstance(default, Path):
+        return Path(raw)
+    try:
+        return type(default)(raw)
+    except ValueError as exc:
+        raise ValueError(f"cannot read {raw!r} as {type(default).__name__}") from exc
+
+
+FIELDS = [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(Settings)]

@@ -1,0 +1,43 @@
+"""Typed errors that say what happened and what to do.
+
+The core raises these; each edge (CLI, server) translates them once: the CLI to a one-line message and exit
+code 2, the server to a JSON error with a 4xx status.
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class: `code` is a stable machine-readable name, the message is for people."""
+
+    code = "error"
+
+
+class BadQuestion(RagError):
+    code = "bad_question"
+
+
+class BadRequest(RagError):
+    code = "bad_request"
+
+
+class CorpusError(RagError):
+    code = "corpus_error"
+
+
+class IndexMissing(RagError):
+    code = "index_missing"
+
+
+class IndexMismatch(RagError):
+    """The index on disk was built with another model, chunker or format: it must be rebuilt."""
+
+    code = "index_mismatch"
+
+
+class IndexCorrupt(RagError):
+    code = "index_corrupt"
+
+
+class ModelError(RagError):
+    code = "model_error"

@@ -1,0 +1,218 @@
+"""Building the index, incrementally: only added or changed documents are chunked and embedded.
+
+Documents whose content hash is unchanged keep their chunks and vectors from the previous index; removed ones are
+dropped. One build runs at a time per index folder (an advisory file lock); the previous index keeps serving until
+the new one is saved complete.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from . import store
+from .chunking import Chunk, pack_chunks, split_sentences
+from .config import Settings
+from .documents import Document, Skipped, content_hash, list_files, read_corpus
+from .embedding import Encoder
+from .errors import CorpusError, IndexMismatch, IndexMissing, RagError
+
+SPLITTER = "pysbd-0.3"
+Split = tuple[list[tuple[int, int]], list[Chunk]]  # a document's sentence spans and chunks
+
+
+@dataclass
+class BuildReport:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    chunks_embedded: int = 0
+    sentences_embedded: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
+            f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; {self.chunks_embedded} chunks "
+            f"embedded ({self.chunks} in the index) in {self.seconds:.1f} s"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "skipped"}
+        out["skipped"] = [{"source": s.source, "reason": s.reason} for s in self.skipped]
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+def index_settings(settings: Settings, encoder: Encoder) -> dict[str, Any]:
+    """What an index must have been built with to be used with these settings."""
+    return {
+        "model": {"name": settings.model, "dimension": encoder.dimension},
+        "chunker": {"splitter": SPLITTER, "chunk_words": settings.chunk_words, "overlap": settings.chunk_overlap},
+    }
+
+
+def build(
+    settings: Settings, encoder: Encoder, *, full: bool = False, progress: bool = True
+) -> tuple[store.Index, BuildReport]:
+    """Bring the index up to date with the corpus and save it; returns the new index and what changed."""
+    started = time.perf_counter()
+    with build_lock(settings.index):
+        previous = None if full else _reusable(settings, encoder)
+        docs, report = _read(settings.corpus)
+        old = {d.source: d for d in previous.documents} if previous else {}
+        fresh: dict[str, Split] = {}
+        for doc in docs:
+            before = old.get(doc.source)
+            if before is not None and before.sha256 == doc.sha256:
+                report.unchanged.append(doc.source)
+                continue
+            (report.changed if before else report.added).append(doc.source)
+            sentences = split_sentences(doc.text, max_words=settings.chunk_words)
+            chunks = pack_chunks(doc.source, doc.text, sentences, settings.chunk_words, settings.chunk_overlap)
+            fresh[doc.source] = (sentences, chunks)
+        report.removed = sorted(set(old) - {d.source for d in docs})
+        vectors = _embed(encoder, [d for d in docs if d.source in fresh], fresh, settings.batch_size, progress)
+        parts = _Parts(encoder.dimension)
+        for doc in docs:
+            if doc.source in fresh:
+                parts.add(doc, *fresh[doc.source], *vectors[doc.source])
+            else:
+                parts.reuse(doc, previous, old[doc.source])  # type: ignore[arg-type]
+        skipped = {s.source: s.reason for s in report.skipped}
+        manifest = store.build_manifest(index_settings(settings, encoder), parts.documents, len(parts.chunks), skipped)
+        index = store.assemble(manifest, parts.documents, parts.chunks, *parts.vectors())
+        store.save(index, settings.index)
+    report.chunks_embedded = sum(len(c) for s, c in fresh.values())
+    report.sentences_embedded = sum(len(s) for s, c in fresh.values())
+    report.chunks = len(parts.chunks)
+    report.seconds = time.perf_counter() - started
+    return index, report
+
+
+def is_stale(settings: Settings, manifest: dict[str, Any]) -> bool:
+    """Whether the corpus differs from what `manifest` was built from (size and mtime first, hashes if needed)."""
+    known = {d["source"]: d for d in manifest["documents"]}
+    if not settings.corpus.is_dir():
+        return False  # nothing to rebuild from: keep serving what we have
+    current = {p.relative_to(settings.corpus).as_posix(): p for p in list_files(settings.corpus)}
+    if set(current) - set(known) - set(manifest.get("skipped", {})):
+        return True
+    for source, entry in known.items():
+        path = current.get(source)
+        if path is None:
+            return True
+        try:
+            stat = path.stat()
+            if (stat.st_size, stat.st_mtime_ns) != (entry["size"], entry["mtime_ns"]):
+                if content_hash(path.read_bytes()) != entry["sha256"]:
+                    return True
+        except OSError:
+            return True
+    return False
+
+
+@contextmanager
+def build_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` for the duration of one build."""
+    folder = folder.absolute()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(f".{folder.name}.lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another build of {folder} to finish...", file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in folder.parent.glob(f".{folder.name}.new-*"):  # left by a build that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        yield
+
+
+def _reusable(settings: Settings, encoder: Encoder) -> store.Index | None:
+    """The current index if its vectors can be reused; None if missing, built differently or damaged."""
+    try:
+        return store.load(settings.index, index_settings(settings, encoder))
+    except (IndexMissing, IndexMismatch, RagError):
+        return None
+
+
+def _read(corpus: Path) -> tuple[list[Document], BuildReport]:
+    if not corpus.is_dir():
+        raise CorpusError(f"the corpus folder {corpus} does not exist; create it or pass --corpus DIR")
+    report = BuildReport()
+    docs = []
+    for item in read_corpus(corpus):
+        if isinstance(item, Skipped):
+            report.skipped.append(item)
+        else:
+            docs.append(item)
+    if not docs:
+        raise CorpusError(f"no readable .txt or .md documents in {corpus}; add some and run `rag index`")
+    return docs, report
+
+
+def _embed(
+    encoder: Encoder, docs: list[Document], fresh: dict[str, Split], batch_size: int, progress: bool
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Chunk and sentence vectors of each document in `docs`, with one progress bar over all texts."""
+    texts: list[str] = []
+    for doc in docs:
+        sentences, chunks = fresh[doc.source]
+        texts += [c.text for c in chunks] + [doc.text[a:b] for a, b in sentences]
+    if not texts:
+        return {}
+    with tqdm(total=len(texts), desc="embedding", unit="text", disable=not progress) as bar:
+        vectors = encoder.encode(texts, batch_size, progress=bar.update)
+    out, row = {}, 0
+    for doc in docs:
+        n, m = len(fresh[doc.source][1]), len(fresh[doc.source][0])
+        out[doc.source] = (vectors[row : row + n], vectors[row + n : row + n + m])
+        row += n + m
+    return out
+
+
+class _Parts:
+    """Documents, chunks and vectors of the new index, in corpus order, from new work or the previous index."""
+
+    def __init__(self, dimension: int) -> None:
+        self.dimension = dimension
+        self.documents: list[store.DocumentEntry] = []
+        self.chunks: list[Chunk] = []
+        self._chunk_vectors: list[np.ndarray] = []
+        self._sentence_vectors: list[np.ndarray] = []
+
+    def add(self, doc: Document, sentences: list, chunks: list[Chunk], cv: np.ndarray, sv: np.ndarray) -> None:
+        entry = store.DocumentEntry(
+            doc.source, doc.title, doc.sha256, doc.size, doc.mtime_ns, len(chunks), len(sentences)
+        )
+        self.documents.append(entry)
+        self.chunks += chunks
+        self._chunk_vectors.append(cv)
+        self._sentence_vectors.append(sv)
+
+    def reuse(self, doc: Document, previous: store.Index, entry: store.DocumentEntry) -> None:
+        first = previous.first_chunk(entry.source)
+        chunks = previous.chunks[first : first + entry.chunks]
+        base = previous.sentence_base(entry.source)
+        sv = previous.sentence_vectors[base : base + entry.sentences]
+        cv = previous.chunk_vectors(list(range(first, first + entry.chunks)))
+        self.add(doc, [None] * entry.sentences, chunks, cv, sv)
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._stack(self._chunk_vectors), self._stack(self._sentence_vectors)
+
+    def _stack(self, parts: list[np.ndarray]) -> np.ndarray:
+        return np.vstack(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)

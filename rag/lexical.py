@@ -1,0 +1,96 @@
+"""The lexical side: BM25 over stemmed words, with misspelled query words mapped onto the index's vocabulary.
+
+bm25s (sparse-matrix BM25, saved as plain NumPy and JSON files) scores; PyStemmer's Snowball stemmer makes
+"supports" match "supported"; rapidfuzz finds, for a query word the index has never seen, the closest word it has
+(edit distance 1, or 2 for long words), which repairs typos such as "terorism" without a dictionary of our own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+# Question words carry no topic; without them "How many ..." would match every "many".
+STOPWORDS = sorted(set(STOPWORDS_EN) | {"what", "which", "who", "whom", "whose", "when", "where", "why", "how",
+                                          "did", "does", "do", "many", "much"})
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """Lower-cased, stop words removed, stemmed terms of each text."""
+    tokens = bm25s.tokenize(
+        list(texts), stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False
+    )
+    return [list(t) for t in tokens]
+
+
+class LexicalIndex:
+    """BM25 over a list of texts; row i of every result refers to text i."""
+
+    def __init__(self, bm25: bm25s.BM25, size: int) -> None:
+        self.bm25 = bm25
+        self.size = size
+        self.vocabulary = frozenset(k for k in bm25.vocab_dict if k)
+        self._sorted_vocabulary = sorted(self.vocabulary)
+        self._doc_freq = np.diff(bm25.scores["indptr"])
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        bm25 = bm25s.BM25()
+        bm25.index(tokenize(texts) or [[]], show_progress=False)
+        return cls(bm25, len(texts))
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder), show_progress=False)
+        (folder / "size.json").write_text(json.dumps({"size": self.size}))
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        size = json.loads((folder / "size.json").read_text())["size"]
+        return cls(bm25s.BM25.load(str(folder), show_progress=False), size)
+
+    def query_terms(self, question: str) -> list[str]:
+        """The question's terms, each unknown one replaced by the closest known term if there is one."""
+        terms = []
+        for term in tokenize([question])[0]:
+            if term not in self.vocabulary and len(term) >= 4:
+                term = self._closest(term) or term
+            terms.append(term)
+        return terms
+
+    def search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
+        """Up to `k` (row, score) pairs with a score above zero, best first."""
+        known = [t for t in terms if t in self.vocabulary]
+        if not known or self.size == 0:
+            return []
+        scores = self.bm25.get_scores(known)
+        k = min(k, self.size)
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency of a term (BM25's form); unknown terms get the highest value."""
+        column = self.bm25.vocab_dict.get(term)
+        df = int(self._doc_freq[column]) if column is not None and column < len(self._doc_freq) else 0
+        return float(np.log(1 + (self.size - df + 0.5) / (df + 0.5)))
+
+    def _closest(self, term: str) -> str | None:
+        limit = 1 if len(term) < 8 else 2
+        match = process.extractOne(
+            term, self._sorted_vocabulary, scorer=Levenshtein.distance, score_cutoff=limit
+        )
+        return match[0] if match else None

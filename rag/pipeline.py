@@ -1,0 +1,104 @@
+"""The Python API, one facade over the core: open or build the index, then ask.
+
+    from rag import Assistant
+    bot = Assistant.open()                      # corpus/ and index/, building or refreshing the index if needed
+    response = bot.ask("When did Japan and Ukraine establish diplomatic relations?")
+    print(response.answer.text if response.answer else "not in the documents")
+    print(response.to_dict())                   # the same JSON as `rag ask --json` and POST /api/ask
+
+Both edges (CLI and server) call only this module.
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from collections.abc import Callable
+
+from . import indexing, store
+from .answer import Response, respond, score_sentences
+from .config import Settings
+from .embedding import Encoder
+from .errors import BadQuestion, BadRequest, IndexMissing
+from .retrieval import search
+
+MAX_QUESTION_CHARS = 2000
+MAX_TOP_K = 50
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Assistant:
+    """An index and the encoder that reads questions for it."""
+
+    def __init__(self, settings: Settings, index: store.Index, encoder: Encoder) -> None:
+        self.settings = settings
+        self.index = index
+        self.encoder = encoder
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        refresh: bool = True,
+        progress: bool = True,
+        say: Callable[[str], None] = _say,
+    ) -> Assistant:
+        """Load the index; build it if missing, rebuild it if the corpus changed (when `refresh`)."""
+        settings = settings or Settings.from_env()
+        encoder = Encoder(settings.model)
+        try:
+            manifest = store.read_manifest(settings.index)
+        except IndexMissing:
+            say(f"No index in {settings.index}: building it from {settings.corpus}.")
+            return cls(settings, _build(settings, encoder, progress, say), encoder)
+        if refresh and indexing.is_stale(settings, manifest):
+            say(f"The documents in {settings.corpus} changed: updating the index.")
+            return cls(settings, _build(settings, encoder, progress, say), encoder)
+        return cls(settings, store.load(settings.index, indexing.index_settings(settings, encoder)), encoder)
+
+    def reindex(self, *, full: bool = False, progress: bool = True) -> indexing.BuildReport:
+        """Update the index from the corpus (only what changed unless `full`) and start using it."""
+        self.index, report = indexing.build(self.settings, self.encoder, full=full, progress=progress)
+        return report
+
+    def ask(self, question: str, top_k: int | None = None) -> Response:
+        """Answer one question from the index; raises `BadQuestion` or `BadRequest` for bad input."""
+        question = check_question(question)
+        k = min(check_top_k(self.settings.top_k if top_k is None else top_k), len(self.index.chunks))
+        query_vector = self.encoder.encode_one(question)
+        terms = self.index.lexical.query_terms(question)
+        hits = search(self.index, query_vector, terms, k)
+        candidates = score_sentences(self.index, hits, query_vector, terms)
+        return respond(question, self.index, hits, candidates, self.settings.min_confidence)
+
+
+def _build(settings: Settings, encoder: Encoder, progress: bool, say: Callable[[str], None]) -> store.Index:
+    index, report = indexing.build(settings, encoder, progress=progress)
+    for skipped in report.skipped:
+        say(f"skipped {skipped.source}: {skipped.reason}")
+    say(f"Index updated: {report.summary()}.")
+    return index
+
+
+def check_question(question: object) -> str:
+    """The question without surrounding white space; raises `BadQuestion` if it is unusable."""
+    if not isinstance(question, str):
+        raise BadQuestion("the question must be text")
+    question = question.strip()
+    if not question:
+        raise BadQuestion("the question is empty; type a question about the documents")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadQuestion(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in question):
+        raise BadQuestion("the question contains control characters; send plain text")
+    return question
+
+
+def check_top_k(top_k: object) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        raise BadRequest(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}")
+    return top_k
