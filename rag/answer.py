@@ -15,6 +15,7 @@ import numpy as np
 
 from .chunking import Chunk
 from .lexical import tokenize
+from .question import expected_type, focus_pattern, holds_type
 from .retrieval import Hit
 from .store import Index
 
@@ -76,7 +77,12 @@ class Candidate:
     span: tuple[int, int]
     cosine: float
     coverage: float
+    typed: bool  # holds the kind of answer the question asks for (a date, a quantity)
     score: float
+    evidence: float  # coverage of the question's terms by the whole passage
+
+
+CONFIDENCE_BIAS = 6.1
 
 
 @dataclass(frozen=True)
@@ -84,11 +90,14 @@ class AnswerWeights:
     cosine: float = 0.5
     coverage: float = 0.3
     passage: float = 0.2
+    typed: float = 0.15
+    focused: float = 0.15
 
 
-def score_sentences(index: Index, hits: list[Hit], query_vector: np.ndarray, terms: list[str],
+def score_sentences(question: str, index: Index, hits: list[Hit], query_vector: np.ndarray, terms: list[str],
                     weights: AnswerWeights = AnswerWeights()) -> list[Candidate]:
     """Every sentence of the hits, scored; a sentence shared by two passages is kept with the better one."""
+    kind, focus = expected_type(question), focus_pattern(question)
     idf = {t: index.lexical.idf(t) for t in set(terms)}
     total_idf = sum(idf.values()) or 1.0
     top = hits[0].score if hits and hits[0].score > 0 else 1.0
@@ -99,25 +108,36 @@ def score_sentences(index: Index, hits: list[Hit], query_vector: np.ndarray, ter
         rows = index.sentence_rows(chunk)
         cosines = index.sentence_vectors[rows.start : rows.stop] @ query_vector
         sentence_terms = tokenize([sentence_text(chunk, span) for span in chunk.sentences])
-        for (a, b), cos, s_terms in zip(chunk.sentences, cosines.tolist(), sentence_terms):
-            if (chunk.source, a) in seen:
+        in_passage = set().union(*map(set, sentence_terms))
+        evidence = sum(idf[t] for t in set(terms) if t in in_passage) / total_idf
+        for span, cos, s_terms in zip(chunk.sentences, cosines.tolist(), sentence_terms):
+            if (chunk.source, span[0]) in seen:
                 continue
-            seen.add((chunk.source, a))
+            seen.add((chunk.source, span[0]))
             coverage = sum(idf[t] for t in set(terms) if t in set(s_terms)) / total_idf
-            score = weights.cosine * cos + weights.coverage * coverage + weights.passage * hit.score / top
-            out.append(Candidate(i, (a, b), cos, coverage, score))
+            text = sentence_text(chunk, span)
+            typed = holds_type(text, kind)
+            focused = focus is not None and focus.search(text) is not None
+            score = (weights.cosine * cos + weights.coverage * coverage + weights.passage * hit.score / top
+                     + weights.typed * typed + weights.focused * focused)
+            out.append(Candidate(i, span, cos, coverage, typed, score, evidence))
     return out
 
 
-def confidence(best: Candidate) -> float:
-    """How sure the best sentence answers the question, in [0, 1]."""
-    return 1 / (1 + math.exp(-(8.0 * best.cosine + 4.0 * best.coverage - 5.0)))
+def confidence(best: Candidate, candidates: list[Candidate]) -> float:
+    """How sure we are that the passage of the best sentence answers the question, in [0, 1].
+
+    Its inputs are the closest sentence's cosine and how much of the question's weighted vocabulary the best
+    sentence's passage holds: a question about something the documents never name scores low on the second.
+    """
+    closest = max(c.cosine for c in candidates)
+    return 1 / (1 + math.exp(-(8.0 * closest + 4.0 * best.evidence - CONFIDENCE_BIAS)))
 
 
 def respond(question: str, index: Index, hits: list[Hit], candidates: list[Candidate], min_confidence: float) -> Response:
     """The response: the answer (or abstention) and the hits as numbered citations."""
     best = max(candidates, key=lambda c: c.score, default=None)
-    conf = confidence(best) if best else 0.0
+    conf = confidence(best, candidates) if best else 0.0
     abstained = best is None or conf < min_confidence
     answer = None
     if best is not None and not abstained:

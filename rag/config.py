@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import BadRequest
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
@@ -33,6 +35,20 @@ class Settings:
     min_confidence: float = _setting(0.5, "Below this confidence the answer is withheld (abstains).")
     batch_size: int = _setting(32, "Texts per encoder batch while indexing.")
 
+    def __post_init__(self) -> None:
+        for name in ("corpus", "index"):
+            object.__setattr__(self, name, Path(getattr(self, name)).expanduser())
+        checks = [
+            (self.chunk_words >= 10, f"chunk_words must be at least 10, not {self.chunk_words}"),
+            (0 <= self.chunk_overlap <= 5, f"chunk_overlap must be from 0 to 5, not {self.chunk_overlap}"),
+            (1 <= self.top_k <= 50, f"top_k must be from 1 to 50, not {self.top_k}"),
+            (0 <= self.min_confidence <= 1, f"min_confidence must be from 0 to 1, not {self.min_confidence}"),
+            (self.batch_size >= 1, f"batch_size must be at least 1, not {self.batch_size}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise BadRequest(message)
+
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
         """Defaults, then `RAG_*` environment variables, then `overrides` that are not None."""
@@ -50,8 +66,8 @@ def _coerce(default: Any, raw: str) -> Any:
         return Path(raw)
     try:
         return type(default)(raw)
-    except ValueError as exc:
-        raise ValueError(f"cannot read {raw!r} as {type(default).__name__}") from exc
+    except ValueError:
+        raise BadRequest(f"cannot read {raw!r} as {type(default).__name__}") from None
 
 
 FIELDS = [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(Settings)]

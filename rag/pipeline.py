@@ -72,7 +72,7 @@ class Assistant:
         query_vector = self.encoder.encode_one(question)
         terms = self.index.lexical.query_terms(question)
         hits = search(self.index, query_vector, terms, k)
-        candidates = score_sentences(self.index, hits, query_vector, terms)
+        candidates = score_sentences(question, self.index, hits, query_vector, terms)
         return respond(question, self.index, hits, candidates, self.settings.min_confidence)
 
 

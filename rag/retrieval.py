@@ -8,7 +8,7 @@ index time, so this costs a few dot products), and BM25. The fusion functions ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +36,11 @@ class Weights:
     lexical: float = 0.4
 
 
-def search(index: Index, query_vector: np.ndarray, terms: list[str], k: int, weights: Weights = Weights()) -> list[Hit]:
-    """The `k` best chunks for a question, best first."""
+def search(
+    index: Index, query_vector: np.ndarray, terms: list[str], k: int,
+    weights: Weights = Weights(), fuse: Callable[..., dict[int, float]] | None = None,
+) -> list[Hit]:
+    """The `k` best chunks for a question, best first; `fuse` defaults to `fuse_convex`."""
     pool = max(CANDIDATES, k)
     scores, rows = index.dense.search(query_vector.reshape(1, -1).astype(np.float32), min(pool, index.dense.ntotal))
     lexical = dict(index.lexical.search(terms, pool))
@@ -47,7 +50,7 @@ def search(index: Index, query_vector: np.ndarray, terms: list[str], k: int, wei
     dense = dict(zip(candidates, (index.chunk_vectors(candidates) @ query_vector).tolist()))
     sentence = {r: best_sentence_score(index, r, query_vector) for r in candidates}
     lex = {r: lexical.get(r, 0.0) for r in candidates}
-    fused = fuse_convex([dense, sentence, lex], [weights.dense, weights.sentence, weights.lexical])
+    fused = (fuse or fuse_convex)([dense, sentence, lex], [weights.dense, weights.sentence, weights.lexical])
     best = sorted(fused, key=lambda r: (-fused[r], r))[:k]
     return [Hit(r, fused[r], dense[r], sentence[r], lex[r]) for r in best]
 

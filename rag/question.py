@@ -1,0 +1,57 @@
+"""What kind of answer a question asks for, and whether a sentence holds one.
+
+Classic extractive QA: "When ..." wants a date, "How many ..." a quantity. A sentence that holds the expected kind
+of answer is preferred over one that only repeats the question's words. English question forms only; other
+questions get no expected type and are scored on meaning and words alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
+    "hundred|hundreds|thousand|thousands|million|millions|billion|billions|trillion|dozen|dozens|half|once|twice"
+)
+QUESTION_TYPES = [
+    ("date", re.compile(r"^\s*(when|since when|until when|what (year|date|day|month|time)|in what year|"
+                        r"in which (year|month)|on what (date|day)|by when)\b", re.I)),
+    ("quantity", re.compile(r"^\s*(how (many|much|long|old|often|far|large|big|high)|what (amount|number|"
+                            r"percentage|share|sum|proportion)|what is the (amount|number|total|size))\b", re.I)),
+]
+ANSWER_PATTERNS = {
+    "date": re.compile(rf"\b(1[5-9]\d\d|20\d\d|\d{{1,2}}(st|nd|rd|th)?\s+({MONTHS})|({MONTHS})\.?\s+\d{{1,2}}|"
+                       rf"({MONTHS})|today|yesterday|tomorrow|century|decade)\b", re.I),
+    # a digit, but not a list marker such as "(1)" or "2." that opens a sentence
+    "quantity": re.compile(rf"((?<!^)(?<!^\()\d(?![.)]\s)|\b({NUMBER_WORDS})\b)", re.I),
+}
+NUMBER = rf"(\d[\d,.]*|{NUMBER_WORDS})"
+FOCUS = re.compile(r"^\s*how (many|much) ([a-z-]+)(\s+[a-z-]+)?", re.I)
+AUXILIARIES = {"did", "does", "do", "is", "are", "was", "were", "has", "have", "had", "will", "can", "could",
+               "would", "should", "money", "of", "in", "the"}
+
+
+def expected_type(question: str) -> str | None:
+    """'date', 'quantity' or None."""
+    return next((name for name, pattern in QUESTION_TYPES if pattern.search(question)), None)
+
+
+def holds_type(text: str, kind: str | None) -> bool:
+    return kind is not None and ANSWER_PATTERNS[kind].search(text) is not None
+
+
+def focus_pattern(question: str) -> re.Pattern[str] | None:
+    """For "How many X ...", a pattern for a number just before X ("2,718 Ukrainians", "four forums")."""
+    match = FOCUS.search(question)
+    if match is None:
+        return None
+    words = [w.strip().lower() for w in match.groups()[1:] if w]
+    words = [w for w in words if w not in AUXILIARIES]
+    if not words:
+        return None
+    stems = "|".join(re.escape(w[: max(4, len(w) - 2)]) for w in words)
+    return re.compile(rf"\b{NUMBER}\s+(\S+\s+){{0,2}}({stems})", re.I)
