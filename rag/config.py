@@ -71,3 +71,10 @@ def _coerce(default: Any, raw: str) -> Any:
 
 
 FIELDS = [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(Settings)]
+
+
+def settings_table() -> str:
+    """The README's settings table (a test keeps the README equal to this)."""
+    rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+    rows += [f"| {name} | `RAG_{name.upper()}` | `{default}` | {help} |" for name, default, help in FIELDS]
+    return "\n".join(rows)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from . import indexing, store
 from .answer import Response, respond, score_sentences
 from .config import Settings
+from .documents import read_document
 from .embedding import Encoder
 from .errors import BadQuestion, BadRequest, IndexMissing
 from .retrieval import search
@@ -64,6 +65,10 @@ class Assistant:
         """Update the index from the corpus (only what changed unless `full`) and start using it."""
         self.index, report = indexing.build(self.settings, self.encoder, full=full, progress=progress)
         return report
+
+    def document_text(self, source: str) -> str:
+        """The current decoded text of a corpus file: what every offset of a response refers to."""
+        return read_document(self.settings.corpus, self.settings.corpus / source).text
 
     def ask(self, question: str, top_k: int | None = None) -> Response:
         """Answer one question from the index; raises `BadQuestion` or `BadRequest` for bad input."""

@@ -1,0 +1,139 @@
+"""Edge: the `rag` command. Parses argv with click, calls the core (`pipeline`), prints.
+
+Core errors (`RagError`) become one line on stderr and exit code 2; nothing a user types produces a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import Settings
+from .errors import RagError
+from .evaluation import format_table, read_questions, score_one, summarize
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the core's errors and Ctrl-C into one line and an exit code."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RagError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted; the previous index is unchanged", 130)
+        except OSError as exc:
+            _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
+
+    return run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--corpus", type=click.Path(path_type=Path), help="Folder of documents [env RAG_CORPUS; corpus].")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [env RAG_INDEX; index].")
+@click.option("--model", help="Sentence-transformers model folder or name [env RAG_MODEL; bundled MiniLM].")
+@click.version_option(package_name="rag")
+@click.pass_context
+@friendly_errors
+def main(ctx: click.Context, corpus: Path | None, index_dir: Path | None, model: str | None) -> None:
+    """Ask questions about a folder of documents; answers are quoted from them, with citations."""
+    ctx.obj = Settings.from_env(corpus=corpus, index=index_dir, model=model)
+
+
+def _assistant(settings: Settings, quiet: bool = False) -> Any:
+    from .pipeline import Assistant  # imports torch: only for the commands that need it
+
+    return Assistant.open(settings, progress=not quiet)
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Rebuild everything instead of only what changed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@click.pass_obj
+@friendly_errors
+def index(settings: Settings, full: bool, as_json: bool) -> None:
+    """Build or update the index from the corpus (embeds only added or changed documents)."""
+    from . import indexing
+    from .embedding import Encoder
+
+    _, report = indexing.build(settings, Encoder(settings.model), full=full, progress=not as_json)
+    for skipped in report.skipped:
+        click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
+    click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.summary())
+
+
+@main.command()
+@click.argument("question", required=False)
+@click.option("--file", "questions_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="A JSON-lines file of {\"question\": ...} objects; prints one JSON response a line.")
+@click.option("--json", "as_json", is_flag=True, help="Print the response as JSON.")
+@click.option("--top-k", type=int, help="Passages to cite (default: RAG_TOP_K or 5).")
+@click.pass_obj
+@friendly_errors
+def ask(settings: Settings, question: str | None, questions_file: Path | None, as_json: bool, top_k: int | None) -> None:
+    """Answer QUESTION from the documents, quoting the passage it comes from."""
+    if (question is None) == (questions_file is None):
+        raise click.UsageError("give either a QUESTION or --file QUESTIONS.jsonl")
+    items = read_questions(questions_file) if questions_file else None
+    bot = _assistant(settings, quiet=as_json or questions_file is not None)
+    if items is None:
+        response = bot.ask(question, top_k=top_k).to_dict()
+        click.echo(json.dumps(response, ensure_ascii=False, indent=1) if as_json else format_response(response))
+        return
+    for item in items:
+        try:
+            line = bot.ask(item["question"], top_k=item.get("top_k", top_k)).to_dict()
+        except RagError as exc:
+            line = {"question": item["question"], "error": {"code": exc.code, "message": str(exc)}}
+        click.echo(json.dumps(line, ensure_ascii=False))
+
+
+@main.command(name="eval")
+@click.argument("questions_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics (and each question's result) as JSON.")
+@click.option("--top-k", type=int, default=10, show_default=True, help="Passages retrieved per question.")
+@click.pass_obj
+@friendly_errors
+def evaluate(settings: Settings, questions_file: Path, as_json: bool, top_k: int) -> None:
+    """Score the answers to a question set (R@1, R@5, MRR@10, answer accuracy, abstention, exact quotes)."""
+    items = read_questions(questions_file)
+    bot = _assistant(settings, quiet=as_json)
+    results = [score_one(item, bot.ask(item["question"], top_k=top_k).to_dict(), bot.document_text)
+               for item in items]
+    table = summarize(results)
+    if as_json:
+        click.echo(json.dumps({"metrics": table, "questions": results}, ensure_ascii=False, indent=1))
+    else:
+        click.echo(format_table(table))
+
+
+def format_response(response: dict[str, Any]) -> str:
+    """A response as text for a terminal: the answer, then the numbered passages with the marked sentence."""
+    lines = []
+    if response["abstained"]:
+        lines.append("I could not find this in the documents. The closest passages:")
+    else:
+        a = response["answer"]
+        lines += [f"“{a['text']}”", f"   [{a['citation']}] {a['source']}, characters {a['start']}-{a['end']}"
+                  f" (confidence {response['confidence']:.2f})"]
+    for c in response["citations"]:
+        h0, h1 = c["highlight"]["start"] - c["start"], c["highlight"]["end"] - c["start"]
+        text = c["text"][:h0] + ">>" + c["text"][h0:h1] + "<<" + c["text"][h1:]
+        lines += ["", f"[{c['n']}] {c['title']} ({c['source']}:{c['start']}-{c['end']}, score {c['score']:.2f})",
+                  "    " + " ".join(text.split())]
+    return "\n".join(lines)
