@@ -4,7 +4,7 @@ Sentence boundaries come from pysbd (rule-based, handles abbreviations such as "
 as "1,214,249.49"; no model to download). Blank lines always end a sentence. A single line break ends one too
 (headings, list items), unless the next line starts in lower case, which marks a hard-wrapped line. Sentences are
 packed into chunks of about `chunk_words` words that share `overlap` sentences with their neighbour and never cross
-documents. Every span satisfies `text[start:end] == span text`.
+documents. Every span satisfies `text[start:end] == span text`; a "sentence" without a letter or digit is dropped.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def split_sentences(text: str, max_words: int = 80) -> list[tuple[int, int]]:
                 found, segment = cursor, joined[cursor:p_end]
             start, end = _strip(text, found, found + len(segment))
             cursor = found + len(segment)
-            if start < end:
+            if any(ch.isalnum() for ch in text[start:end]):  # drop stray punctuation such as a lone "."
                 spans.extend(_cut_long(text, start, end, max_words))
     return spans
 

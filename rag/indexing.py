@@ -27,7 +27,7 @@ from .documents import Document, Skipped, content_hash, list_files, read_corpus
 from .embedding import Encoder
 from .errors import CorpusError, IndexMismatch, IndexMissing, RagError
 
-SPLITTER = "pysbd-0.3"
+SPLITTER = "pysbd-0.3/2"  # bump when sentence or chunk boundaries change: old indexes must be rebuilt
 Split = tuple[list[tuple[int, int]], list[Chunk]]  # a document's sentence spans and chunks
 
 
@@ -42,9 +42,11 @@ class BuildReport:
     sentences_embedded: int = 0
     chunks: int = 0
     seconds: float = 0.0
+    rebuilt: str | None = None  # why every document was embedded again, when it was
 
     def summary(self) -> str:
-        return (
+        why = f"rebuilt from scratch: {self.rebuilt}; " if self.rebuilt else ""
+        return why + (
             f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
             f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; {self.chunks_embedded} chunks "
             f"embedded ({self.chunks} in the index) in {self.seconds:.1f} s"
@@ -71,8 +73,8 @@ def build(
     """Bring the index up to date with the corpus and save it; returns the new index and what changed."""
     started = time.perf_counter()
     with build_lock(settings.index):
-        previous = None if full else _reusable(settings, encoder)
         docs, report = _read(settings.corpus)
+        previous, report.rebuilt = (None, "--full was asked for") if full else _reusable(settings, encoder)
         old = {d.source: d for d in previous.documents} if previous else {}
         fresh: dict[str, Split] = {}
         for doc in docs:
@@ -106,8 +108,6 @@ def build(
 def is_stale(settings: Settings, manifest: dict[str, Any]) -> bool:
     """Whether the corpus differs from what `manifest` was built from (size and mtime first, hashes if needed)."""
     known = {d["source"]: d for d in manifest["documents"]}
-    if not settings.corpus.is_dir():
-        return False  # nothing to rebuild from: keep serving what we have
     current = {p.relative_to(settings.corpus).as_posix(): p for p in list_files(settings.corpus)}
     if set(current) - set(known) - set(manifest.get("skipped", {})):
         return True
@@ -141,12 +141,14 @@ def build_lock(folder: Path) -> Iterator[None]:
         yield
 
 
-def _reusable(settings: Settings, encoder: Encoder) -> store.Index | None:
-    """The current index if its vectors can be reused; None if missing, built differently or damaged."""
+def _reusable(settings: Settings, encoder: Encoder) -> tuple[store.Index | None, str | None]:
+    """The current index if its vectors can be reused, or None and why not (None when there is no index)."""
     try:
-        return store.load(settings.index, index_settings(settings, encoder))
-    except (IndexMissing, IndexMismatch, RagError):
-        return None
+        return store.load(settings.index, index_settings(settings, encoder)), None
+    except IndexMissing:
+        return None, None
+    except (IndexMismatch, RagError) as exc:
+        return None, str(exc).split(";")[0]
 
 
 def _read(corpus: Path) -> tuple[list[Document], BuildReport]:
