@@ -49,6 +49,8 @@ class Response:
     confidence: float
     answer: Answer | None
     citations: list[Citation]
+    context: str | None = None  # the earlier question a follow-up was read with
+
 
     def to_dict(self) -> dict:
         """The one JSON shape of a response: the CLI, the HTTP API and the Python API all return this."""
@@ -68,6 +70,7 @@ class Response:
                 }
                 for c in self.citations
             ],
+            "context": self.context,
         }
 
 
@@ -134,7 +137,10 @@ def confidence(best: Candidate, candidates: list[Candidate]) -> float:
     return 1 / (1 + math.exp(-(8.0 * closest + 4.0 * best.evidence - CONFIDENCE_BIAS)))
 
 
-def respond(question: str, index: Index, hits: list[Hit], candidates: list[Candidate], min_confidence: float) -> Response:
+def respond(
+    question: str, index: Index, hits: list[Hit], candidates: list[Candidate], min_confidence: float,
+    context: str | None = None,
+) -> Response:
     """The response: the answer (or abstention) and the hits as numbered citations."""
     best = max(candidates, key=lambda c: c.score, default=None)
     conf = confidence(best, candidates) if best else 0.0
@@ -155,7 +161,7 @@ def respond(question: str, index: Index, hits: list[Hit], candidates: list[Candi
             n=i + 1, source=chunk.source, title=index.title(chunk.source), chunk_id=chunk.id, text=chunk.text,
             start=chunk.start, end=chunk.end, score=hit.score, highlight=mark,
         ))
-    return Response(question, abstained, conf, answer, citations)
+    return Response(question, abstained, conf, answer, citations, context)
 
 
 def sentence_text(chunk: Chunk, span: tuple[int, int]) -> str:

@@ -5,6 +5,7 @@ Core errors (`RagError`) become one line on stderr and exit code 2; nothing a us
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable
@@ -137,3 +138,31 @@ def format_response(response: dict[str, Any]) -> str:
         lines += ["", f"[{c['n']}] {c['title']} ({c['source']}:{c['start']}-{c['end']}, score {c['score']:.2f})",
                   "    " + " ".join(text.split())]
     return "\n".join(lines)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free).")
+@click.pass_obj
+@friendly_errors
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Start the web chat and JSON API (building or refreshing the index first)."""
+    import uvicorn
+
+    from .server import create_app
+
+    app = create_app(_assistant(settings))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+
+    async def run() -> None:
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
+            click.echo(f"Chat ready at http://{shown}:{bound}/  (API docs at /docs; Ctrl-C stops)")
+        await serving
+
+    asyncio.run(run())

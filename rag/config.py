@@ -17,8 +17,8 @@ from .errors import BadRequest
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, secret: bool = False) -> Any:
+    return field(default=default, repr=not secret, metadata={"help": help})
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,10 @@ class Settings:
     top_k: int = _setting(5, "Passages cited per answer.")
     min_confidence: float = _setting(0.5, "Below this confidence the answer is withheld (abstains).")
     batch_size: int = _setting(32, "Texts per encoder batch while indexing.")
+    admin_token: str = _setting(
+        "", "Bearer token for the server's admin routes (upload, rebuild); empty turns them off.", secret=True
+    )
+    max_upload_bytes: int = _setting(5_000_000, "Largest document the server accepts as an upload.")
 
     def __post_init__(self) -> None:
         for name in ("corpus", "index"):
@@ -44,6 +48,7 @@ class Settings:
             (1 <= self.top_k <= 50, f"top_k must be from 1 to 50, not {self.top_k}"),
             (0 <= self.min_confidence <= 1, f"min_confidence must be from 0 to 1, not {self.min_confidence}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, not {self.batch_size}"),
+            (self.max_upload_bytes >= 1, f"max_upload_bytes must be at least 1, not {self.max_upload_bytes}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -76,5 +81,8 @@ FIELDS = [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(Se
 def settings_table() -> str:
     """The README's settings table (a test keeps the README equal to this)."""
     rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
-    rows += [f"| {name} | `RAG_{name.upper()}` | `{default}` | {help} |" for name, default, help in FIELDS]
+    rows += [
+        f"| {name} | `RAG_{name.upper()}` | {f'`{default}`' if default != '' else '(empty)'} | {help} |"
+        for name, default, help in FIELDS
+    ]
     return "\n".join(rows)

@@ -8,6 +8,7 @@ named instead. Vectors are L2-normalized float32, so inner product is cosine sim
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,11 +41,15 @@ class Encoder:
     def __init__(self, model: str = DEFAULT_MODEL) -> None:
         self.name = model
         self._model: SentenceTransformer | None = None
+        # Hugging Face fast tokenizers are not safe to call from two threads at once ("Already borrowed").
+        self._lock = threading.Lock()
 
     @property
     def model(self) -> SentenceTransformer:
         if self._model is None:
-            self._model = _load(self.name)
+            with self._lock:
+                if self._model is None:
+                    self._model = _load(self.name)
         return self._model
 
     @property
@@ -63,9 +68,11 @@ class Encoder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for i in range(0, len(texts), batch_size):
             batch = list(texts[i : i + batch_size])
-            out[i : i + len(batch)] = self.model.encode(
-                batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-            )
+            model = self.model
+            with self._lock:
+                out[i : i + len(batch)] = model.encode(
+                    batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+                )
             if progress is not None:
                 progress(len(batch))
         return out

@@ -41,3 +41,21 @@ class IndexCorrupt(RagError):
 
 class ModelError(RagError):
     code = "model_error"
+
+
+class Conflict(RagError):
+    """The request clashes with the current state (a rebuild already running, a file name already taken)."""
+
+    code = "conflict"
+
+
+class NotFound(RagError):
+    code = "not_found"
+
+
+class Unauthorized(RagError):
+    code = "unauthorized"
+
+
+class Forbidden(RagError):
+    code = "forbidden"

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from . import indexing, store
 from .answer import Response, respond, score_sentences
 from .config import Settings
-from .documents import read_document
+from .conversation import MAX_HISTORY, combine, points_back
+from .documents import Document, read_document
 from .embedding import Encoder
-from .errors import BadQuestion, BadRequest, IndexMissing
+from .errors import BadQuestion, BadRequest, CorpusError, IndexMissing
 from .retrieval import search
 
 MAX_QUESTION_CHARS = 2000
@@ -54,9 +55,16 @@ class Assistant:
         try:
             manifest = store.read_manifest(settings.index)
         except IndexMissing:
+            if not settings.corpus.is_dir():
+                raise CorpusError(
+                    f"the corpus folder {settings.corpus} does not exist and there is no index in {settings.index}; "
+                    "pass --corpus DIR (or set RAG_CORPUS) to a folder of .txt or .md files"
+                ) from None
             say(f"No index in {settings.index}: building it from {settings.corpus}.")
             return cls(settings, _build(settings, encoder, progress, say), encoder)
-        if refresh and indexing.is_stale(settings, manifest):
+        if not settings.corpus.is_dir():
+            say(f"warning: the corpus folder {settings.corpus} does not exist; answering from {settings.index} as built.")
+        elif refresh and indexing.is_stale(settings, manifest):
             say(f"The documents in {settings.corpus} changed: updating the index.")
             return cls(settings, _build(settings, encoder, progress, say), encoder)
         return cls(settings, store.load(settings.index, indexing.index_settings(settings, encoder)), encoder)
@@ -66,19 +74,43 @@ class Assistant:
         self.index, report = indexing.build(self.settings, self.encoder, full=full, progress=progress)
         return report
 
-    def document_text(self, source: str) -> str:
-        """The current decoded text of a corpus file: what every offset of a response refers to."""
-        return read_document(self.settings.corpus, self.settings.corpus / source).text
+    def document(self, source: str) -> Document:
+        """A corpus file as it is now; its `text` is what every offset of a response refers to."""
+        return read_document(self.settings.corpus, self.settings.corpus / source)
 
-    def ask(self, question: str, top_k: int | None = None) -> Response:
-        """Answer one question from the index; raises `BadQuestion` or `BadRequest` for bad input."""
+    def document_text(self, source: str) -> str:
+        return self.document(source).text
+
+    def ask(self, question: str, top_k: int | None = None, history: Sequence[str] | None = None) -> Response:
+        """Answer one question from the index; raises `BadQuestion` or `BadRequest` for bad input.
+
+        Args:
+            question: the question, up to 2,000 characters of text.
+            top_k: passages to cite (default: the `top_k` setting).
+            history: earlier questions of the conversation, oldest first; a follow-up such as "When was it
+                signed?" is read together with the last of them.
+        Returns:
+            The response; `response.context` names the earlier question used, if one was.
+        """
         question = check_question(question)
-        k = min(check_top_k(self.settings.top_k if top_k is None else top_k), len(self.index.chunks))
-        query_vector = self.encoder.encode_one(question)
-        terms = self.index.lexical.query_terms(question)
-        hits = search(self.index, query_vector, terms, k)
-        candidates = score_sentences(question, self.index, hits, query_vector, terms)
-        return respond(question, self.index, hits, candidates, self.settings.min_confidence)
+        history = check_history(history)
+        index = self.index  # one index for the whole question, even if a rebuild swaps in a new one meanwhile
+        k = min(check_top_k(self.settings.top_k if top_k is None else top_k), len(index.chunks))
+        alone = self._answer(index, question, question, k)
+        if not history:
+            return alone
+        pointing = points_back(question, len(index.lexical.query_terms(question)))
+        if not pointing and not alone.abstained:
+            return alone
+        together = self._answer(index, question, combine(history[-1], question), k, context=history[-1])
+        return together if pointing or together.confidence > alone.confidence else alone
+
+    def _answer(self, index: store.Index, question: str, query: str, k: int, context: str | None = None) -> Response:
+        query_vector = self.encoder.encode_one(query)
+        terms = index.lexical.query_terms(query)
+        hits = search(index, query_vector, terms, k)
+        candidates = score_sentences(question, index, hits, query_vector, terms)
+        return respond(question, index, hits, candidates, self.settings.min_confidence, context)
 
 
 def _build(settings: Settings, encoder: Encoder, progress: bool, say: Callable[[str], None]) -> store.Index:
@@ -101,6 +133,18 @@ def check_question(question: object) -> str:
     if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in question):
         raise BadQuestion("the question contains control characters; send plain text")
     return question
+
+
+def check_history(history: object) -> list[str]:
+    """Earlier questions, each checked like a question; the last `MAX_HISTORY` are kept."""
+    if history is None:
+        return []
+    if isinstance(history, str) or not isinstance(history, Sequence):
+        raise BadRequest("history must be a list of earlier questions")
+    try:
+        return [check_question(q) for q in history][-MAX_HISTORY:]
+    except BadQuestion as exc:
+        raise BadRequest(f"history holds a bad question: {exc}") from None
 
 
 def check_top_k(top_k: object) -> int:

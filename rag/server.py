@@ -1,0 +1,128 @@
+"""Edge: the HTTP API (FastAPI). Routes translate requests to core calls and core errors to one JSON shape:
+`{"error": {"code": ..., "message": ...}}` with a 4xx status for anything a client sends. The HTML pages are in
+`pages.py`; the background rebuild and uploads in `service.py`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from . import __version__, errors
+from .pipeline import Assistant
+from .service import Service
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+MAX_JSON_BODY = 256_000
+STATUS = {
+    errors.BadQuestion: 400, errors.BadRequest: 400, errors.CorpusError: 400, errors.NotFound: 404,
+    errors.Unauthorized: 401, errors.Forbidden: 403, errors.Conflict: 409,
+}
+
+
+class AskRequest(BaseModel):
+    question: str = Field(description="The question, 1 to 2,000 characters.")
+    top_k: int | None = Field(default=None, description="Passages to cite, 1 to 50.")
+    history: list[str] | None = Field(default=None, description="Earlier questions of the chat, oldest first.")
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def create_app(assistant: Assistant) -> FastAPI:
+    """The web app around one `Assistant`: JSON API, chat pages, static files."""
+    service = Service(assistant)
+    app = FastAPIOffline(title="rag", version=__version__, description="Answers quoted from your documents.")
+    app.state.service = service
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    _add_error_handlers(app)
+    _add_api_routes(app, service)
+    from .pages import add_page_routes
+    from .security import add_security
+
+    add_page_routes(app, service)
+    add_security(app, MAX_JSON_BODY, assistant.settings.max_upload_bytes)
+    return app
+
+
+def require_admin(request: Request) -> None:
+    """Admin routes need `Authorization: Bearer <RAG_ADMIN_TOKEN>`; with no token set they are off."""
+    expected = request.app.state.service.assistant.settings.admin_token
+    if not expected:
+        raise errors.Forbidden("admin routes are off; set RAG_ADMIN_TOKEN on the server to turn them on")
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise errors.Unauthorized("send the admin token as 'Authorization: Bearer <token>'")
+
+
+def _add_api_routes(app: FastAPI, service: Service) -> None:
+    admin = [Depends(require_admin)]
+
+    @app.post("/api/ask", tags=["ask"])
+    def ask(body: AskRequest) -> dict[str, Any]:
+        """Answer a question: the same JSON as `rag ask --json`."""
+        return service.assistant.ask(body.question, top_k=body.top_k, history=body.history).to_dict()
+
+    @app.get("/api/health", tags=["status"])
+    def health() -> dict[str, Any]:
+        index = service.assistant.index
+        return {"status": "ready", "documents": len(index.documents), "chunks": len(index.chunks),
+                "model": index.manifest["model"]["name"], "version": __version__}
+
+    @app.get("/api/documents", tags=["documents"])
+    def documents() -> list[dict[str, Any]]:
+        return [{"source": d.source, "title": d.title, "chunks": d.chunks, "size": d.size}
+                for d in service.assistant.index.documents]
+
+    @app.get("/api/index", tags=["status"])
+    def index_status() -> dict[str, Any]:
+        manifest = service.assistant.index.manifest
+        return {"documents": manifest["counts"]["documents"], "chunks": manifest["counts"]["chunks"],
+                "built_at": manifest["built_at"], "model": manifest["model"], "chunker": manifest["chunker"],
+                "skipped": manifest.get("skipped", {}), "rebuild": service.state.to_dict()}
+
+    @app.post("/api/reindex", tags=["admin"], status_code=202, dependencies=admin)
+    def reindex(full: bool = False) -> dict[str, Any]:
+        """Start an incremental rebuild (or `?full=true`); 409 while one runs."""
+        return service.start_rebuild(full=full)
+
+    @app.post("/api/documents", tags=["admin"], status_code=201, dependencies=admin)
+    def upload(file: Annotated[UploadFile, File(description="A .txt or .md file")]) -> dict[str, Any]:
+        """Add a document to the corpus and rebuild the index in the background."""
+        limit = service.assistant.settings.max_upload_bytes
+        data = file.file.read(limit + 1)
+        source = service.add_document(file.filename or "", data, limit)
+        return {"source": source, "rebuild": service.state.to_dict()}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.RagError)
+    async def rag_error(request: Request, exc: errors.RagError) -> JSONResponse:
+        status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 503)
+        return JSONResponse(error_body(exc.code, str(exc)), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+                 for e in exc.errors()[:5]]
+        return JSONResponse(error_body("invalid_request", "; ".join(parts)), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(error_body("internal", "internal error; the server log has the details"), 500)
