@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 QUESTION ?= What did Japan and Ukraine agree on in the security sector?
 EVAL ?= ../shared/eval/dev.jsonl
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: run ask index test lint eval fusion clean
+.PHONY: run ask serve index test browser lint eval fusion clean
 
 $(BIN)/rag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +15,10 @@ $(BIN)/rag: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-run: ask  ## set up, build or refresh the index of corpus/, answer a sample question
+run: serve
+
+serve: $(BIN)/rag  ## set up, build or refresh the index of corpus/, start the chat at http://127.0.0.1:8000/
+	$(BIN)/rag serve --host $(HOST) --port $(PORT)
 
 ask: $(BIN)/rag
 	$(BIN)/rag ask "$(QUESTION)"
@@ -21,8 +26,14 @@ ask: $(BIN)/rag
 index: $(BIN)/rag
 	$(BIN)/rag index
 
-test: $(BIN)/rag  ## set up and run the whole test suite (real model, no network)
+test: $(BIN)/rag browser  ## set up and run the whole test suite (real model, headless Chromium)
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's Chromium; install it when it is missing (root, or sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver fonts-dejavu-core; }
 
 lint: $(BIN)/rag
 	$(BIN)/ruff check rag tests bench

@@ -56,10 +56,10 @@ def main(ctx: click.Context, corpus: Path | None, index_dir: Path | None, model:
     ctx.obj = Settings.from_env(corpus=corpus, index=index_dir, model=model)
 
 
-def _assistant(settings: Settings, quiet: bool = False) -> Any:
+def _assistant(settings: Settings, quiet: bool = False, repair: bool = False) -> Any:
     from .pipeline import Assistant  # imports torch: only for the commands that need it
 
-    return Assistant.open(settings, progress=not quiet)
+    return Assistant.open(settings, progress=not quiet, repair=repair)
 
 
 @main.command()
@@ -151,7 +151,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     from .server import create_app
 
-    app = create_app(_assistant(settings))
+    app = create_app(_assistant(settings, repair=True))
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host

@@ -21,7 +21,7 @@ from .config import Settings
 from .conversation import MAX_HISTORY, combine, points_back
 from .documents import Document, read_document
 from .embedding import Encoder
-from .errors import BadQuestion, BadRequest, CorpusError, IndexMissing
+from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing
 from .retrieval import search
 
 MAX_QUESTION_CHARS = 2000
@@ -46,28 +46,38 @@ class Assistant:
         settings: Settings | None = None,
         *,
         refresh: bool = True,
+        repair: bool = False,
         progress: bool = True,
         say: Callable[[str], None] = _say,
     ) -> Assistant:
-        """Load the index; build it if missing, rebuild it if the corpus changed (when `refresh`)."""
+        """Load the index; build it if missing, update it if the corpus changed (when `refresh`).
+
+        Args:
+            repair: rebuild a damaged index from the corpus instead of stopping with `IndexCorrupt`.
+        """
         settings = settings or Settings.from_env()
         encoder = Encoder(settings.model)
+        has_corpus = settings.corpus.is_dir()
         try:
             manifest = store.read_manifest(settings.index)
+            if refresh and has_corpus and indexing.is_stale(settings, manifest):
+                say(f"The documents in {settings.corpus} changed: updating the index.")
+                return cls(settings, _build(settings, encoder, progress, say), encoder)
+            if not has_corpus:
+                say(f"warning: no corpus folder {settings.corpus}; answering from {settings.index} as it was built.")
+            return cls(settings, store.load(settings.index, indexing.index_settings(settings, encoder)), encoder)
         except IndexMissing:
-            if not settings.corpus.is_dir():
+            if not has_corpus:
                 raise CorpusError(
                     f"the corpus folder {settings.corpus} does not exist and there is no index in {settings.index}; "
                     "pass --corpus DIR (or set RAG_CORPUS) to a folder of .txt or .md files"
                 ) from None
             say(f"No index in {settings.index}: building it from {settings.corpus}.")
-            return cls(settings, _build(settings, encoder, progress, say), encoder)
-        if not settings.corpus.is_dir():
-            say(f"warning: the corpus folder {settings.corpus} does not exist; answering from {settings.index} as built.")
-        elif refresh and indexing.is_stale(settings, manifest):
-            say(f"The documents in {settings.corpus} changed: updating the index.")
-            return cls(settings, _build(settings, encoder, progress, say), encoder)
-        return cls(settings, store.load(settings.index, indexing.index_settings(settings, encoder)), encoder)
+        except IndexCorrupt as exc:
+            if not (repair and has_corpus):
+                raise
+            say(f"{str(exc).split(';')[0]}: rebuilding it from {settings.corpus}.")
+        return cls(settings, _build(settings, encoder, progress, say), encoder)
 
     def reindex(self, *, full: bool = False, progress: bool = True) -> indexing.BuildReport:
         """Update the index from the corpus (only what changed unless `full`) and start using it."""
