@@ -59,8 +59,8 @@ def split_sentences(text: str, max_words: int = 80) -> list[tuple[int, int]]:
                 found, segment = cursor, joined[cursor:p_end]
             start, end = _strip(text, found, found + len(segment))
             cursor = found + len(segment)
-            if any(ch.isalnum() for ch in text[start:end]):  # drop stray punctuation such as a lone "."
-                spans.extend(_cut_long(text, start, end, max_words))
+            # Stray punctuation, such as a lone "." or ":" left by a cut, is not a sentence.
+            spans += [(a, b) for a, b in _cut_long(text, start, end, max_words) if _has_word(text, a, b)]
     return spans
 
 
@@ -95,8 +95,15 @@ def pack_chunks(
         )
         if last + 1 >= len(sentences):
             break
-        first = max(first + 1, last + 1 - overlap)
+        # Share `overlap` sentences with the next chunk, unless they would leave no room for a new sentence
+        # (the next chunk would then repeat the end of this one and add nothing).
+        shared = max(first + 1, last + 1 - overlap)
+        first = shared if sum(sizes[shared : last + 2]) <= chunk_words else last + 1
     return chunks
+
+
+def _has_word(text: str, start: int, end: int) -> bool:
+    return any(ch.isalnum() for ch in text[start:end])
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

@@ -99,9 +99,10 @@ def ask(settings: Settings, question: str | None, questions_file: Path | None, a
     for item in items:
         try:
             line = bot.ask(item["question"], top_k=item.get("top_k", top_k)).to_dict()
-        except RagError as exc:
+            click.echo(json.dumps(line, ensure_ascii=False))
+        except RagError as exc:  # ASCII escapes: the question may hold text that cannot be printed (lone surrogates)
             line = {"question": item["question"], "error": {"code": exc.code, "message": str(exc)}}
-        click.echo(json.dumps(line, ensure_ascii=False))
+            click.echo(json.dumps(line))
 
 
 @main.command(name="eval")

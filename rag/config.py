@@ -40,8 +40,12 @@ class Settings:
     max_upload_bytes: int = _setting(5_000_000, "Largest document the server accepts as an upload.")
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, type(f.default)) or isinstance(value, bool):
+                object.__setattr__(self, f.name, _coerce(f.default, value))
         for name in ("corpus", "index"):
-            object.__setattr__(self, name, Path(getattr(self, name)).expanduser())
+            object.__setattr__(self, name, getattr(self, name).expanduser())
         checks = [
             (self.chunk_words >= 10, f"chunk_words must be at least 10, not {self.chunk_words}"),
             (0 <= self.chunk_overlap <= 5, f"chunk_overlap must be from 0 to 5, not {self.chunk_overlap}"),
@@ -66,12 +70,15 @@ class Settings:
         return cls(**values)
 
 
-def _coerce(default: Any, raw: str) -> Any:
+def _coerce(default: Any, raw: Any) -> Any:
+    """`raw` (text from the environment, or a value of another type) as the type of `default`."""
     if isinstance(default, Path):
         return Path(raw)
+    if isinstance(raw, bool) or (isinstance(default, int) and isinstance(raw, float) and not raw.is_integer()):
+        raise BadRequest(f"cannot read {raw!r} as {type(default).__name__}")
     try:
         return type(default)(raw)
-    except ValueError:
+    except (TypeError, ValueError):
         raise BadRequest(f"cannot read {raw!r} as {type(default).__name__}") from None
 
 

@@ -1,8 +1,8 @@
 """Follow-up questions: reading "When was it signed?" with the question before it, without a language model.
 
 A question that points back ("it", "they", "that agreement", "there") or is too short to stand alone is searched
-again together with the previous question; the combined reading is kept when it is the more confident one, or
-always when the question points back. The response names the earlier question it used.
+together with the previous question, and the response names the earlier question it used. Any other question is
+read on its own, so a change of subject is never answered with the previous topic.
 """
 
 from __future__ import annotations

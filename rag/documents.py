@@ -29,6 +29,8 @@ class Document:
 class Skipped:
     source: str
     reason: str
+    size: int = -1  # as for `Document`, to notice when the file changes (-1: could not stat it)
+    mtime_ns: int = -1
 
 
 class Unreadable(Exception):
@@ -46,6 +48,15 @@ def read_plain_text(data: bytes) -> str:
 
 
 READERS: dict[str, Callable[[bytes], str]] = {".txt": read_plain_text, ".md": read_plain_text}
+
+
+def check_text(text: str) -> str:
+    """`text` if it has something to index; raises `Unreadable` for an empty file or one without a word."""
+    if not text.strip():
+        raise Unreadable("empty file")
+    if not any(ch.isalnum() for ch in text):
+        raise Unreadable("no words to index")
+    return text
 
 
 def make_title(text: str) -> str:
@@ -84,9 +95,7 @@ def read_document(corpus: Path, path: Path) -> Document:
         data = path.read_bytes()
     except OSError as exc:
         raise Unreadable(f"cannot be read ({exc.strerror or exc})") from None
-    text = READERS[path.suffix.lower()](data)
-    if not text.strip():
-        raise Unreadable("empty file")
+    text = check_text(READERS[path.suffix.lower()](data))
     return Document(source, make_title(text) or source, text, content_hash(data), stat.st_size, stat.st_mtime_ns)
 
 
@@ -96,4 +105,13 @@ def read_corpus(corpus: Path) -> Iterator[Document | Skipped]:
         try:
             yield read_document(corpus, path)
         except Unreadable as exc:
-            yield Skipped(path.relative_to(corpus).as_posix(), str(exc))
+            yield Skipped(path.relative_to(corpus).as_posix(), str(exc), *file_stamp(path))
+
+
+def file_stamp(path: Path) -> tuple[int, int]:
+    """(size, modification time in ns) of a file, or (-1, -1) if it cannot be stat'ed."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return -1, -1
+    return stat.st_size, stat.st_mtime_ns

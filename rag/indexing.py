@@ -23,11 +23,11 @@ from tqdm import tqdm
 from . import store
 from .chunking import Chunk, pack_chunks, split_sentences
 from .config import Settings
-from .documents import Document, Skipped, content_hash, list_files, read_corpus
+from .documents import Document, Skipped, content_hash, file_stamp, list_files, read_corpus
 from .embedding import Encoder
 from .errors import CorpusError, IndexMismatch, IndexMissing, RagError
 
-SPLITTER = "pysbd-0.3/2"  # bump when sentence or chunk boundaries change: old indexes must be rebuilt
+SPLITTER = "pysbd-0.3/3"  # bump when sentence or chunk boundaries change: old indexes must be rebuilt
 Split = tuple[list[tuple[int, int]], list[Chunk]]  # a document's sentence spans and chunks
 
 
@@ -94,7 +94,7 @@ def build(
                 parts.add(doc, *fresh[doc.source], *vectors[doc.source])
             else:
                 parts.reuse(doc, previous, old[doc.source])  # type: ignore[arg-type]
-        skipped = {s.source: s.reason for s in report.skipped}
+        skipped = {s.source: {"reason": s.reason, "size": s.size, "mtime_ns": s.mtime_ns} for s in report.skipped}
         manifest = store.build_manifest(index_settings(settings, encoder), parts.documents, len(parts.chunks), skipped)
         index = store.assemble(manifest, parts.documents, parts.chunks, *parts.vectors())
         store.save(index, settings.index)
@@ -106,22 +106,26 @@ def build(
 
 
 def is_stale(settings: Settings, manifest: dict[str, Any]) -> bool:
-    """Whether the corpus differs from what `manifest` was built from (size and mtime first, hashes if needed)."""
+    """Whether the corpus differs from what `manifest` was built from (size and mtime first, hashes if needed).
+
+    A file skipped last time counts as changed when its size or modification time did: it may be readable now.
+    """
     known = {d["source"]: d for d in manifest["documents"]}
+    skipped = manifest.get("skipped", {})
     current = {p.relative_to(settings.corpus).as_posix(): p for p in list_files(settings.corpus)}
-    if set(current) - set(known) - set(manifest.get("skipped", {})):
+    if set(current) - set(known) - set(skipped) or set(known) - set(current):
         return True
-    for source, entry in known.items():
-        path = current.get(source)
-        if path is None:
-            return True
-        try:
-            stat = path.stat()
-            if (stat.st_size, stat.st_mtime_ns) != (entry["size"], entry["mtime_ns"]):
-                if content_hash(path.read_bytes()) != entry["sha256"]:
+    for source, path in current.items():
+        stamp = file_stamp(path)
+        if source in skipped:
+            if stamp != (skipped[source]["size"], skipped[source]["mtime_ns"]):
+                return True
+        elif stamp != (known[source]["size"], known[source]["mtime_ns"]):
+            try:
+                if content_hash(path.read_bytes()) != known[source]["sha256"]:
                     return True
-        except OSError:
-            return True
+            except OSError:
+                return True
     return False
 
 

@@ -40,27 +40,32 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 class LexicalIndex:
     """BM25 over a list of texts; row i of every result refers to text i."""
 
-    def __init__(self, bm25: bm25s.BM25, size: int) -> None:
-        self.bm25 = bm25
+    def __init__(self, bm25: bm25s.BM25 | None, size: int) -> None:
+        self.bm25 = bm25  # None when no text has a single indexable term (stop words only)
         self.size = size
-        self.vocabulary = frozenset(k for k in bm25.vocab_dict if k)
+        self.vocabulary = frozenset(k for k in bm25.vocab_dict if k) if bm25 else frozenset()
         self._sorted_vocabulary = sorted(self.vocabulary)
-        self._doc_freq = np.diff(bm25.scores["indptr"])
+        self._doc_freq = np.diff(bm25.scores["indptr"]) if bm25 else np.zeros(0, dtype=np.int64)
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        tokens = tokenize(texts)
+        if not any(tokens):
+            return cls(None, len(texts))
         bm25 = bm25s.BM25()
-        bm25.index(tokenize(texts) or [[]], show_progress=False)
+        bm25.index(tokens, show_progress=False)
         return cls(bm25, len(texts))
 
     def save(self, folder: Path) -> None:
-        self.bm25.save(str(folder), show_progress=False)
-        (folder / "size.json").write_text(json.dumps({"size": self.size}))
+        if self.bm25 is not None:
+            self.bm25.save(str(folder), show_progress=False)
+        (folder / "size.json").write_text(json.dumps({"size": self.size, "empty": self.bm25 is None}))
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        size = json.loads((folder / "size.json").read_text())["size"]
-        return cls(bm25s.BM25.load(str(folder), show_progress=False), size)
+        meta = json.loads((folder / "size.json").read_text())
+        bm25 = None if meta.get("empty") else bm25s.BM25.load(str(folder), show_progress=False)
+        return cls(bm25, meta["size"])
 
     def query_terms(self, question: str) -> list[str]:
         """The question's terms, each unknown one replaced by the closest known term if there is one."""
@@ -74,7 +79,7 @@ class LexicalIndex:
     def search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         """Up to `k` (row, score) pairs with a score above zero, best first."""
         known = [t for t in terms if t in self.vocabulary]
-        if not known or self.size == 0:
+        if not known or self.bm25 is None:
             return []
         scores = self.bm25.get_scores(known)
         k = min(k, self.size)
@@ -84,7 +89,7 @@ class LexicalIndex:
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a term (BM25's form); unknown terms get the highest value."""
-        column = self.bm25.vocab_dict.get(term)
+        column = self.bm25.vocab_dict.get(term) if self.bm25 else None
         df = int(self._doc_freq[column]) if column is not None and column < len(self._doc_freq) else 0
         return float(np.log(1 + (self.size - df + 0.5) / (df + 0.5)))
 

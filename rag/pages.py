@@ -7,7 +7,7 @@ and the script fetches the same fragment from `POST /turn`, so the two never dri
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse
@@ -29,11 +29,16 @@ def passage_parts(text: str, offset: int, mark: tuple[int, int] | None) -> list[
     return [(m, t) for m, t in ((False, text[:a]), (True, text[a:b]), (False, text[b:])) if t]
 
 
-def document_link(source: str, start: int, end: int, mark: dict[str, int] | None = None) -> str:
+def document_link(source: str, start: int | None = None, end: int | None = None,
+                  mark: dict[str, int] | None = None) -> str:
+    """The URL of a document page, at a passage (and a sentence in it) when given."""
+    url = f"/documents/{quote(source)}"
+    if start is None or end is None:
+        return url
     query = {"start": start, "end": end}
     if mark:
         query |= {"hs": mark["start"], "he": mark["end"]}
-    return f"/documents/{source}?{urlencode(query)}#passage"
+    return f"{url}?{urlencode(query)}#passage"
 
 
 def add_page_routes(app: FastAPI, service: Service) -> None:

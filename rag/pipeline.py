@@ -106,14 +106,9 @@ class Assistant:
         history = check_history(history)
         index = self.index  # one index for the whole question, even if a rebuild swaps in a new one meanwhile
         k = min(check_top_k(self.settings.top_k if top_k is None else top_k), len(index.chunks))
-        alone = self._answer(index, question, question, k)
-        if not history:
-            return alone
-        pointing = points_back(question, len(index.lexical.query_terms(question)))
-        if not pointing and not alone.abstained:
-            return alone
-        together = self._answer(index, question, combine(history[-1], question), k, context=history[-1])
-        return together if pointing or together.confidence > alone.confidence else alone
+        if history and points_back(question, len(index.lexical.query_terms(question))):
+            return self._answer(index, question, combine(history[-1], question), k, context=history[-1])
+        return self._answer(index, question, question, k)
 
     def _answer(self, index: store.Index, question: str, query: str, k: int, context: str | None = None) -> Response:
         query_vector = self.encoder.encode_one(query)
@@ -140,8 +135,8 @@ def check_question(question: object) -> str:
         raise BadQuestion("the question is empty; type a question about the documents")
     if len(question) > MAX_QUESTION_CHARS:
         raise BadQuestion(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in question):
-        raise BadQuestion("the question contains control characters; send plain text")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t\n\r" for ch in question):
+        raise BadQuestion("the question contains control characters or invalid Unicode; send plain text")
     return question
 
 

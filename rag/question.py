@@ -32,7 +32,8 @@ ANSWER_PATTERNS = {
 NUMBER = rf"(\d[\d,.]*|{NUMBER_WORDS})"
 FOCUS = re.compile(r"^\s*how (many|much) ([a-z-]+)(\s+[a-z-]+)?", re.I)
 AUXILIARIES = {"did", "does", "do", "is", "are", "was", "were", "has", "have", "had", "will", "can", "could",
-               "would", "should", "money", "of", "in", "the"}
+               "would", "should", "money", "of", "in", "the", "a", "an", "they", "he", "she", "it", "we", "you",
+               "i", "there", "people"}
 
 
 def expected_type(question: str) -> str | None:

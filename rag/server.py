@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from starlette.exceptions import HTTPException
 
 from . import __version__, errors
@@ -31,7 +31,7 @@ STATUS = {
 
 class AskRequest(BaseModel):
     question: str = Field(description="The question, 1 to 2,000 characters.")
-    top_k: int | None = Field(default=None, description="Passages to cite, 1 to 50.")
+    top_k: StrictInt | None = Field(default=None, description="Passages to cite, 1 to 50.")
     history: list[str] | None = Field(default=None, description="Earlier questions of the chat, oldest first.")
 
 

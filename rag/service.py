@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import indexing
-from .documents import READERS, Unreadable, read_plain_text
+from .documents import READERS, Unreadable, check_text, read_plain_text
 from .embedding import Encoder
 from .errors import BadRequest, Conflict
 from .pipeline import Assistant
@@ -100,11 +100,9 @@ class Service:
         if len(data) > max_bytes:
             raise BadRequest(f"the file is {len(data)} bytes; the limit is {max_bytes}")
         try:
-            text = read_plain_text(data)
+            check_text(read_plain_text(data))
         except Unreadable as exc:
             raise BadRequest(f"{name}: {exc}") from None
-        if not text.strip():
-            raise BadRequest(f"{name} is empty")
         corpus = self.assistant.settings.corpus
         target = corpus / name
         if target.exists():

@@ -89,9 +89,9 @@ class Index:
 
 
 def build_manifest(
-    settings_view: dict[str, Any], documents: list[DocumentEntry], chunks: int, skipped: dict[str, str]
+    settings_view: dict[str, Any], documents: list[DocumentEntry], chunks: int, skipped: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
-    """`settings_view` holds the model and chunker; `skipped` maps unreadable files to the reason."""
+    """`settings_view` holds the model and chunker; `skipped` maps unreadable files to why, size and mtime."""
     return {
         "format": FORMAT_VERSION,
         **settings_view,
@@ -149,9 +149,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise IndexMissing(f"no index in {folder}; run `rag index` to build it")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest["model"]["dimension"]
+        int(manifest["model"]["dimension"])
+        manifest["documents"] = [asdict(DocumentEntry(**d)) for d in manifest["documents"]]
         return manifest
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexCorrupt(f"{path} is damaged ({exc}); {REBUILD}") from None
 
 
@@ -170,9 +171,9 @@ def load(folder: Path, expected: dict[str, Any]) -> Index:
     """Load and check the index in `folder`; `expected` holds the model and chunker settings in use."""
     manifest = read_manifest(folder)
     check_compatible(manifest, expected, folder)
+    documents = [DocumentEntry(**d) for d in manifest["documents"]]  # checked by read_manifest
     current = folder / "chunks.jsonl"
     try:
-        documents = [DocumentEntry(**d) for d in manifest["documents"]]
         with open(current, encoding="utf-8") as lines:
             chunks = [_chunk(json.loads(line)) for line in lines]
         current = folder / "dense.faiss"

@@ -1,0 +1,40 @@
+"""Helpers shared by the tests: the bundled corpus, a small corpus of our own, writing corpora."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+
+# Three short documents on distinct topics, for small indexes built with the real model.
+SMALL_DOCS = {
+    "tea.txt": (
+        "Green Tea Notes\n\n"
+        "Green tea is grown on the hills of Shizuoka. The leaves are steamed soon after picking to stop "
+        "oxidation. Farmers harvest the first flush in early May."
+    ),
+    "bridges.md": (
+        "# Suspension Bridges\n\n"
+        "The Akashi Kaikyo Bridge has a central span of 1,991 metres. It links Kobe with Awaji Island. "
+        "Construction began in 1988 and the bridge opened in April 1998."
+    ),
+    "trains/shinkansen.txt": (
+        "The Shinkansen\n\n"
+        "The first Shinkansen line opened in October 1964 between Tokyo and Osaka. Trains on the line now run "
+        "at up to 285 km/h. The network carries about 400,000 passengers a day on the Tokaido route."
+    ),
+}
+
+
+def write_corpus(folder: Path, docs: Mapping[str, str | bytes]) -> Path:
+    """Write `docs` (relative path -> text or raw bytes) below `folder`; returns `folder`."""
+    for name, content in docs.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return folder

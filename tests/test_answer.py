@@ -1,0 +1,197 @@
+"""Answers and citations on the bundled corpus: exact quotes, highlights, numbering, abstention, the JSON shape."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+
+import pytest
+
+from rag.answer import Answer, Candidate, Citation, Response, confidence, respond, sentence_text
+from rag.pipeline import Assistant
+
+pytestmark = pytest.mark.slow  # the real model
+
+# Our own questions about the bundled corpus, each with a phrase the answer sentence must hold.
+ANSWERABLE = {
+    "In which year did Japan set up diplomatic relations with Ukraine?": "1992",
+    "How many generators did Japan give Ukraine last year?": "1,500 generators",
+    "Who is the director of New Europe?": "Alyona Getmanchuk",
+    "How many forums has the New Europe Center organised?": "four forums",
+    "How many Ukrainian students are studying at universities in Japan?": "253",
+    "Which company is russia's main tool in nuclear terrorism?": "Rosatom",
+    "How many journalists came to the press conference at the National Press Club?": "70 journalists",
+}
+OFF_TOPIC = [
+    "How long should sourdough bread be baked, and at what oven temperature?",
+    "Which team won the football World Cup final in 2018?",
+    "What is a good recipe for chocolate chip cookies?",
+]
+QUESTIONS = [*ANSWERABLE, *OFF_TOPIC]
+# "context" (the earlier question a follow-up was read with) joined the shape with conversations.
+RESPONSE_KEYS = {"question", "abstained", "confidence", "answer", "citations", "context"}
+ANSWER_KEYS = {"text", "source", "start", "end", "citation"}
+CITATION_KEYS = {"n", "source", "title", "chunk_id", "text", "start", "end", "score", "highlight"}
+
+
+@pytest.fixture(scope="module")
+def responses(assistant: Assistant) -> dict[str, Response]:
+    return {q: assistant.ask(q) for q in QUESTIONS}
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_every_quote_is_exact(responses: dict[str, Response], corpus_text: Callable[[str], str], question: str) -> None:
+    response = responses[question]
+    for c in response.citations:
+        assert corpus_text(c.source)[c.start : c.end] == c.text
+    if response.answer is not None:
+        a = response.answer
+        assert corpus_text(a.source)[a.start : a.end] == a.text
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_citations_are_numbered_and_ordered_by_score(responses: dict[str, Response], question: str) -> None:
+    citations = responses[question].citations
+    assert [c.n for c in citations] == list(range(1, len(citations) + 1))
+    assert len(citations) == 5  # the default top_k
+    assert [c.score for c in citations] == sorted((c.score for c in citations), reverse=True)
+    assert all(0.0 <= c.score <= 1.0 + 1e-9 for c in citations)
+    assert len({c.chunk_id for c in citations}) == len(citations)
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_each_highlight_is_a_sentence_of_its_citation(
+    assistant: Assistant, responses: dict[str, Response], question: str
+) -> None:
+    chunks = {c.id: c for c in assistant.index.chunks}
+    for c in responses[question].citations:
+        start, end = c.highlight
+        assert c.start <= start < end <= c.end
+        chunk = chunks[c.chunk_id]
+        assert (start, end) in chunk.sentences
+        assert (chunk.source, chunk.start, chunk.end, chunk.text) == (c.source, c.start, c.end, c.text)
+        assert c.title == assistant.index.title(c.source)
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_confidence_is_a_probability(responses: dict[str, Response], question: str) -> None:
+    assert 0.0 <= responses[question].confidence <= 1.0
+
+
+@pytest.mark.parametrize(("question", "phrase"), ANSWERABLE.items())
+def test_answerable_questions_are_answered_from_the_right_sentence(
+    responses: dict[str, Response], question: str, phrase: str
+) -> None:
+    response = responses[question]
+    assert not response.abstained
+    assert response.answer is not None
+    assert phrase in response.answer.text
+    assert response.confidence >= 0.5  # the default min_confidence
+
+
+@pytest.mark.parametrize("question", ANSWERABLE)
+def test_the_answer_points_to_the_citation_that_holds_it(responses: dict[str, Response], question: str) -> None:
+    response = responses[question]
+    answer = response.answer
+    assert answer is not None
+    cited = response.citations[answer.citation - 1]
+    assert cited.n == answer.citation
+    assert cited.source == answer.source
+    assert cited.start <= answer.start < answer.end <= cited.end
+    assert cited.highlight == (answer.start, answer.end)
+    for c in response.citations:  # every other passage that holds the answer marks it too
+        if c.source == answer.source and c.start <= answer.start and answer.end <= c.end:
+            assert c.highlight == (answer.start, answer.end)
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_an_off_topic_question_abstains_but_shows_the_closest_passages(
+    responses: dict[str, Response], question: str
+) -> None:
+    response = responses[question]
+    assert response.abstained
+    assert response.answer is None
+    assert response.confidence < 0.5
+    assert len(response.citations) == 5
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_to_dict_has_the_one_json_shape(responses: dict[str, Response], question: str) -> None:
+    response = responses[question]
+    data = json.loads(json.dumps(response.to_dict()))
+    assert set(data) == RESPONSE_KEYS
+    assert data["question"] == question
+    assert data["abstained"] is response.abstained
+    assert data["confidence"] == round(response.confidence, 4)
+    assert data["context"] is None  # a question asked on its own
+    if response.answer is None:
+        assert data["answer"] is None
+    else:
+        assert set(data["answer"]) == ANSWER_KEYS
+    for c in data["citations"]:
+        assert set(c) == CITATION_KEYS
+        assert set(c["highlight"]) == {"start", "end"}
+        assert isinstance(c["score"], float)
+
+
+def test_to_dict_of_a_hand_made_response() -> None:
+    response = Response(
+        question="Q?",
+        abstained=False,
+        confidence=0.876543,
+        answer=Answer("It is so.", "a.txt", 10, 19, citation=1),
+        citations=[Citation(1, "a.txt", "A", "a.txt#0", "Before. It is so.", 2, 19, 0.123456, (10, 19))],
+    )
+    assert response.to_dict() == {
+        "question": "Q?",
+        "abstained": False,
+        "confidence": 0.8765,
+        "answer": {"text": "It is so.", "source": "a.txt", "start": 10, "end": 19, "citation": 1},
+        "citations": [
+            {
+                "n": 1,
+                "source": "a.txt",
+                "title": "A",
+                "chunk_id": "a.txt#0",
+                "text": "Before. It is so.",
+                "start": 2,
+                "end": 19,
+                "score": 0.1235,
+                "highlight": {"start": 10, "end": 19},
+            },
+        ],
+        "context": None,
+    }
+
+
+def test_no_hits_means_an_abstention_without_citations(assistant: Assistant) -> None:
+    response = respond("anything", assistant.index, [], [], min_confidence=0.5)
+    assert response.abstained and response.answer is None
+    assert response.confidence == 0.0
+    assert response.citations == []
+
+
+def test_a_zero_threshold_always_answers(assistant: Assistant) -> None:
+    eager = Assistant(dataclasses.replace(assistant.settings, min_confidence=0.0), assistant.index, assistant.encoder)
+    response = eager.ask(OFF_TOPIC[0])
+    assert not response.abstained and response.answer is not None
+
+
+def test_confidence_grows_with_closeness_and_evidence() -> None:
+    def candidate(cosine: float, evidence: float) -> Candidate:
+        return Candidate(0, (0, 1), cosine, 0.0, False, 0.0, evidence)
+
+    low, high = candidate(0.2, 0.1), candidate(0.8, 0.1)
+    assert confidence(low, [low]) < confidence(high, [high])
+    assert confidence(candidate(0.5, 0.0), [candidate(0.5, 0.0)]) < confidence(
+        candidate(0.5, 1.0), [candidate(0.5, 1.0)]
+    )
+    for c in (candidate(-1, 0), candidate(1, 1)):
+        assert 0.0 <= confidence(c, [c]) <= 1.0
+
+
+def test_sentence_text_cuts_by_document_offsets(assistant: Assistant) -> None:
+    chunk = assistant.index.chunks[3]
+    for span in chunk.sentences:
+        assert assistant.document_text(chunk.source)[span[0] : span[1]] == sentence_text(chunk, span)

@@ -1,0 +1,422 @@
+"""The chat in a real browser: headless Debian Chromium driven by Playwright against `rag serve` in a subprocess.
+
+Two servers: one over the bundled corpus (the screenshots come from it) and one over a small corpus holding a
+document full of script. Screenshots go to tests/artifacts/; chat.png is also copied to docs/screenshot.png.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag import indexing
+from rag.config import Settings
+from rag.embedding import Encoder
+from rag.pipeline import Assistant
+
+from .helpers import ROOT, SMALL_DOCS, write_corpus
+
+pytest.importorskip("playwright")
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+STARTUP = 90.0  # seconds the server may take to load the model and open its port
+TIMEOUT_MS = 15_000  # the longest any one browser wait may take
+
+QUESTION = "When did Japan establish diplomatic relations with Ukraine?"
+ACCORD = "What is the Accord on Support for Ukraine and Cooperation?"
+FOLLOW_UP = "When was it signed?"
+OFF_TOPIC = "How do I bake sourdough bread at home?"
+
+XSS_TEXT = (
+    "Clove Trade Notes\n\n"
+    "The Zanzibar clove harvest begins in July and lasts until October. <script>window.__xss=1</script> "
+    'Growers dry the clove buds on woven mats for four days. <img src=x onerror="window.__xss=1"> '
+    'Traders warn buyers about <a href="javascript:window.__xss=1">forged price lists</a> of cloves.\n'
+)
+XSS_QUESTION = "When does the Zanzibar clove harvest begin?"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is not installed (make browser)", allow_module_level=True)
+
+
+@dataclass
+class Server:
+    url: str
+    corpus: Path
+    process: subprocess.Popen[bytes]
+
+    def corpus_texts(self) -> list[str]:
+        return [" ".join(p.read_text(encoding="utf-8-sig").split()) for p in sorted(self.corpus.rglob("*.txt"))]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(root: Path, settings: Settings) -> Iterator[Server]:
+    """`rag serve` over a corpus whose index is already built; stopped (terminate, then kill) at teardown."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    rag = Path(sys.executable).parent / "rag"
+    log_path = root / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(rag), "--corpus", str(settings.corpus), "--index", str(settings.index), "serve", "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"rag serve exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"rag serve did not answer in {STARTUP:.0f} s:\n{log_path.read_text(errors='replace')}")
+            time.sleep(0.2)
+        yield Server(url, settings.corpus, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, assistant: Assistant) -> Iterator[Server]:
+    """The bundled corpus (conftest's index, copied), served by `rag serve` with admin routes off."""
+    root = tmp_path_factory.mktemp("live")
+    shutil.copytree(assistant.settings.corpus, root / "corpus")
+    shutil.copytree(assistant.settings.index, root / "index")
+    yield from start_server(root, Settings(corpus=root / "corpus", index=root / "index"))
+
+
+@pytest.fixture(scope="module")
+def hostile_server(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Iterator[Server]:
+    """Three small documents and one holding script, an event handler and a javascript: link."""
+    root = tmp_path_factory.mktemp("live-hostile")
+    settings = Settings(
+        corpus=write_corpus(root / "corpus", {**SMALL_DOCS, "cloves.txt": XSS_TEXT}), index=root / "index"
+    )
+    indexing.build(settings, encoder, progress=False)
+    yield from start_server(root, settings)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh desktop-sized page (1280x900) with bounded waits."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+def ask(page: Page, question: str) -> Any:
+    """Type a question, press Enter, wait for its reply; returns the new turn's locator."""
+    before = page.locator("article.turn").count()
+    page.locator("#q").fill(question)
+    page.locator("#q").press("Enter")
+    turn = page.locator("article.turn").nth(before)
+    expect(turn.locator(".reply")).to_be_visible()
+    return turn
+
+
+def settle_scroll(page: Page) -> None:
+    """Wait (at most 3 s) for the chat's smooth scroll to the newest reply to come to rest."""
+    deadline, last = time.monotonic() + 3, None
+    while time.monotonic() < deadline:
+        y = page.evaluate("window.scrollY")
+        if y == last:
+            return
+        last = y
+        page.wait_for_timeout(100)
+
+
+def console_errors(page: Page) -> list[str]:
+    """Script errors, console errors (CSP violations among them) and failed requests, as they happen.
+
+    The browser's own request for /favicon.ico (the pages name no icon) is left out.
+    """
+    errors: list[str] = []
+
+    def on_console(message: Any) -> None:
+        url = (message.location or {}).get("url", "")
+        if message.type == "error" and not url.endswith("/favicon.ico"):
+            errors.append(f"console: {message.text} ({url})")
+
+    def on_response(response: Any) -> None:
+        if response.status >= 400 and not response.url.endswith("/favicon.ico"):
+            errors.append(f"{response.status}: {response.url}")
+
+    page.on("console", on_console)
+    page.on("response", on_response)
+    page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
+    page.on("pageerror", lambda e: errors.append(f"script: {e}"))
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_enter_asks_and_shows_a_quoted_answer_with_citations(page: Page, server: Server) -> None:
+    errors = console_errors(page)
+    page.goto(server.url + "/")
+    expect(page.locator("#q")).to_be_focused()
+    held: list[Any] = []
+    page.route("**/turn", lambda route: held.append(route))  # hold the request to see the page while it waits
+    page.locator("#q").fill(QUESTION)
+    page.locator("#q").press("Enter")
+    expect(page.locator("#status")).to_have_text(re.compile(r"\S"))
+    expect(page.locator("form#ask")).to_have_attribute("aria-busy", "true")
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    page.wait_for_timeout(500)  # the delay: the status stays up while the request is held
+    expect(page.locator("#status")).to_contain_text("Searching")
+    held[0].continue_()
+
+    answer = page.locator("article.turn .reply blockquote.answer")
+    expect(answer).to_be_visible()
+    text = " ".join(answer.locator("p").inner_text().split())
+    assert "1992" in text
+    assert any(text in doc for doc in server.corpus_texts())  # a sentence quoted from the corpus
+    expect(page.locator("article.turn .citation").first).to_be_visible()
+    assert page.locator("article.turn .citation").count() >= 1
+    expect(page.locator("#status")).to_have_text("")
+    expect(page.locator("#q")).to_have_value("")
+    expect(page.locator("#q")).to_be_focused()
+    expect(page.locator("#intro")).to_have_count(0)
+    assert errors == []  # no script error and no Content-Security-Policy violation
+
+
+def test_shift_enter_adds_a_line_instead_of_sending(page: Page, server: Server) -> None:
+    page.goto(server.url + "/")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/turn") else None)
+    box = page.locator("#q")
+    box.click()
+    box.type("Line one")
+    box.press("Shift+Enter")
+    box.type("line two")
+    expect(box).to_have_value("Line one\nline two")
+    page.wait_for_timeout(300)
+    assert sent == [] and page.locator("article.turn").count() == 0
+    box.press("Enter")
+    expect(page.locator("article.turn")).to_have_count(1)
+    assert sent and page.locator("article.turn .you").inner_text().endswith("Line one\nline two")
+
+
+def test_open_in_the_document_shows_the_marked_passage(page: Page, server: Server, artifacts: Path) -> None:
+    errors = console_errors(page)
+    page.goto(server.url + "/")
+    turn = ask(page, QUESTION)
+    first = turn.locator(".citation").first
+    marked = " ".join(first.locator("mark").inner_text().split())
+    first.locator("a.open").click()
+    page.wait_for_url(re.compile(r"/documents/[^?]+\?start=\d+&end=\d+&hs=\d+&he=\d+#passage$"))
+    passage = page.locator("#passage")
+    expect(passage).to_be_visible()
+    expect(passage).to_be_in_viewport()
+    box = passage.bounding_box()
+    assert box is not None and 0 <= box["y"] < 900 and box["x"] >= 0
+    answer_mark = page.locator("mark.answer-mark")
+    expect(answer_mark).to_be_visible()
+    assert " ".join(answer_mark.inner_text().split()) == marked
+    assert marked in " ".join(passage.inner_text().split())
+    page.screenshot(path=str(artifacts / "document.png"))
+    assert errors == []
+
+
+def test_a_follow_up_names_the_earlier_question(page: Page, server: Server, artifacts: Path) -> None:
+    page.goto(server.url + "/")
+    first = ask(page, ACCORD)
+    expect(first.locator("blockquote.answer")).to_be_visible()
+    expect(first.locator(".context")).to_have_count(0)
+    second = ask(page, FOLLOW_UP)
+    expect(second.locator(".context")).to_contain_text(ACCORD)
+    expect(second.locator("blockquote.answer")).to_be_visible()
+    expect(second.locator("blockquote.answer")).to_be_in_viewport()
+    settle_scroll(page)
+    page.screenshot(path=str(artifacts / "chat.png"))
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    shutil.copyfile(artifacts / "chat.png", docs / "screenshot.png")
+
+
+def test_an_off_topic_question_shows_the_closest_passages(page: Page, server: Server) -> None:
+    page.goto(server.url + "/")
+    turn = ask(page, OFF_TOPIC)
+    expect(turn.locator(".reply")).to_contain_text("could not find")
+    expect(turn.locator(".reply")).to_contain_text("Closest passages")
+    expect(turn.locator("blockquote.answer")).to_have_count(0)
+    assert turn.locator(".citation").count() >= 1
+
+
+def test_the_chat_works_without_javascript(browser: Browser, server: Server) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/")
+        page.locator("#q").fill(QUESTION)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Ask").click()
+        expect(page.locator("article.turn")).to_have_count(1)
+        expect(page.locator("article.turn blockquote.answer")).to_contain_text("1992")
+        page.locator("#q").fill(ACCORD)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Ask").click()
+        expect(page.locator("article.turn")).to_have_count(2)
+        expect(page.locator("article.turn").first.locator(".you")).to_contain_text(QUESTION)
+        expect(page.locator("article.turn").first.locator("blockquote.answer")).to_contain_text("1992")
+        expect(page.locator("article.turn").nth(1).locator(".you")).to_contain_text(ACCORD)
+        expect(page.locator("article.turn").nth(1).locator("blockquote.answer")).to_contain_text("Accord")
+        expect(page.locator("#q")).to_have_value("")
+    finally:
+        context.close()
+
+
+def test_script_in_a_document_never_runs(page: Page, hostile_server: Server) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(hostile_server.url + "/")
+    turn = ask(page, XSS_QUESTION)
+    cloves = turn.locator(".citation", has_text="cloves.txt").first
+    expect(cloves).to_be_visible()
+    expect(cloves.locator(".passage")).to_contain_text("<script>window.__xss=1</script>")  # shown as text
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("article.turn img, article.turn script, article.turn a[href^='javascript']").count() == 0
+    cloves.locator("a.open").click()
+    page.wait_for_url(re.compile(r"/documents/cloves\.txt"))
+    expect(page.locator(".document")).to_contain_text('<img src=x onerror="window.__xss=1">')
+    page.wait_for_timeout(200)  # an image error handler would have fired by now
+    assert page.evaluate("window.__xss") is None
+    assert page.locator(".document img, .document script, .document a").count() == 0
+    assert dialogs == []
+
+
+def test_a_question_with_script_is_shown_as_text(page: Page, hostile_server: Server) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(hostile_server.url + "/")
+    question = '<img src=x onerror="window.__xss=1"><script>window.__xss=1</script> When are cloves harvested?'
+    turn = ask(page, question)
+    expect(turn.locator(".you")).to_contain_text(question)
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.__xss") is None
+    assert dialogs == []
+
+
+def test_the_chat_fits_a_phone(browser: Browser, server: Server, artifacts: Path) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/")
+        no_scroll = "document.documentElement.scrollWidth <= window.innerWidth + 1"
+        assert page.evaluate(no_scroll)
+        turn = ask(page, QUESTION)
+        expect(turn.locator("blockquote.answer")).to_contain_text("1992")
+        assert page.evaluate(no_scroll), page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        page.screenshot(path=str(artifacts / "chat-phone.png"))
+        turn.locator(".citation a.open").first.click()
+        expect(page.locator("#passage")).to_be_in_viewport()
+        assert page.evaluate(no_scroll)
+    finally:
+        context.close()
+
+
+def test_the_api_docs_render_offline(page: Page, server: Server) -> None:
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(server.url) else None)
+    page.goto(server.url + "/docs")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+    expect(page.get_by_text("/api/ask").first).to_be_visible()
+    assert outside == []
+
+
+def test_the_admin_page_has_no_script_error_when_admin_is_off(page: Page, server: Server) -> None:
+    """admin.js used to run with no admin form on the page and throw on the missing #token."""
+    errors = console_errors(page)
+    page.goto(server.url + "/admin")
+    expect(page.get_by_text("RAG_ADMIN_TOKEN")).to_be_visible()
+    page.wait_for_timeout(200)
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/documents/../../etc/passwd",
+        "/documents/%2e%2e/%2e%2e/etc/passwd",
+        "/documents//etc/passwd",
+        "/documents/..%2f..%2fetc%2fpasswd",
+        "/static/../rag/server.py",
+        "/static/..%2frag%2fserver.py",
+    ],
+)
+def test_the_live_server_refuses_traversal_sent_as_is(server: Server, path: str) -> None:
+    """uvicorn passes a path on without removing `..`: send it byte for byte, as curl --path-as-is would."""
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+    assert r.status in (400, 404), (path, r.status)
+    assert "root:" not in body and "create_app" not in body

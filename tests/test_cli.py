@@ -1,0 +1,259 @@
+"""The `rag` command, run in-process with click's CliRunner on a copy of part of the bundled corpus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from rag import embedding
+from rag.cli import main
+from rag.config import FIELDS
+from rag.embedding import Encoder
+
+from .helpers import CORPUS
+
+pytestmark = pytest.mark.slow  # the real model
+
+GENERATORS = "How many generators did Japan hand over to Ukraine last year?"
+FORUMS = "How many forums has the New Europe Center held?"
+RESPONSE_KEYS = {"question", "abstained", "confidence", "answer", "citations"}
+
+
+@dataclass
+class Workspace:
+    corpus: Path
+    index: Path
+    first_build: Result | None = None  # what the first `rag index` printed
+
+    def args(self, *rest: str) -> list[str]:
+        return ["--corpus", str(self.corpus), "--index", str(self.index), *rest]
+
+
+def clean_env() -> dict[str, str | None]:
+    """No RAG_* variable from the calling shell leaks into a test run."""
+    return {f"RAG_{name.upper()}": None for name, _, _ in FIELDS}
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env={**clean_env(), **(env or {})}, catch_exceptions=True)
+
+
+def assert_one_line_error(result: Result, *, code: int = 2) -> str:
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Iterator[Workspace]:
+    """Two documents of the bundled corpus, indexed once by `rag index` (the result is kept for a test)."""
+    root = tmp_path_factory.mktemp("cli")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name in ("003_7f8c229d719f695d.txt", "004_33d5d0d9e9c87589.txt"):
+        shutil.copy(CORPUS / name, corpus / name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(embedding, "_load", lambda name: encoder.model)  # the real model, loaded once per session
+        space = Workspace(corpus, root / "index")
+        space.first_build = run(*space.args("index"))
+        yield space
+
+
+@pytest.fixture(autouse=True)
+def shared_model(monkeypatch: pytest.MonkeyPatch, encoder: Encoder) -> None:
+    monkeypatch.setattr(embedding, "_load", lambda name: encoder.model)
+
+
+def test_index_prints_a_summary_of_what_was_added(workspace: Workspace) -> None:
+    result = workspace.first_build
+    assert result is not None
+    assert result.exit_code == 0, result.output
+    assert "2 added" in result.stdout
+    assert "chunks embedded" in result.stdout
+
+
+def test_index_again_embeds_nothing(workspace: Workspace) -> None:
+    result = run(*workspace.args("index"))
+    assert result.exit_code == 0, result.output
+    assert "2 unchanged" in result.stdout
+    assert " 0 chunks embedded" in result.stdout
+
+
+def test_index_json_is_the_build_report(workspace: Workspace) -> None:
+    result = run(*workspace.args("index", "--json"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["chunks_embedded"] == 0
+    assert sorted(report["unchanged"]) == sorted(p.name for p in workspace.corpus.iterdir())
+    assert report["added"] == report["changed"] == report["removed"] == report["skipped"] == []
+
+
+def test_ask_json_prints_the_response(workspace: Workspace) -> None:
+    result = run(*workspace.args("ask", GENERATORS, "--json"))
+    assert result.exit_code == 0, result.output
+    response = json.loads(result.stdout)
+    assert set(response) >= RESPONSE_KEYS
+    assert response["question"] == GENERATORS
+    assert "1,500 generators" in response["answer"]["text"]
+    text = (workspace.corpus / response["answer"]["source"]).read_text(encoding="utf-8")
+    assert text[response["answer"]["start"] : response["answer"]["end"]] == response["answer"]["text"]
+
+
+def test_ask_prints_the_quote_and_numbered_passages(workspace: Workspace) -> None:
+    result = run(*workspace.args("ask", FORUMS))
+    assert result.exit_code == 0, result.output
+    assert "four forums" in result.stdout.splitlines()[0]
+    assert "[1] " in result.stdout
+    assert ">>" in result.stdout and "<<" in result.stdout
+
+
+def test_ask_top_k_sets_the_number_of_passages(workspace: Workspace) -> None:
+    result = run(*workspace.args("ask", FORUMS, "--json", "--top-k", "2"))
+    assert result.exit_code == 0, result.output
+    assert [c["n"] for c in json.loads(result.stdout)["citations"]] == [1, 2]
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 2001, "nul\x00byte"], ids=["empty", "blank", "long", "nul"])
+def test_ask_a_bad_question_is_one_line_and_exit_2(workspace: Workspace, question: str) -> None:
+    line = assert_one_line_error(run(*workspace.args("ask", question)))
+    assert "question" in line
+
+
+@pytest.mark.parametrize("top_k", ["0", "51", "-1"])
+def test_ask_a_bad_top_k_is_one_line_and_exit_2(workspace: Workspace, top_k: str) -> None:
+    line = assert_one_line_error(run(*workspace.args("ask", FORUMS, "--top-k", top_k)))
+    assert "top_k" in line
+
+
+def test_ask_without_a_question_is_a_usage_error(workspace: Workspace) -> None:
+    result = run(*workspace.args("ask"))
+    assert result.exit_code == 2
+    assert "QUESTION" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_ask_file_prints_one_json_line_per_question(workspace: Workspace, tmp_path: Path) -> None:
+    questions = tmp_path / "questions.jsonl"
+    items = [{"question": GENERATORS}, {"question": ""}, {"question": FORUMS, "top_k": 99}, {"question": FORUMS}]
+    questions.write_text("\n".join(json.dumps(i) for i in items) + "\n\n")
+    result = run(*workspace.args("ask", "--file", str(questions)))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 4
+    assert set(lines[0]) >= RESPONSE_KEYS and set(lines[3]) >= RESPONSE_KEYS
+    assert lines[1] == {"question": "", "error": {"code": "bad_question", "message": lines[1]["error"]["message"]}}
+    assert lines[2]["error"]["code"] == "bad_request"
+    assert "four forums" in lines[3]["answer"]["text"]
+
+
+def test_ask_file_reports_a_question_with_a_lone_surrogate_as_an_error_line(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"question": "What \\ud800 is this?"}\n' + json.dumps({"question": FORUMS}) + "\n")
+    result = run(*workspace.args("ask", "--file", str(questions)))
+    assert result.exit_code == 0, repr(result.exception)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert json.loads(lines[0])["error"]["code"] == "bad_question"
+
+
+def test_ask_file_with_a_broken_line_names_it(workspace: Workspace, tmp_path: Path) -> None:
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"question": "fine"}\n{"question": \n')
+    line = assert_one_line_error(run(*workspace.args("ask", "--file", str(questions))))
+    assert "questions.jsonl:2" in line
+
+
+def test_eval_json_has_metrics_and_per_question_results(workspace: Workspace, tmp_path: Path) -> None:
+    questions = tmp_path / "set.jsonl"
+    items = [
+        {"id": "g", "kind": "numeric", "question": GENERATORS, "answers": ["1,500 generators"]},
+        {"id": "f", "kind": "numeric", "question": FORUMS, "answers": ["four forums"]},
+        {"id": "n", "kind": "unanswerable", "question": "What is the capital of Peru?", "answers": []},
+    ]
+    questions.write_text("".join(json.dumps(i) + "\n" for i in items))
+    result = run(*workspace.args("eval", str(questions), "--json"))
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    metrics = data["metrics"]
+    assert metrics["overall"]["n"] == 2
+    assert metrics["overall"]["answer_acc"] == 1.0
+    assert metrics["abstention"]["exact_quotes"] == 1.0
+    assert metrics["abstention"]["unanswerable_abstained"] == 1.0
+    assert [q["id"] for q in data["questions"]] == ["g", "f", "n"]
+
+
+def test_eval_prints_a_table(workspace: Workspace, tmp_path: Path) -> None:
+    questions = tmp_path / "set.jsonl"
+    questions.write_text(json.dumps({"question": FORUMS, "answers": ["four forums"]}) + "\n")
+    result = run(*workspace.args("eval", str(questions)))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("| group |")
+    assert "| overall | 1 |" in result.stdout
+
+
+def test_eval_of_a_missing_file_is_a_usage_error(workspace: Workspace, tmp_path: Path) -> None:
+    result = run(*workspace.args("eval", str(tmp_path / "nothing.jsonl")))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", ["index", "ask"])
+def test_a_missing_corpus_folder_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
+    args = ["--corpus", str(tmp_path / "no-such-folder"), "--index", str(tmp_path / "index"), command]
+    line = assert_one_line_error(run(*args, *(["When?"] if command == "ask" else [])))
+    assert "no-such-folder" in line
+
+
+def test_a_bad_environment_value_is_one_line_and_exit_2(workspace: Workspace) -> None:
+    line = assert_one_line_error(run(*workspace.args("ask", FORUMS), env={"RAG_TOP_K": "many"}))
+    assert "many" in line
+
+
+def test_rag_corpus_and_rag_index_are_honoured(workspace: Workspace) -> None:
+    env = {"RAG_CORPUS": str(workspace.corpus), "RAG_INDEX": str(workspace.index)}
+    result = run("index", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["chunks_embedded"] == 0  # the workspace's index, already up to date
+    result = run("ask", FORUMS, "--json", env=env)
+    assert result.exit_code == 0, result.output
+    assert "four forums" in json.loads(result.stdout)["answer"]["text"]
+
+
+def test_options_win_over_the_environment(workspace: Workspace, tmp_path: Path) -> None:
+    env = {"RAG_CORPUS": str(tmp_path / "elsewhere"), "RAG_INDEX": str(tmp_path / "elsewhere-index")}
+    result = run(*workspace.args("index", "--json"), env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["chunks_embedded"] == 0
+
+
+def test_help_of_the_group_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("index", "ask", "eval"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))  # type: ignore[attr-defined]
+def test_help_works_for_each_command(command: str) -> None:
+    for flag in ("--help", "-h"):
+        result = run(command, flag)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("Usage:")
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert "version" in result.stdout

@@ -1,0 +1,134 @@
+"""BM25 side: scores against a brute-force reference, typo repair, stop words, idf, save and load."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.lexical import LexicalIndex, tokenize
+
+DOCS = [
+    "Japan supports Ukraine against nuclear terrorism and nuclear threats.",
+    "The cat sat on the mat with another cat.",
+    "Nuclear safety and nuclear power plants in Ukraine were discussed at length by the ministers of both countries.",
+    "Generators were sent to Ukraine by Japan last winter to keep the lights on.",
+    "Cherry blossoms bloom in Tokyo in spring, and the parks fill with visitors.",
+    "Japan provided financial and humanitarian aid; generators and transformers followed.",
+]
+K1, B = 1.5, 0.75  # bm25s defaults (Lucene variant)
+
+
+def reference_bm25(docs: list[list[str]], query: list[str]) -> np.ndarray:
+    """Textbook BM25 with Lucene's idf and no (k1 + 1) factor, written out term by term."""
+    n = len(docs)
+    avgdl = sum(len(d) for d in docs) / n
+    scores = np.zeros(n)
+    for i, doc in enumerate(docs):
+        tf = Counter(doc)
+        for term in query:
+            df = sum(term in d for d in docs)
+            if df == 0 or tf[term] == 0:
+                continue
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            scores[i] += idf * tf[term] / (tf[term] + K1 * (1 - B + B * len(doc) / avgdl))
+    return scores
+
+
+@pytest.fixture(scope="module")
+def lexical() -> LexicalIndex:
+    return LexicalIndex.build(DOCS)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "nuclear Ukraine",
+        "Which cat sat on the mat?",
+        "Japan generators winter",
+        "humanitarian aid from Japan",
+        "When do cherry blossoms bloom in Tokyo?",
+        "ministers discussed power plants",
+    ],
+)
+def test_scores_agree_with_a_brute_force_bm25(lexical: LexicalIndex, question: str) -> None:
+    terms = lexical.query_terms(question)
+    expected = reference_bm25(tokenize(DOCS), terms)
+    hits = lexical.search(terms, k=len(DOCS))
+    assert hits, "the question shares words with the documents"
+    assert hits[0][0] == int(np.argmax(expected))  # top-1 agreement
+    got = np.zeros(len(DOCS))
+    for row, score in hits:
+        got[row] = score
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_search_returns_best_first_and_only_positive_scores(lexical: LexicalIndex) -> None:
+    hits = lexical.search(lexical.query_terms("nuclear"), k=10)
+    assert [row for row, _ in hits] == [0, 2]
+    assert hits[0][1] >= hits[1][1] > 0
+
+
+def test_search_respects_k(lexical: LexicalIndex) -> None:
+    assert len(lexical.search(lexical.query_terms("Japan Ukraine generators"), k=2)) == 2
+
+
+def test_a_misspelled_query_word_is_mapped_to_a_known_one(lexical: LexicalIndex) -> None:
+    terms = lexical.query_terms("terorism")
+    assert terms == tokenize(["terrorism"])[0]
+    assert lexical.search(terms, k=3)[0][0] == 0
+
+
+def test_two_typos_are_repaired_in_a_long_word_only(lexical: LexicalIndex) -> None:
+    assert lexical.query_terms("humanitarain")[0] == tokenize(["humanitarian"])[0][0]  # long: distance 2
+    assert lexical.query_terms("cst") == ["cst"]  # too short to guess
+
+
+def test_an_unrelated_word_is_left_alone(lexical: LexicalIndex) -> None:
+    assert lexical.query_terms("sourdough") == tokenize(["sourdough"])[0]
+    assert lexical.search(lexical.query_terms("sourdough"), k=5) == []
+
+
+def test_stop_words_and_question_words_are_removed() -> None:
+    assert tokenize(["What is it? How many did they do, and why? When, where, which, whose, how much?"]) == [[]]
+    assert tokenize(["How many forums did they organise?"]) == [["forum", "organis"]]
+
+
+def test_terms_are_lower_cased_and_stemmed() -> None:
+    assert tokenize(["Supports SUPPORTED supporting"]) == [["support"] * 3]
+
+
+def test_a_question_of_stop_words_finds_nothing(lexical: LexicalIndex) -> None:
+    assert lexical.query_terms("What is it?") == []
+    assert lexical.search([], k=5) == []
+
+
+def test_idf_is_highest_for_an_unknown_term(lexical: LexicalIndex) -> None:
+    known = {t for doc in tokenize(DOCS) for t in doc}
+    idfs = {t: lexical.idf(t) for t in known}
+    unknown = lexical.idf("zzzunseen")
+    assert all(0 < v < unknown for v in idfs.values())
+    assert unknown == pytest.approx(math.log(1 + (len(DOCS) + 0.5) / 0.5))
+    assert lexical.idf("nuclear") < lexical.idf("cat")  # in two documents against one
+
+
+def test_save_and_load_give_the_same_scores(lexical: LexicalIndex, tmp_path: Path) -> None:
+    lexical.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path)
+    assert loaded.size == lexical.size
+    assert loaded.vocabulary == lexical.vocabulary
+    terms = lexical.query_terms("Japan nuclear generators")
+    before, after = lexical.search(terms, 6), loaded.search(terms, 6)
+    assert [row for row, _ in after] == [row for row, _ in before]
+    assert [score for _, score in after] == pytest.approx([score for _, score in before])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("texts", [[], ["To be, or not to be.", "It is what it is."]], ids=["no-texts", "stop-words"])
+def test_an_index_without_terms_finds_nothing(texts: list[str]) -> None:
+    empty = LexicalIndex.build(texts)
+    assert empty.size == len(texts)
+    assert empty.search(["japan"], k=3) == []

@@ -1,0 +1,272 @@
+"""The index on disk: round trip, refusing a mismatch, naming the damaged file, recovering an interrupted swap.
+
+These tests use a small fake index (made-up chunks, random unit vectors) that needs no model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pytest
+
+from rag import store
+from rag.chunking import make_chunks
+from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
+from rag.store import DocumentEntry, Index
+
+DIM = 8
+EXPECTED: dict[str, Any] = {
+    "model": {"name": "fake-model", "dimension": DIM},
+    "chunker": {"splitter": "test", "chunk_words": 12, "overlap": 1},
+}
+TEXTS = {
+    "alpha.txt": "Alpha is the first letter. It opens the alphabet. Greek children learn it first. "
+    "Alpha also names the brightest star of a constellation.",
+    "notes/beta.md": "# Beta\n\nBeta comes second. Software in beta is nearly ready. Beta particles are electrons.",
+}
+
+
+def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.normal(size=(n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def fake_index(expected: dict[str, Any] = EXPECTED, seed: int = 0) -> Index:
+    rng = np.random.default_rng(seed)
+    documents, chunks, sentences = [], [], 0
+    for source, text in TEXTS.items():
+        doc_chunks = make_chunks(source, text, chunk_words=12, overlap=1)
+        n_sentences = doc_chunks[-1].first_sentence + len(doc_chunks[-1].sentences)
+        documents.append(
+            DocumentEntry(source, source.upper(), f"sha-{source}", len(text), 1, len(doc_chunks), n_sentences)
+        )
+        chunks += doc_chunks
+        sentences += n_sentences
+    manifest = store.build_manifest(expected, documents, len(chunks), {"broken.txt": "binary file"})
+    return store.assemble(manifest, documents, chunks, unit_vectors(rng, len(chunks)), unit_vectors(rng, sentences))
+
+
+def all_vectors(index: Index) -> np.ndarray:
+    return index.dense.reconstruct_n(0, index.dense.ntotal)
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[Index, Path]:
+    index, folder = fake_index(), tmp_path / "index"
+    store.save(index, folder)
+    return index, folder
+
+
+def assert_same_index(a: Index, b: Index) -> None:
+    assert a.chunks == b.chunks
+    assert a.documents == b.documents
+    assert a.manifest == b.manifest
+    np.testing.assert_array_equal(all_vectors(a), all_vectors(b))
+    np.testing.assert_array_equal(a.sentence_vectors, b.sentence_vectors)
+
+
+def test_save_then_load_round_trips(saved: tuple[Index, Path]) -> None:
+    index, folder = saved
+    loaded = store.load(folder, EXPECTED)
+    assert_same_index(index, loaded)
+    assert loaded.sentence_vectors.dtype == np.float32
+    terms = loaded.lexical.query_terms("beta particles")
+    assert loaded.lexical.search(terms, 3) == index.lexical.search(terms, 3)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "chunks.jsonl",
+        "dense.faiss",
+        "lexical",
+        "manifest.json",
+        "sentences.npy",
+    ]
+
+
+def test_the_manifest_describes_the_index(saved: tuple[Index, Path]) -> None:
+    _, folder = saved
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["format"] == store.FORMAT_VERSION
+    assert manifest["model"] == EXPECTED["model"]
+    assert manifest["chunker"] == EXPECTED["chunker"]
+    assert [d["source"] for d in manifest["documents"]] == list(TEXTS)
+    assert manifest["counts"]["documents"] == 2
+    assert manifest["skipped"] == {"broken.txt": "binary file"}
+
+
+def test_index_maps_chunks_to_their_sentence_vectors(saved: tuple[Index, Path]) -> None:
+    index = store.load(saved[1], EXPECTED)
+    rows = [r for chunk in index.chunks for r in index.sentence_rows(chunk)]
+    assert sorted(set(rows)) == list(range(len(index.sentence_vectors)))  # every sentence belongs to a chunk
+    first_beta = index.first_chunk("notes/beta.md")
+    assert index.chunks[first_beta].source == "notes/beta.md"
+    assert index.chunks[first_beta - 1].source == "alpha.txt"
+    assert index.title("notes/beta.md") == "NOTES/BETA.MD"
+    assert index.chunk_vectors([]).shape == (0, DIM)
+
+
+def test_save_replaces_an_index_and_leaves_no_temporary_folders(saved: tuple[Index, Path]) -> None:
+    _, folder = saved
+    newer = fake_index(seed=1)
+    store.save(newer, folder)
+    assert_same_index(newer, store.load(folder, EXPECTED))
+    assert [p.name for p in folder.parent.iterdir()] == ["index"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"model": {"name": "other-model", "dimension": DIM}},
+        {"model": {"name": "fake-model", "dimension": 16}},
+        {"chunker": {**EXPECTED["chunker"], "chunk_words": 200}},
+        {"chunker": {**EXPECTED["chunker"], "overlap": 0}},
+        {"chunker": {**EXPECTED["chunker"], "splitter": "other"}},
+    ],
+    ids=["model-name", "dimension", "chunk-words", "overlap", "splitter"],
+)
+def test_loading_with_other_settings_is_refused(saved: tuple[Index, Path], change: dict[str, Any]) -> None:
+    with pytest.raises(IndexMismatch, match="rag index --full"):
+        store.load(saved[1], {**EXPECTED, **change})
+
+
+def test_another_format_version_is_refused(saved: tuple[Index, Path]) -> None:
+    path = saved[1] / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "format": store.FORMAT_VERSION + 1}))
+    with pytest.raises(IndexMismatch, match="rag index --full"):
+        store.load(saved[1], EXPECTED)
+
+
+def test_a_missing_index_says_how_to_build_one(tmp_path: Path) -> None:
+    with pytest.raises(IndexMissing, match="rag index"):
+        store.load(tmp_path / "index", EXPECTED)
+    with pytest.raises(IndexMissing):
+        store.read_manifest(tmp_path / "index")
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: max(1, len(data) - 7)])
+
+
+def garble(path: Path) -> None:
+    path.write_bytes(b"\x00garbage \xff\xfe not what it should be {[")
+
+
+def delete(path: Path) -> None:
+    path.unlink()
+
+
+@pytest.mark.parametrize("damage", [truncate, garble], ids=["truncated", "garbage"])
+@pytest.mark.parametrize("name", ["manifest.json", "chunks.jsonl", "dense.faiss", "sentences.npy"])
+def test_a_damaged_file_is_named_in_the_error(saved: tuple[Index, Path], name: str, damage: Any) -> None:
+    damage(saved[1] / name)
+    with pytest.raises(IndexCorrupt) as caught:
+        store.load(saved[1], EXPECTED)
+    assert name in str(caught.value)
+    assert "rag index --full" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["chunks.jsonl", "dense.faiss", "sentences.npy", "lexical"])
+def test_a_missing_file_is_named_in_the_error(saved: tuple[Index, Path], name: str) -> None:
+    path = saved[1] / name
+    if path.is_dir():
+        for child in path.iterdir():
+            child.unlink()
+        path.rmdir()
+    else:
+        path.unlink()
+    with pytest.raises(IndexCorrupt, match=name):
+        store.load(saved[1], EXPECTED)
+
+
+@pytest.mark.parametrize("manifest", ["[]", '"text"', '{"format": 1}', '{"model": {}}', "null"])
+def test_a_manifest_of_the_wrong_shape_is_corrupt(saved: tuple[Index, Path], manifest: str) -> None:
+    (saved[1] / "manifest.json").write_text(manifest)
+    with pytest.raises(IndexCorrupt, match="manifest.json"):
+        store.read_manifest(saved[1])
+
+
+@pytest.mark.parametrize("documents", [None, [{"source": "alpha.txt"}]], ids=["missing", "malformed"])
+def test_a_manifest_with_bad_documents_names_the_manifest(saved: tuple[Index, Path], documents: Any) -> None:
+    path = saved[1] / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if documents is None:
+        del manifest["documents"]
+    else:
+        manifest["documents"] = documents
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorrupt, match="manifest.json"):
+        store.load(saved[1], EXPECTED)
+
+
+def test_files_that_disagree_are_corrupt(saved: tuple[Index, Path]) -> None:
+    path = saved[1] / "chunks.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]), encoding="utf-8")  # a whole line lost: every line still parses
+    with pytest.raises(IndexCorrupt, match="do not agree"):
+        store.load(saved[1], EXPECTED)
+
+
+def test_too_few_sentence_vectors_are_corrupt(saved: tuple[Index, Path]) -> None:
+    path = saved[1] / "sentences.npy"
+    np.save(path, np.load(path)[:-1])
+    with pytest.raises(IndexCorrupt, match="do not agree"):
+        store.load(saved[1], EXPECTED)
+
+
+def test_an_interrupted_swap_is_recovered(saved: tuple[Index, Path]) -> None:
+    index, folder = saved
+    os.rename(folder, folder.with_name(".index.old-123"))  # the crash came between the two renames
+    manifest = store.read_manifest(folder)
+    assert manifest == index.manifest
+    assert folder.is_dir()
+    assert not folder.with_name(".index.old-123").exists()
+    assert_same_index(index, store.load(folder, EXPECTED))
+
+
+def test_recovery_takes_the_newest_complete_leftover(saved: tuple[Index, Path]) -> None:
+    index, folder = saved
+    old = folder.with_name(".index.old-1")
+    os.rename(folder, old)
+    os.utime(old, ns=(1, 1))
+    incomplete = folder.with_name(".index.old-2")  # newer, but without a manifest: not a complete index
+    incomplete.mkdir()
+    newer = folder.with_name(".index.old-3")
+    store.save(fake_index(seed=7), newer)
+    loaded = store.load(folder, EXPECTED)
+    assert_same_index(fake_index(seed=7), loaded)
+
+
+def test_a_leftover_without_a_manifest_is_not_an_index(tmp_path: Path) -> None:
+    (tmp_path / ".index.old-5").mkdir()
+    with pytest.raises(IndexMissing):
+        store.read_manifest(tmp_path / "index")
+
+
+def test_a_stale_new_folder_does_not_break_loading(saved: tuple[Index, Path]) -> None:
+    index, folder = saved
+    stale = folder.with_name(".index.new-99999")
+    stale.mkdir()
+    (stale / "chunks.jsonl").write_text('{"half": ')
+    assert_same_index(index, store.load(folder, EXPECTED))
+    store.save(fake_index(seed=2), folder)
+    assert_same_index(fake_index(seed=2), store.load(folder, EXPECTED))
+
+
+def test_a_save_that_fails_midway_keeps_the_previous_index(
+    saved: tuple[Index, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index, folder = saved
+
+    def broken_write(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(faiss, "write_index", broken_write)
+    with pytest.raises(OSError):
+        store.save(fake_index(seed=3), folder)
+    monkeypatch.undo()
+    assert_same_index(index, store.load(folder, EXPECTED))
