@@ -9,6 +9,7 @@ best one is the answer. The confidence is a logistic function of the best senten
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,8 @@ class Candidate:
 
 
 CONFIDENCE_BIAS = 6.1
+CONTINUES = re.compile(r"(These|Those|They|This|Such|Both|All of them|Among them)\b")
+HEADING_ENDS = (".", "!", "?", ":", ";", "…", '"', "”", "'", "’", ")")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class AnswerWeights:
     passage: float = 0.2
     typed: float = 0.15
     focused: float = 0.15
+    heading: float = -0.15  # a title line repeats the question's words but rarely answers it
 
 
 def score_sentences(question: str, index: Index, hits: list[Hit], query_vector: np.ndarray, terms: list[str],
@@ -122,9 +126,14 @@ def score_sentences(question: str, index: Index, hits: list[Hit], query_vector: 
             typed = holds_type(text, kind)
             focused = focus is not None and focus.search(text) is not None
             score = (weights.cosine * cos + weights.coverage * coverage + weights.passage * hit.score / top
-                     + weights.typed * typed + weights.focused * focused)
+                     + weights.typed * typed + weights.focused * focused + weights.heading * is_heading(text))
             out.append(Candidate(i, span, cos, coverage, typed, score, evidence))
     return out
+
+
+def is_heading(text: str) -> bool:
+    """A short line without closing punctuation: a title or heading rather than a sentence."""
+    return len(text.split()) < 10 and not text.rstrip().endswith(HEADING_ENDS)
 
 
 def confidence(best: Candidate, candidates: list[Candidate]) -> float:
@@ -148,12 +157,14 @@ def respond(
     answer = None
     if best is not None and not abstained:
         chunk = index.chunks[hits[best.hit].row]
-        answer = Answer(sentence_text(chunk, best.span), chunk.source, *best.span, citation=best.hit + 1)
+        span = extend_span(chunk, best.span)
+        answer = Answer(sentence_text(chunk, span), chunk.source, *span, citation=best.hit + 1)
     citations = []
     for i, hit in enumerate(hits):
         chunk = index.chunks[hit.row]
-        if answer is not None and answer.source == chunk.source and best.span in chunk.sentences:
-            mark = best.span
+        if answer is not None and answer.source == chunk.source and chunk.start <= answer.start \
+                and answer.end <= chunk.end:
+            mark = (answer.start, answer.end)
         else:  # the passage's own best sentence
             mark = max((c for c in candidates if c.hit == i), key=lambda c: c.score, default=None)
             mark = mark.span if mark else chunk.sentences[0]
@@ -162,6 +173,18 @@ def respond(
             start=chunk.start, end=chunk.end, score=hit.score, highlight=mark,
         ))
     return Response(question, abstained, conf, answer, citations, context)
+
+
+def extend_span(chunk: Chunk, span: tuple[int, int]) -> tuple[int, int]:
+    """The answer span: the sentence, and the next one too when it goes on with what this one announced
+    ("... four key areas. These are ...", or a sentence ending in a colon)."""
+    position = chunk.sentences.index(span)
+    if position + 1 >= len(chunk.sentences):
+        return span
+    following = chunk.sentences[position + 1]
+    between = chunk.text[span[1] - chunk.start : following[0] - chunk.start]
+    announces = sentence_text(chunk, span).endswith(":") or CONTINUES.match(sentence_text(chunk, following))
+    return (span[0], following[1]) if announces and "\n\n" not in between else span
 
 
 def sentence_text(chunk: Chunk, span: tuple[int, int]) -> str:

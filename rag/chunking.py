@@ -18,6 +18,7 @@ import pysbd
 PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 WRAPPED_LINE = re.compile(r"(?<=\S)[ \t]*\r?\n(?=[ \t]*[a-z(])")
 WORD = re.compile(r"\S+")
+GLUED = re.compile(r"(?<=[a-z]{3}[.!?])(?=[A-Z][a-z])")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def split_sentences(text: str, max_words: int = 80) -> list[tuple[int, int]]:
             start, end = _strip(text, found, found + len(segment))
             cursor = found + len(segment)
             # Stray punctuation, such as a lone "." or ":" left by a cut, is not a sentence.
-            spans += [(a, b) for a, b in _cut_long(text, start, end, max_words) if _has_word(text, a, b)]
+            for a, b in _split_glued(text, start, end):
+                spans += [(c, d) for c, d in _cut_long(text, a, b, max_words) if _has_word(text, c, d)]
     return spans
 
 
@@ -100,6 +102,13 @@ def pack_chunks(
         shared = max(first + 1, last + 1 - overlap)
         first = shared if sum(sizes[shared : last + 2]) <= chunk_words else last + 1
     return chunks
+
+
+def _split_glued(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Cut where a sentence ends without a space before the next ("recovery.During"), which pysbd keeps whole."""
+    cuts = [m.end() for m in GLUED.finditer(text, start, end)]
+    bounds = [start, *cuts, end]
+    return [_strip(text, a, b) for a, b in zip(bounds, bounds[1:]) if a < b]
 
 
 def _has_word(text: str, start: int, end: int) -> bool:

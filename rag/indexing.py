@@ -27,7 +27,7 @@ from .documents import Document, Skipped, content_hash, file_stamp, list_files, 
 from .embedding import Encoder
 from .errors import CorpusError, IndexMismatch, IndexMissing, RagError
 
-SPLITTER = "pysbd-0.3/3"  # bump when sentence or chunk boundaries change: old indexes must be rebuilt
+SPLITTER = "pysbd-0.3/4"  # bump when sentence or chunk boundaries change: old indexes must be rebuilt
 Split = tuple[list[tuple[int, int]], list[Chunk]]  # a document's sentence spans and chunks
 
 
