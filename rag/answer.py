@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .chunking import Chunk
-from .lexical import tokenize
-from .question import expected_type, focus_pattern, holds_type
+from .question import expected_type, focus_pattern
+from .sentences import FLAG_OF_TYPE, HEADING
 from .retrieval import Hit
 from .store import Index
 
@@ -88,7 +88,6 @@ class Candidate:
 
 CONFIDENCE_BIAS = 6.1
 CONTINUES = re.compile(r"(These|Those|They|This|Such|Both|All of them|Among them)\b")
-HEADING_ENDS = (".", "!", "?", ":", ";", "…", '"', "”", "'", "’", ")")
 
 
 @dataclass(frozen=True)
@@ -103,37 +102,38 @@ class AnswerWeights:
 
 def score_sentences(question: str, index: Index, hits: list[Hit], query_vector: np.ndarray, terms: list[str],
                     weights: AnswerWeights = AnswerWeights()) -> list[Candidate]:
-    """Every sentence of the hits, scored; a sentence shared by two passages is kept with the better one."""
+    """Every sentence of the hits, scored; a sentence shared by two passages is kept with the better one.
+
+    Term ids and flags come from the index's sentence table (worked out at index time), so this costs a few
+    dot products and set look-ups a sentence.
+    """
     kind, focus = expected_type(question), focus_pattern(question)
-    idf = {t: index.lexical.idf(t) for t in set(terms)}
+    wanted = FLAG_OF_TYPE.get(kind or "", 0)
+    known = index.lexical.vocabulary_ids
+    idf = {known.get(t, -1 - i): index.lexical.idf(t) for i, t in enumerate(dict.fromkeys(terms))}
     total_idf = sum(idf.values()) or 1.0
     top = hits[0].score if hits and hits[0].score > 0 else 1.0
-    seen: set[tuple[str, int]] = set()
+    table = index.sentence_table
+    seen: set[int] = set()
     out = []
     for i, hit in enumerate(hits):
         chunk = index.chunks[hit.row]
         rows = index.sentence_rows(chunk)
-        cosines = index.sentence_vectors[rows.start : rows.stop] @ query_vector
-        sentence_terms = tokenize([sentence_text(chunk, span) for span in chunk.sentences])
-        in_passage = set().union(*map(set, sentence_terms))
-        evidence = sum(idf[t] for t in set(terms) if t in in_passage) / total_idf
-        for span, cos, s_terms in zip(chunk.sentences, cosines.tolist(), sentence_terms):
-            if (chunk.source, span[0]) in seen:
+        cosines = np.asarray(index.sentence_vectors[rows.start : rows.stop], dtype=np.float32) @ query_vector
+        held = [idf.keys() & set(table.term_ids(r).tolist()) for r in rows]
+        evidence = sum(idf[t] for t in set().union(*held)) / total_idf
+        for row, span, cos, matched in zip(rows, chunk.sentences, cosines.tolist(), held):
+            if row in seen:
                 continue
-            seen.add((chunk.source, span[0]))
-            coverage = sum(idf[t] for t in set(terms) if t in set(s_terms)) / total_idf
-            text = sentence_text(chunk, span)
-            typed = holds_type(text, kind)
-            focused = focus is not None and focus.search(text) is not None
+            seen.add(row)
+            coverage = sum(idf[t] for t in matched) / total_idf
+            flags = int(table.flags[row])
+            typed = bool(flags & wanted)
+            focused = focus is not None and focus.search(sentence_text(chunk, span)) is not None
             score = (weights.cosine * cos + weights.coverage * coverage + weights.passage * hit.score / top
-                     + weights.typed * typed + weights.focused * focused + weights.heading * is_heading(text))
+                     + weights.typed * typed + weights.focused * focused + weights.heading * bool(flags & HEADING))
             out.append(Candidate(i, span, cos, coverage, typed, score, evidence))
     return out
-
-
-def is_heading(text: str) -> bool:
-    """A short line without closing punctuation: a title or heading rather than a sentence."""
-    return len(text.split()) < 10 and not text.rstrip().endswith(HEADING_ENDS)
 
 
 def confidence(best: Candidate, candidates: list[Candidate]) -> float:

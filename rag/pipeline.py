@@ -56,7 +56,7 @@ class Assistant:
             repair: rebuild a damaged index from the corpus instead of stopping with `IndexCorrupt`.
         """
         settings = settings or Settings.from_env()
-        encoder = Encoder(settings.model)
+        encoder = Encoder(settings.model, settings.backend)
         has_corpus = settings.corpus.is_dir()
         try:
             manifest = store.read_manifest(settings.index)

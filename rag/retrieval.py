@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import dense
 from .store import Index
 
 CANDIDATES = 50  # per side; fusion reorders this pool
@@ -42,22 +43,27 @@ def search(
 ) -> list[Hit]:
     """The `k` best chunks for a question, best first; `fuse` defaults to `fuse_convex`."""
     pool = max(CANDIDATES, k)
-    scores, rows = index.dense.search(query_vector.reshape(1, -1).astype(np.float32), min(pool, index.dense.ntotal))
+    _, rows = dense.search(index.dense, query_vector, min(pool, len(index.chunks)))
     lexical = dict(index.lexical.search(terms, pool))
-    candidates = sorted({int(r) for r in rows[0] if r >= 0} | set(lexical))
-    if not candidates:
+    candidates = np.union1d(rows[rows >= 0], np.fromiter(lexical, np.int64, len(lexical)))
+    if not len(candidates):
         return []
-    dense = dict(zip(candidates, (index.chunk_vectors(candidates) @ query_vector).tolist()))
-    sentence = {r: best_sentence_score(index, r, query_vector) for r in candidates}
-    lex = {r: lexical.get(r, 0.0) for r in candidates}
-    fused = (fuse or fuse_convex)([dense, sentence, lex], [weights.dense, weights.sentence, weights.lexical])
+    keys = candidates.tolist()
+    dense_scores = dict(zip(keys, (index.chunk_vectors(candidates) @ query_vector).tolist()))
+    sentence = dict(zip(keys, best_sentence_scores(index, candidates, query_vector).tolist()))
+    lex = {r: lexical.get(r, 0.0) for r in keys}
+    fused = (fuse or fuse_convex)([dense_scores, sentence, lex], [weights.dense, weights.sentence, weights.lexical])
     best = sorted(fused, key=lambda r: (-fused[r], r))[:k]
-    return [Hit(r, fused[r], dense[r], sentence[r], lex[r]) for r in best]
+    return [Hit(r, fused[r], dense_scores[r], sentence[r], lex[r]) for r in best]
 
 
-def best_sentence_score(index: Index, row: int, query_vector: np.ndarray) -> float:
-    rows = index.sentence_rows(index.chunks[row])
-    return float(np.max(index.sentence_vectors[rows.start : rows.stop] @ query_vector))
+def best_sentence_scores(index: Index, rows: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
+    """For each chunk row, the cosine of the question and the chunk's closest sentence (one matrix product)."""
+    counts = index.chunk_sentence_count[rows]
+    offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    gathered = np.repeat(index.chunk_first_sentence[rows] - offsets, counts) + np.arange(counts.sum())
+    cosines = index.sentence_vectors[gathered].astype(np.float32) @ query_vector
+    return np.maximum.reduceat(cosines, offsets)
 
 
 def normalize_max(scores: Mapping[int, float]) -> dict[int, float]:

@@ -78,7 +78,7 @@ class Service:
         while True:
             try:
                 if self._builder_encoder is None:
-                    self._builder_encoder = Encoder(self.assistant.settings.model)
+                    self._builder_encoder = Encoder(self.assistant.settings.model, self.assistant.settings.backend)
                 index, report = indexing.build(
                     self.assistant.settings, self._builder_encoder, full=full, progress=False
                 )

@@ -2,10 +2,14 @@
 
 An index folder holds:
 
-    manifest.json         format version, model and dimension, chunker settings, documents with content hashes
+    manifest.json         format version, model and dimension, chunker settings, dense structure, documents
+                          with content hashes
     chunks.jsonl          one chunk a line: id, source, start, end, text, sentence spans
-    dense.faiss           chunk vectors (normalized; inner product = cosine)
-    sentences.npy         one vector per sentence, for picking the answer sentence without encoding at query time
+    vectors.npy           chunk vectors (float32, normalized: inner product = cosine), memory-mapped when loaded
+    dense.faiss           the approximate (HNSW) structure over them, for large indexes only (see dense.py)
+    sentences.npy         one vector per sentence (float16), to pick the answer sentence without encoding at
+                          query time
+    sentence_terms.npz    each sentence's term ids and flags (holds a date, a quantity; is a title line)
     lexical/              the bm25s index of the chunk texts
 
 `save` writes a sibling folder, then swaps it into place with two renames; `load` finishes an interrupted swap.
@@ -26,11 +30,14 @@ from typing import Any
 import faiss
 import numpy as np
 
+from . import dense, sentences
 from .chunking import Chunk
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing
 from .lexical import LexicalIndex
+from .sentences import SentenceTable
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 3
+FLOAT32_SENTENCES = 2_000_000  # sentence vectors held as float32 in memory up to this many (3 GB)
 REBUILD = "run `rag index --full` to rebuild it"
 
 
@@ -52,17 +59,28 @@ class Index:
     manifest: dict[str, Any]
     documents: list[DocumentEntry]
     chunks: list[Chunk]
+    vectors: np.ndarray  # chunk vectors, row i = chunk i
     dense: faiss.Index
     sentence_vectors: np.ndarray
     lexical: LexicalIndex
+    sentence_table: SentenceTable
 
     def __post_init__(self) -> None:
+        # Plain arrays (a memmap's indexing costs microseconds of Python a call; the data stays mapped).
+        self.vectors = np.asarray(self.vectors)
+        # float16 on disk halves its size; in memory float32 saves a conversion per question, while it is small.
+        dtype = np.float32 if len(self.sentence_vectors) <= FLOAT32_SENTENCES else None
+        self.sentence_vectors = np.asarray(self.sentence_vectors, dtype=dtype)
         self._titles = {d.source: d.title for d in self.documents}
         self._sentence_base, self._first_chunk = {}, {}
         sentence, chunk = 0, 0
         for doc in self.documents:
             self._sentence_base[doc.source], self._first_chunk[doc.source] = sentence, chunk
             sentence, chunk = sentence + doc.sentences, chunk + doc.chunks
+        # Row of each chunk's first sentence and its number of sentences, for vectorized look-ups.
+        self.chunk_first_sentence = np.fromiter(
+            (self._sentence_base[c.source] + c.first_sentence for c in self.chunks), np.int64, len(self.chunks))
+        self.chunk_sentence_count = np.fromiter((len(c.sentences) for c in self.chunks), np.int64, len(self.chunks))
 
     def title(self, source: str) -> str:
         return self._titles[source]
@@ -80,8 +98,8 @@ class Index:
         first = self._sentence_base[chunk.source] + chunk.first_sentence
         return range(first, first + len(chunk.sentences))
 
-    def chunk_vectors(self, rows: Sequence[int]) -> np.ndarray:
-        return np.vstack([self.dense.reconstruct(int(r)) for r in rows]) if rows else np.zeros((0, self.dimension))
+    def chunk_vectors(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self.vectors[np.asarray(rows, dtype=np.int64)].reshape(len(rows), self.dimension)
 
     @property
     def dimension(self) -> int:
@@ -109,12 +127,26 @@ def assemble(
     chunk_vectors: np.ndarray,
     sentence_vectors: np.ndarray,
 ) -> Index:
-    """Build the searchable structures from chunks and their vectors."""
-    dense = faiss.IndexFlatIP(int(manifest["model"]["dimension"]))
-    if len(chunk_vectors):
-        dense.add(np.ascontiguousarray(chunk_vectors, dtype=np.float32))
+    """Build the searchable structures from chunks and their vectors; records the dense structure in `manifest`."""
+    chunk_vectors = np.ascontiguousarray(chunk_vectors, dtype=np.float32)
+    index, manifest["dense"] = dense.build(chunk_vectors)
     lexical = LexicalIndex.build([c.text for c in chunks])
-    return Index(manifest, documents, chunks, dense, sentence_vectors.astype(np.float32), lexical)
+    table = SentenceTable.build(_sentence_texts(documents, chunks), lexical.vocabulary_ids)
+    sentence_vectors = sentence_vectors.astype(np.float16)
+    return Index(manifest, documents, chunks, chunk_vectors, index, sentence_vectors, lexical, table)
+
+
+def _sentence_texts(documents: list[DocumentEntry], chunks: list[Chunk]) -> list[str]:
+    """The text of every sentence row, taken from the chunks that hold it."""
+    texts = [""] * sum(d.sentences for d in documents)
+    base, row = {}, 0
+    for doc in documents:
+        base[doc.source], row = row, row + doc.sentences
+    for chunk in chunks:
+        first = base[chunk.source] + chunk.first_sentence
+        for j, (a, b) in enumerate(chunk.sentences):
+            texts[first + j] = chunk.text[a - chunk.start : b - chunk.start]
+    return texts
 
 
 def save(index: Index, folder: Path) -> None:
@@ -127,10 +159,12 @@ def save(index: Index, folder: Path) -> None:
     with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as out:
         for c in index.chunks:
             out.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
-    faiss.write_index(index.dense, str(tmp / "dense.faiss"))
-    np.save(tmp / "sentences.npy", index.sentence_vectors)
+    np.save(tmp / "vectors.npy", np.asarray(index.vectors, dtype=np.float32))
+    dense.save(index.dense, index.manifest["dense"], tmp)
+    np.save(tmp / "sentences.npy", np.asarray(index.sentence_vectors, dtype=np.float16))
     (tmp / "lexical").mkdir()
     index.lexical.save(tmp / "lexical")
+    index.sentence_table.save(tmp)
     # The manifest goes last: a folder with a manifest is a complete one.
     (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=1, ensure_ascii=False))
     _fsync_tree(tmp)
@@ -176,18 +210,23 @@ def load(folder: Path, expected: dict[str, Any]) -> Index:
     try:
         with open(current, encoding="utf-8") as lines:
             chunks = [_chunk(json.loads(line)) for line in lines]
-        current = folder / "dense.faiss"
-        dense = faiss.read_index(str(current))
+        current = folder / "vectors.npy"
+        vectors = np.load(current, mmap_mode="r")
+        current = folder / dense.FILE
+        structure = dense.load(folder, manifest["dense"], vectors)
         current = folder / "sentences.npy"
-        sentence_vectors = np.load(current)
+        sentence_vectors = np.load(current, mmap_mode="r")
         current = folder / "lexical"
         lexical = LexicalIndex.load(current)
+        current = folder / sentences.FILE
+        table = SentenceTable.load(folder)
     except Exception as exc:  # any damage to any file means the same thing: rebuild
         raise IndexCorrupt(f"{current} is damaged or missing ({type(exc).__name__}); {REBUILD}") from None
-    counts = (dense.ntotal, lexical.size, sum(d.chunks for d in documents))
-    if counts != (len(chunks),) * 3 or len(sentence_vectors) != sum(d.sentences for d in documents):
+    counts = (structure.ntotal, len(vectors), lexical.size, sum(d.chunks for d in documents))
+    n_sentences = sum(d.sentences for d in documents)
+    if counts != (len(chunks),) * 4 or (len(sentence_vectors), len(table)) != (n_sentences, n_sentences):
         raise IndexCorrupt(f"the files in {folder} do not agree with each other; {REBUILD}")
-    return Index(manifest, documents, chunks, dense, sentence_vectors, lexical)
+    return Index(manifest, documents, chunks, vectors, structure, sentence_vectors, lexical, table)
 
 
 def _chunk(row: dict[str, Any]) -> Chunk:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -63,7 +64,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Ite
     for name in ("003_7f8c229d719f695d.txt", "004_33d5d0d9e9c87589.txt"):
         shutil.copy(CORPUS / name, corpus / name)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(embedding, "_load", lambda name: encoder.model)  # the real model, loaded once per session
+        mp.setattr(embedding.Encoder, "_load", reuse(encoder))  # the real model, loaded once per session
         space = Workspace(corpus, root / "index")
         space.first_build = run(*space.args("index"))
         yield space
@@ -71,7 +72,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Ite
 
 @pytest.fixture(autouse=True)
 def shared_model(monkeypatch: pytest.MonkeyPatch, encoder: Encoder) -> None:
-    monkeypatch.setattr(embedding, "_load", lambda name: encoder.model)
+    monkeypatch.setattr(embedding.Encoder, "_load", reuse(encoder))
+
+
+def reuse(encoder: Encoder) -> Callable[[Encoder], Any]:
+    """A stand-in for `Encoder._load` that hands every new encoder the session's loaded model."""
+    return lambda self: (encoder._ensure_loaded(), encoder.dimension)
 
 
 def test_index_prints_a_summary_of_what_was_added(workspace: Workspace) -> None:

@@ -29,7 +29,7 @@ def small_assistant(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) 
 @pytest.fixture
 def shared_encoder(monkeypatch: pytest.MonkeyPatch, encoder: Encoder) -> Encoder:
     """Make `Assistant.open` use the session's encoder instead of loading the model again."""
-    monkeypatch.setattr(pipeline, "Encoder", lambda name=None: encoder)
+    monkeypatch.setattr(pipeline, "Encoder", lambda *args, **kwargs: encoder)
     return encoder
 
 

@@ -13,7 +13,7 @@ from rag.pipeline import Assistant
 from rag.retrieval import (
     Hit,
     Weights,
-    best_sentence_score,
+    best_sentence_scores,
     fuse_convex,
     fuse_rrf,
     normalize_max,
@@ -181,7 +181,8 @@ def test_search_reports_exact_signals_best_first(assistant: Assistant, question:
         assert hit.dense == pytest.approx(float(index.chunk_vectors([hit.row])[0] @ vector), abs=1e-5)
         rows = index.sentence_rows(index.chunks[hit.row])
         best = float(np.max(index.sentence_vectors[rows.start : rows.stop] @ vector))
-        assert hit.sentence == pytest.approx(best, abs=1e-5) == best_sentence_score(index, hit.row, vector)
+        assert hit.sentence == pytest.approx(best, abs=1e-5)
+        assert best_sentence_scores(index, np.array([hit.row]), vector)[0] == pytest.approx(best, abs=1e-5)
         assert hit.lexical == pytest.approx(lexical.get(hit.row, 0.0))
 
 

@@ -269,7 +269,7 @@ def test_api_ask_equals_the_python_api(plain: Served, question: str, top_k: int 
 def test_api_ask_equals_rag_ask_json(
     plain: Served, encoder: Encoder, monkeypatch: pytest.MonkeyPatch, question: str, top_k: int | None
 ) -> None:
-    monkeypatch.setattr(pipeline, "Encoder", lambda name=None: encoder)  # the same model, loaded once
+    monkeypatch.setattr(pipeline, "Encoder", lambda *args, **kwargs: encoder)  # the same model, loaded once
     settings = plain.assistant.settings
     args = ["--corpus", str(settings.corpus), "--index", str(settings.index), "ask", question, "--json"]
     args += [] if top_k is None else ["--top-k", str(top_k)]

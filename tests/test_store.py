@@ -79,11 +79,12 @@ def test_save_then_load_round_trips(saved: tuple[Index, Path]) -> None:
     assert loaded.lexical.search(terms, 3) == index.lexical.search(terms, 3)
     assert sorted(p.name for p in folder.iterdir()) == [
         "chunks.jsonl",
-        "dense.faiss",
         "lexical",
         "manifest.json",
+        "sentence_terms.npz",
         "sentences.npy",
-    ]
+        "vectors.npy",
+    ]  # a small index is searched exactly: no dense.faiss (see test_dense.py for the approximate one)
 
 
 def test_the_manifest_describes_the_index(saved: tuple[Index, Path]) -> None:
@@ -161,7 +162,9 @@ def delete(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [truncate, garble], ids=["truncated", "garbage"])
-@pytest.mark.parametrize("name", ["manifest.json", "chunks.jsonl", "dense.faiss", "sentences.npy"])
+@pytest.mark.parametrize(
+    "name", ["manifest.json", "chunks.jsonl", "vectors.npy", "sentences.npy", "sentence_terms.npz"]
+)
 def test_a_damaged_file_is_named_in_the_error(saved: tuple[Index, Path], name: str, damage: Any) -> None:
     damage(saved[1] / name)
     with pytest.raises(IndexCorrupt) as caught:
@@ -170,7 +173,9 @@ def test_a_damaged_file_is_named_in_the_error(saved: tuple[Index, Path], name: s
     assert "rag index --full" in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["chunks.jsonl", "dense.faiss", "sentences.npy", "lexical"])
+@pytest.mark.parametrize(
+    "name", ["chunks.jsonl", "vectors.npy", "sentences.npy", "sentence_terms.npz", "lexical"]
+)
 def test_a_missing_file_is_named_in_the_error(saved: tuple[Index, Path], name: str) -> None:
     path = saved[1] / name
     if path.is_dir():
@@ -265,7 +270,7 @@ def test_a_save_that_fails_midway_keeps_the_previous_index(
     def broken_write(*args: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(faiss, "write_index", broken_write)
+    monkeypatch.setattr(np, "save", broken_write)
     with pytest.raises(OSError):
         store.save(fake_index(seed=3), folder)
     monkeypatch.undo()

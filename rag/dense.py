@@ -1,0 +1,61 @@
+"""The dense side's FAISS structure, chosen by size: exact inner-product search for small indexes, HNSW (a graph,
+approximate) from `EXACT_LIMIT` vectors on, where exact search would cost tens of milliseconds a question.
+
+The choice and its parameters are recorded in the manifest ("dense"), so a loaded index searches the way it was
+built. The chunk vectors themselves are always kept as a NumPy file beside it (memory-mapped), which the exact
+structure is rebuilt from at load time and fusion reads candidates' vectors from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+EXACT_LIMIT = 100_000
+HNSW = {"M": 32, "efConstruction": 80, "efSearch": 128}
+FILE = "dense.faiss"
+
+
+def build(vectors: np.ndarray, exact_limit: int = EXACT_LIMIT) -> tuple[faiss.Index, dict[str, Any]]:
+    """A search structure over `vectors` (normalized float32 rows) and the parameters that describe it."""
+    n, dimension = vectors.shape
+    if n < exact_limit:
+        return _flat(vectors, dimension), {"type": "flat"}
+    index = faiss.IndexHNSWFlat(dimension, HNSW["M"], faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW["efConstruction"]
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # building is parallel; single queries are not (see `search`)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    index.hnsw.efSearch = HNSW["efSearch"]
+    return index, {"type": "hnsw", **HNSW}
+
+
+def save(index: faiss.Index, params: dict[str, Any], folder: Path) -> None:
+    if params["type"] != "flat":  # a flat index is its vectors: nothing more to write
+        faiss.write_index(index, str(folder / FILE))
+
+
+def load(folder: Path, params: dict[str, Any], vectors: np.ndarray) -> faiss.Index:
+    if params["type"] == "flat":
+        return _flat(vectors, vectors.shape[1])
+    index = faiss.read_index(str(folder / FILE))
+    faiss.downcast_index(index).hnsw.efSearch = int(params["efSearch"])
+    return index
+
+
+def search(index: faiss.Index, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, rows) of the `k` nearest rows to one query vector; rows of -1 pad a short result."""
+    # One query is faster on one thread: OpenMP's start-up costs more than it saves.
+    faiss.omp_set_num_threads(1)
+    scores, rows = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k)
+    return scores[0], rows[0]
+
+
+def _flat(vectors: np.ndarray, dimension: int) -> faiss.Index:
+    index = faiss.IndexFlatIP(dimension)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
