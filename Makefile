@@ -26,7 +26,7 @@ ask: $(BIN)/rag
 index: $(BIN)/rag
 	$(BIN)/rag index
 
-test: $(BIN)/rag browser  ## set up and run the whole test suite (real model, headless Chromium)
+test: $(BIN)/rag browser lint  ## set up, lint, and run the whole test suite (real model, headless Chromium)
 	$(BIN)/python -m pytest
 
 # The browser tests drive Debian's Chromium; install it when it is missing (root, or sudo).

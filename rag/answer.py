@@ -16,8 +16,8 @@ import numpy as np
 
 from .chunking import Chunk
 from .question import expected_type, focus_pattern
-from .sentences import FLAG_OF_TYPE, HEADING
 from .retrieval import Hit
+from .sentences import FLAG_OF_TYPE, HEADING
 from .store import Index
 
 
@@ -52,21 +52,31 @@ class Response:
     citations: list[Citation]
     context: str | None = None  # the earlier question a follow-up was read with
 
-
     def to_dict(self) -> dict:
         """The one JSON shape of a response: the CLI, the HTTP API and the Python API all return this."""
         return {
             "question": self.question,
             "abstained": self.abstained,
             "confidence": round(self.confidence, 4),
-            "answer": None if self.answer is None else {
-                "text": self.answer.text, "source": self.answer.source, "start": self.answer.start,
-                "end": self.answer.end, "citation": self.answer.citation,
+            "answer": None
+            if self.answer is None
+            else {
+                "text": self.answer.text,
+                "source": self.answer.source,
+                "start": self.answer.start,
+                "end": self.answer.end,
+                "citation": self.answer.citation,
             },
             "citations": [
                 {
-                    "n": c.n, "source": c.source, "title": c.title, "chunk_id": c.chunk_id, "text": c.text,
-                    "start": c.start, "end": c.end, "score": round(c.score, 4),
+                    "n": c.n,
+                    "source": c.source,
+                    "title": c.title,
+                    "chunk_id": c.chunk_id,
+                    "text": c.text,
+                    "start": c.start,
+                    "end": c.end,
+                    "score": round(c.score, 4),
                     "highlight": {"start": c.highlight[0], "end": c.highlight[1]},
                 }
                 for c in self.citations
@@ -100,8 +110,14 @@ class AnswerWeights:
     heading: float = -0.15  # a title line repeats the question's words but rarely answers it
 
 
-def score_sentences(question: str, index: Index, hits: list[Hit], query_vector: np.ndarray, terms: list[str],
-                    weights: AnswerWeights = AnswerWeights()) -> list[Candidate]:
+def score_sentences(
+    question: str,
+    index: Index,
+    hits: list[Hit],
+    query_vector: np.ndarray,
+    terms: list[str],
+    weights: AnswerWeights = AnswerWeights(),
+) -> list[Candidate]:
     """Every sentence of the hits, scored; a sentence shared by two passages is kept with the better one.
 
     Term ids and flags come from the index's sentence table (worked out at index time), so this costs a few
@@ -122,7 +138,7 @@ def score_sentences(question: str, index: Index, hits: list[Hit], query_vector: 
         cosines = np.asarray(index.sentence_vectors[rows.start : rows.stop], dtype=np.float32) @ query_vector
         held = [idf.keys() & set(table.term_ids(r).tolist()) for r in rows]
         evidence = sum(idf[t] for t in set().union(*held)) / total_idf
-        for row, span, cos, matched in zip(rows, chunk.sentences, cosines.tolist(), held):
+        for row, span, cos, matched in zip(rows, chunk.sentences, cosines.tolist(), held, strict=True):
             if row in seen:
                 continue
             seen.add(row)
@@ -130,8 +146,14 @@ def score_sentences(question: str, index: Index, hits: list[Hit], query_vector: 
             flags = int(table.flags[row])
             typed = bool(flags & wanted)
             focused = focus is not None and focus.search(sentence_text(chunk, span)) is not None
-            score = (weights.cosine * cos + weights.coverage * coverage + weights.passage * hit.score / top
-                     + weights.typed * typed + weights.focused * focused + weights.heading * bool(flags & HEADING))
+            score = (
+                weights.cosine * cos
+                + weights.coverage * coverage
+                + weights.passage * hit.score / top
+                + weights.typed * typed
+                + weights.focused * focused
+                + weights.heading * bool(flags & HEADING)
+            )
             out.append(Candidate(i, span, cos, coverage, typed, score, evidence))
     return out
 
@@ -147,7 +169,11 @@ def confidence(best: Candidate, candidates: list[Candidate]) -> float:
 
 
 def respond(
-    question: str, index: Index, hits: list[Hit], candidates: list[Candidate], min_confidence: float,
+    question: str,
+    index: Index,
+    hits: list[Hit],
+    candidates: list[Candidate],
+    min_confidence: float,
     context: str | None = None,
 ) -> Response:
     """The response: the answer (or abstention) and the hits as numbered citations."""
@@ -162,16 +188,29 @@ def respond(
     citations = []
     for i, hit in enumerate(hits):
         chunk = index.chunks[hit.row]
-        if answer is not None and answer.source == chunk.source and chunk.start <= answer.start \
-                and answer.end <= chunk.end:
+        if (
+            answer is not None
+            and answer.source == chunk.source
+            and chunk.start <= answer.start
+            and answer.end <= chunk.end
+        ):
             mark = (answer.start, answer.end)
         else:  # the passage's own best sentence
-            mark = max((c for c in candidates if c.hit == i), key=lambda c: c.score, default=None)
-            mark = mark.span if mark else chunk.sentences[0]
-        citations.append(Citation(
-            n=i + 1, source=chunk.source, title=index.title(chunk.source), chunk_id=chunk.id, text=chunk.text,
-            start=chunk.start, end=chunk.end, score=hit.score, highlight=mark,
-        ))
+            own = max((c for c in candidates if c.hit == i), key=lambda c: c.score, default=None)
+            mark = own.span if own else chunk.sentences[0]
+        citations.append(
+            Citation(
+                n=i + 1,
+                source=chunk.source,
+                title=index.title(chunk.source),
+                chunk_id=chunk.id,
+                text=chunk.text,
+                start=chunk.start,
+                end=chunk.end,
+                score=hit.score,
+                highlight=mark,
+            )
+        )
     return Response(question, abstained, conf, answer, citations, context)
 
 

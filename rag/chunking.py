@@ -9,6 +9,7 @@ documents. Every span satisfies `text[start:end] == span text`; a "sentence" wit
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -108,7 +109,7 @@ def _split_glued(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Cut where a sentence ends without a space before the next ("recovery.During"), which pysbd keeps whole."""
     cuts = [m.end() for m in GLUED.finditer(text, start, end)]
     bounds = [start, *cuts, end]
-    return [_strip(text, a, b) for a, b in zip(bounds, bounds[1:]) if a < b]
+    return [_strip(text, a, b) for a, b in itertools.pairwise(bounds) if a < b]
 
 
 def _has_word(text: str, start: int, end: int) -> bool:
@@ -128,6 +129,5 @@ def _cut_long(text: str, start: int, end: int, max_words: int) -> list[tuple[int
     if len(words) <= max_words:
         return [(start, end)]
     return [
-        (words[i].start(), words[min(i + max_words, len(words)) - 1].end())
-        for i in range(0, len(words), max_words)
+        (words[i].start(), words[min(i + max_words, len(words)) - 1].end()) for i in range(0, len(words), max_words)
     ]

@@ -87,13 +87,19 @@ def index(settings: Settings, full: bool, as_json: bool) -> None:
 
 @main.command()
 @click.argument("question", required=False)
-@click.option("--file", "questions_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="A JSON-lines file of {\"question\": ...} objects; prints one JSON response a line.")
+@click.option(
+    "--file",
+    "questions_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='A JSON-lines file of {"question": ...} objects; prints one JSON response a line.',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the response as JSON.")
 @click.option("--top-k", type=int, help="Passages to cite (default: RAG_TOP_K or 5).")
 @click.pass_obj
 @friendly_errors
-def ask(settings: Settings, question: str | None, questions_file: Path | None, as_json: bool, top_k: int | None) -> None:
+def ask(
+    settings: Settings, question: str | None, questions_file: Path | None, as_json: bool, top_k: int | None
+) -> None:
     """Answer QUESTION from the documents, quoting the passage it comes from."""
     if (question is None) == (questions_file is None):
         raise click.UsageError("give either a QUESTION or --file QUESTIONS.jsonl")
@@ -122,8 +128,7 @@ def evaluate(settings: Settings, questions_file: Path, as_json: bool, top_k: int
     """Score the answers to a question set (R@1, R@5, MRR@10, answer accuracy, abstention, exact quotes)."""
     items = read_questions(questions_file)
     bot = _assistant(settings, quiet=as_json)
-    results = [score_one(item, bot.ask(item["question"], top_k=top_k).to_dict(), bot.document_text)
-               for item in items]
+    results = [score_one(item, bot.ask(item["question"], top_k=top_k).to_dict(), bot.document_text) for item in items]
     table = summarize(results)
     if as_json:
         click.echo(json.dumps({"metrics": table, "questions": results}, ensure_ascii=False, indent=1))
@@ -138,13 +143,19 @@ def format_response(response: dict[str, Any]) -> str:
         lines.append("I could not find this in the documents. The closest passages:")
     else:
         a = response["answer"]
-        lines += [f"“{a['text']}”", f"   [{a['citation']}] {a['source']}, characters {a['start']}-{a['end']}"
-                  f" (confidence {response['confidence']:.2f})"]
+        lines += [
+            f"“{a['text']}”",
+            f"   [{a['citation']}] {a['source']}, characters {a['start']}-{a['end']}"
+            f" (confidence {response['confidence']:.2f})",
+        ]
     for c in response["citations"]:
         h0, h1 = c["highlight"]["start"] - c["start"], c["highlight"]["end"] - c["start"]
         text = c["text"][:h0] + ">>" + c["text"][h0:h1] + "<<" + c["text"][h1:]
-        lines += ["", f"[{c['n']}] {c['title']} ({c['source']}:{c['start']}-{c['end']}, score {c['score']:.2f})",
-                  "    " + " ".join(text.split())]
+        lines += [
+            "",
+            f"[{c['n']}] {c['title']} ({c['source']}:{c['start']}-{c['end']}, score {c['score']:.2f})",
+            "    " + " ".join(text.split()),
+        ]
     return "\n".join(lines)
 
 

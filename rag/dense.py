@@ -42,7 +42,7 @@ def load(folder: Path, params: dict[str, Any], vectors: np.ndarray) -> faiss.Ind
     if params["type"] == "flat":
         return _flat(vectors, vectors.shape[1])
     index = faiss.read_index(str(folder / FILE))
-    faiss.downcast_index(index).hnsw.efSearch = int(params["efSearch"])
+    faiss.downcast_index(index).hnsw.efSearch = int(params["efSearch"])  # type: ignore[attr-defined]
     return index
 
 

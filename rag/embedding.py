@@ -86,8 +86,11 @@ class Encoder:
                 onnx = load_or_export(path)
                 return onnx.encode, onnx.dimension
             except Exception as exc:  # any export or runtime failure: PyTorch gives the same vectors, slower
-                print(f"warning: ONNX backend unavailable for {self.name} ({type(exc).__name__}: "
-                      f"{str(exc)[:160]}); using PyTorch", file=sys.stderr)
+                print(
+                    f"warning: ONNX backend unavailable for {self.name} ({type(exc).__name__}: "
+                    f"{str(exc)[:160]}); using PyTorch",
+                    file=sys.stderr,
+                )
                 self.backend = "torch"
         model = load_torch(str(path) if path.exists() else self.name, self.name)
         lock = self._lock

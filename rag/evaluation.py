@@ -42,7 +42,7 @@ def read_questions(path: Path) -> list[dict[str, Any]]:
             item = json.loads(line)
             item["question"]
         except (ValueError, KeyError, TypeError):
-            raise BadRequest(f"{path}:{number} is not a JSON object with a \"question\"") from None
+            raise BadRequest(f'{path}:{number} is not a JSON object with a "question"') from None
         questions.append(item)
     return questions
 
@@ -103,9 +103,13 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
     lines = ["| group | n | R@1 | R@5 | MRR@10 | answer acc |", "|---|---|---|---|---|---|"]
     for name, m in table.items():
         if name != "abstention":
-            lines.append(f"| {name} | {m['n']} | {m['R@1']:.2f} | {m['R@5']:.2f} | {m['MRR@10']:.2f} | "
-                         f"{m['answer_acc']:.2f} |")
+            lines.append(
+                f"| {name} | {m['n']} | {m['R@1']:.2f} | {m['R@5']:.2f} | {m['MRR@10']:.2f} | {m['answer_acc']:.2f} |"
+            )
     a = table["abstention"]
-    lines += ["", f"unanswerable abstained: {a['unanswerable_abstained']:.2f}; answerable answered: "
-              f"{a['answerable_answered']:.2f}; exact quotes: {a['exact_quotes']:.2f} ({a['n']} questions)"]
+    lines += [
+        "",
+        f"unanswerable abstained: {a['unanswerable_abstained']:.2f}; answerable answered: "
+        f"{a['answerable_answered']:.2f}; exact quotes: {a['exact_quotes']:.2f} ({a['n']} questions)",
+    ]
     return "\n".join(lines)

@@ -22,8 +22,10 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 # Question words carry no topic; without them "How many ..." would match every "many".
-STOPWORDS = sorted(set(STOPWORDS_EN) | {"what", "which", "who", "whom", "whose", "when", "where", "why", "how",
-                                          "did", "does", "do", "many", "much"})
+STOPWORDS = sorted(
+    set(STOPWORDS_EN)
+    | {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "did", "does", "do", "many", "much"}
+)
 
 
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's own token pattern
@@ -108,7 +110,5 @@ class LexicalIndex:
 
     def _closest(self, term: str) -> str | None:
         limit = 1 if len(term) < 8 else 2
-        match = process.extractOne(
-            term, self._sorted_vocabulary, scorer=Levenshtein.distance, score_cutoff=limit
-        )
+        match = process.extractOne(term, self._sorted_vocabulary, scorer=Levenshtein.distance, score_cutoff=limit)
         return match[0] if match else None

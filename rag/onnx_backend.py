@@ -78,8 +78,7 @@ def export(model_dir: Path, target: Path) -> Path:
 
     st = load_torch(str(model_dir), str(model_dir)).eval()
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in st.tokenizer.model_input_names]
-    sample = st.tokenizer(PROBES[:2], padding=True, truncation=True, max_length=st.max_seq_length,
-                          return_tensors="pt")
+    sample = st.tokenizer(PROBES[:2], padding=True, truncation=True, max_length=st.max_seq_length, return_tensors="pt")
 
     class Pipeline(torch.nn.Module):
         def __init__(self) -> None:
@@ -87,7 +86,7 @@ def export(model_dir: Path, target: Path) -> Path:
             self.st = st
 
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.st(dict(zip(names, inputs)))["sentence_embedding"]
+            return self.st(dict(zip(names, inputs, strict=True)))["sentence_embedding"]
 
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
@@ -95,13 +94,24 @@ def export(model_dir: Path, target: Path) -> Path:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer notes about shapes; the result is checked below
             torch.onnx.export(
-                Pipeline(), tuple(sample[n] for n in names), str(tmp / "model.onnx"), input_names=names,
-                output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False,
+                Pipeline(),
+                tuple(sample[n] for n in names),
+                str(tmp / "model.onnx"),
+                input_names=names,
+                output_names=["embedding"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
             )
         shutil.copy(model_dir / "tokenizer.json", tmp / "tokenizer.json")
         pad = st.tokenizer.pad_token or "[PAD]"
-        meta = {"dimension": embedding_dimension(st), "inputs": names,
-                "max_seq_length": st.max_seq_length, "pad_token": pad, "pad_id": st.tokenizer.convert_tokens_to_ids(pad)}
+        meta = {
+            "dimension": embedding_dimension(st),
+            "inputs": names,
+            "max_seq_length": st.max_seq_length,
+            "pad_token": pad,
+            "pad_id": st.tokenizer.convert_tokens_to_ids(pad),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta))
         reference = st.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True)
         exported = OnnxEncoder(tmp, threads=1)

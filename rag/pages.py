@@ -29,8 +29,9 @@ def passage_parts(text: str, offset: int, mark: tuple[int, int] | None) -> list[
     return [(m, t) for m, t in ((False, text[:a]), (True, text[a:b]), (False, text[b:])) if t]
 
 
-def document_link(source: str, start: int | None = None, end: int | None = None,
-                  mark: dict[str, int] | None = None) -> str:
+def document_link(
+    source: str, start: int | None = None, end: int | None = None, mark: dict[str, int] | None = None
+) -> str:
     """The URL of a document page, at a passage (and a sentence in it) when given."""
     url = f"/documents/{quote(source)}"
     if start is None or end is None:
@@ -46,14 +47,16 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
     templates.env.globals.update(passage_parts=passage_parts, document_link=document_link)
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-        context |= {"documents": service.assistant.index.documents,
-                    "admin_on": bool(service.assistant.settings.admin_token)}
+        context |= {
+            "documents": service.assistant.index.documents,
+            "admin_on": bool(service.assistant.settings.admin_token),
+        }
         return templates.TemplateResponse(request, name, context, status_code=status)
 
     def answer_turns(questions: list[str]) -> list[dict[str, Any]]:
-        turns = []
+        turns: list[dict[str, Any]] = []
         for i, question in enumerate(questions[-MAX_TURNS:]):
-            earlier = [t["question"] for t in turns if "response" in t]
+            earlier: list[str] = [t["question"] for t in turns if "response" in t]
             try:
                 response = service.assistant.ask(question, history=earlier[-MAX_TURNS:]).to_dict()
                 turns.append({"id": i + 1, "question": question, "response": response})
@@ -66,15 +69,20 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
         return page(request, "chat.html", turns=[])
 
     @app.post("/", response_class=HTMLResponse, include_in_schema=False)
-    def chat_post(request: Request, q: Annotated[str, Form()] = "",
-                  history: Annotated[list[str] | None, Form()] = None) -> HTMLResponse:
+    def chat_post(
+        request: Request, q: Annotated[str, Form()] = "", history: Annotated[list[str] | None, Form()] = None
+    ) -> HTMLResponse:
         """The chat without JavaScript: the earlier questions come back as hidden fields and are answered again."""
         turns = answer_turns([*(history or []), q])
         return page(request, "chat.html", 400 if "error" in turns[-1] else 200, turns=turns)
 
     @app.post("/turn", response_class=HTMLResponse, include_in_schema=False)
-    def turn(request: Request, q: Annotated[str, Form()] = "", n: Annotated[int, Form()] = 0,
-             history: Annotated[list[str] | None, Form()] = None) -> HTMLResponse:
+    def turn(
+        request: Request,
+        q: Annotated[str, Form()] = "",
+        n: Annotated[int, Form()] = 0,
+        history: Annotated[list[str] | None, Form()] = None,
+    ) -> HTMLResponse:
         """One reply as an HTML fragment, for the chat's script; `n` numbers the turn for its anchors."""
         try:
             response = service.assistant.ask(q, history=(history or [])[-MAX_TURNS:]).to_dict()
@@ -83,8 +91,14 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
             return page(request, "_turn.html", 400, turn={"id": n, "question": q.strip(), "error": str(exc)})
 
     @app.get("/documents/{source:path}", response_class=HTMLResponse, include_in_schema=False)
-    def document(request: Request, source: str, start: int | None = None, end: int | None = None,
-                 hs: int | None = None, he: int | None = None) -> HTMLResponse:
+    def document(
+        request: Request,
+        source: str,
+        start: int | None = None,
+        end: int | None = None,
+        hs: int | None = None,
+        he: int | None = None,
+    ) -> HTMLResponse:
         index = service.assistant.index
         entry = next((d for d in index.documents if d.source == source), None)
         if entry is None:
@@ -94,8 +108,11 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
         except Exception:  # unreadable now: Unreadable, OSError
             raise NotFound(f"{source} is in the index but can no longer be read from the corpus") from None
         text, changed = doc.text, doc.sha256 != entry.sha256
-        passage = (start, end) if start is not None and end is not None and 0 <= start < end <= len(text) else None
-        mark = (hs, he) if passage and hs is not None and he is not None and start <= hs < he <= end else None
+        passage = mark = None
+        if start is not None and end is not None and 0 <= start < end <= len(text):
+            passage = (start, end)
+            if hs is not None and he is not None and start <= hs < he <= end:
+                mark = (hs, he)
         return page(request, "document.html", entry=entry, text=text, passage=passage, mark=mark, changed=changed)
 
     @app.get("/admin", response_class=HTMLResponse, include_in_schema=False)

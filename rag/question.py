@@ -18,22 +18,66 @@ NUMBER_WORDS = (
     "hundred|hundreds|thousand|thousands|million|millions|billion|billions|trillion|dozen|dozens|half|once|twice"
 )
 QUESTION_TYPES = [
-    ("date", re.compile(r"^\s*(when|since when|until when|what (year|date|day|month|time)|in what year|"
-                        r"in which (year|month)|on what (date|day)|by when)\b", re.I)),
-    ("quantity", re.compile(r"^\s*(how (many|much|long|old|often|far|large|big|high)|what (amount|number|"
-                            r"percentage|share|sum|proportion)|what is the (amount|number|total|size))\b", re.I)),
+    (
+        "date",
+        re.compile(
+            r"^\s*(when|since when|until when|what (year|date|day|month|time)|in what year|"
+            r"in which (year|month)|on what (date|day)|by when)\b",
+            re.I,
+        ),
+    ),
+    (
+        "quantity",
+        re.compile(
+            r"^\s*(how (many|much|long|old|often|far|large|big|high)|what (amount|number|"
+            r"percentage|share|sum|proportion)|what is the (amount|number|total|size))\b",
+            re.I,
+        ),
+    ),
 ]
 ANSWER_PATTERNS = {
-    "date": re.compile(rf"\b(1[5-9]\d\d|20\d\d|\d{{1,2}}(st|nd|rd|th)?\s+({MONTHS})|({MONTHS})\.?\s+\d{{1,2}}|"
-                       rf"({MONTHS})|today|yesterday|tomorrow|century|decade)\b", re.I),
+    "date": re.compile(
+        rf"\b(1[5-9]\d\d|20\d\d|\d{{1,2}}(st|nd|rd|th)?\s+({MONTHS})|({MONTHS})\.?\s+\d{{1,2}}|"
+        rf"({MONTHS})|today|yesterday|tomorrow|century|decade)\b",
+        re.I,
+    ),
     # a digit, but not a list marker such as "(1)" or "2." that opens a sentence
     "quantity": re.compile(rf"((?<!^)(?<!^\()\d(?![.)]\s)|\b({NUMBER_WORDS})\b)", re.I),
 }
 NUMBER = rf"(\d[\d,.]*|{NUMBER_WORDS})"
 FOCUS = re.compile(r"^\s*how (many|much) ([a-z-]+)(\s+[a-z-]+)?", re.I)
-AUXILIARIES = {"did", "does", "do", "is", "are", "was", "were", "has", "have", "had", "will", "can", "could",
-               "would", "should", "money", "of", "in", "the", "a", "an", "they", "he", "she", "it", "we", "you",
-               "i", "there", "people"}
+AUXILIARIES = {
+    "did",
+    "does",
+    "do",
+    "is",
+    "are",
+    "was",
+    "were",
+    "has",
+    "have",
+    "had",
+    "will",
+    "can",
+    "could",
+    "would",
+    "should",
+    "money",
+    "of",
+    "in",
+    "the",
+    "a",
+    "an",
+    "they",
+    "he",
+    "she",
+    "it",
+    "we",
+    "you",
+    "i",
+    "there",
+    "people",
+}
 
 
 def expected_type(question: str) -> str | None:

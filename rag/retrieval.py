@@ -38,8 +38,12 @@ class Weights:
 
 
 def search(
-    index: Index, query_vector: np.ndarray, terms: list[str], k: int,
-    weights: Weights = Weights(), fuse: Callable[..., dict[int, float]] | None = None,
+    index: Index,
+    query_vector: np.ndarray,
+    terms: list[str],
+    k: int,
+    weights: Weights = Weights(),
+    fuse: Callable[..., dict[int, float]] | None = None,
 ) -> list[Hit]:
     """The `k` best chunks for a question, best first; `fuse` defaults to `fuse_convex`."""
     pool = max(CANDIDATES, k)
@@ -49,8 +53,8 @@ def search(
     if not len(candidates):
         return []
     keys = candidates.tolist()
-    dense_scores = dict(zip(keys, (index.chunk_vectors(candidates) @ query_vector).tolist()))
-    sentence = dict(zip(keys, best_sentence_scores(index, candidates, query_vector).tolist()))
+    dense_scores = dict(zip(keys, (index.chunk_vectors(candidates) @ query_vector).tolist(), strict=True))
+    sentence = dict(zip(keys, best_sentence_scores(index, candidates, query_vector).tolist(), strict=True))
     lex = {r: lexical.get(r, 0.0) for r in keys}
     fused = (fuse or fuse_convex)([dense_scores, sentence, lex], [weights.dense, weights.sentence, weights.lexical])
     best = sorted(fused, key=lambda r: (-fused[r], r))[:k]
@@ -81,7 +85,7 @@ def fuse_convex(signals: list[Mapping[int, float]], weights: list[float]) -> dic
     """Weighted sum of min-max normalized signals; weights sum to one, so the result is in [0, 1]."""
     total = sum(weights) or 1.0
     out: dict[int, float] = {}
-    for signal, weight in zip(signals, weights):
+    for signal, weight in zip(signals, weights, strict=True):
         for r, s in normalize_minmax(signal).items():
             out[r] = out.get(r, 0.0) + s * weight / total
     return out
@@ -90,7 +94,7 @@ def fuse_convex(signals: list[Mapping[int, float]], weights: list[float]) -> dic
 def fuse_rrf(signals: list[Mapping[int, float]], weights: list[float], k: int = 60) -> dict[int, float]:
     """Weighted reciprocal rank fusion: sum of weight / (k + rank)."""
     out: dict[int, float] = {}
-    for signal, weight in zip(signals, weights):
+    for signal, weight in zip(signals, weights, strict=True):
         for rank, r in enumerate(sorted(signal, key=lambda r: -signal[r]), start=1):
             out[r] = out.get(r, 0.0) + weight / (k + rank)
     return out

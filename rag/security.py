@@ -1,13 +1,15 @@
 """Edge: response headers that make the pages inert to injected content, and request body limits.
 
 A pure ASGI middleware: it refuses a body over the limit from its Content-Length with 413 before any route reads
-it (uvicorn's HTTP parser holds a client to the length it declared; a chunked body, of unknown length, gets 411), and adds a Content-Security-Policy (scripts and styles from this server only),
-X-Content-Type-Options, a frame policy and a referrer policy to every response.
+it (uvicorn's HTTP parser holds a client to the length it declared; a chunked body, of unknown length, gets 411),
+and adds a Content-Security-Policy (scripts and styles from this server only), X-Content-Type-Options, a frame
+policy and a referrer policy to every response.
 """
 
 from __future__ import annotations
 
 import json
+
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,11 +57,11 @@ class Limits:
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error": {"code": code, "message": message}})
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), *HEADERS]})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), *HEADERS]}
+    )
     await send({"type": "http.response.body", "body": body.encode()})
 
 
 def add_security(app: FastAPI, json_limit: int, upload_limit: int) -> None:
     app.add_middleware(Limits, json_limit=json_limit, upload_limit=upload_limit)  # type: ignore[arg-type]
-

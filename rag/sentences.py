@@ -27,9 +27,7 @@ def is_heading(text: str) -> bool:
 
 
 def flags_of(text: str) -> int:
-    return (
-        DATE * holds_type(text, "date") + QUANTITY * holds_type(text, "quantity") + HEADING * is_heading(text)
-    )
+    return DATE * holds_type(text, "date") + QUANTITY * holds_type(text, "quantity") + HEADING * is_heading(text)
 
 
 @dataclass

@@ -24,8 +24,13 @@ from .service import Service
 WEB = Path(__file__).resolve().parent.parent / "web"
 MAX_JSON_BODY = 256_000
 STATUS = {
-    errors.BadQuestion: 400, errors.BadRequest: 400, errors.CorpusError: 400, errors.NotFound: 404,
-    errors.Unauthorized: 401, errors.Forbidden: 403, errors.Conflict: 409,
+    errors.BadQuestion: 400,
+    errors.BadRequest: 400,
+    errors.CorpusError: 400,
+    errors.NotFound: 404,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.Conflict: 409,
 }
 
 
@@ -77,20 +82,33 @@ def _add_api_routes(app: FastAPI, service: Service) -> None:
     @app.get("/api/health", tags=["status"])
     def health() -> dict[str, Any]:
         index = service.assistant.index
-        return {"status": "ready", "documents": len(index.documents), "chunks": len(index.chunks),
-                "model": index.manifest["model"]["name"], "version": __version__}
+        return {
+            "status": "ready",
+            "documents": len(index.documents),
+            "chunks": len(index.chunks),
+            "model": index.manifest["model"]["name"],
+            "version": __version__,
+        }
 
     @app.get("/api/documents", tags=["documents"])
     def documents() -> list[dict[str, Any]]:
-        return [{"source": d.source, "title": d.title, "chunks": d.chunks, "size": d.size}
-                for d in service.assistant.index.documents]
+        return [
+            {"source": d.source, "title": d.title, "chunks": d.chunks, "size": d.size}
+            for d in service.assistant.index.documents
+        ]
 
     @app.get("/api/index", tags=["status"])
     def index_status() -> dict[str, Any]:
         manifest = service.assistant.index.manifest
-        return {"documents": manifest["counts"]["documents"], "chunks": manifest["counts"]["chunks"],
-                "built_at": manifest["built_at"], "model": manifest["model"], "chunker": manifest["chunker"],
-                "skipped": manifest.get("skipped", {}), "rebuild": service.state.to_dict()}
+        return {
+            "documents": manifest["counts"]["documents"],
+            "chunks": manifest["counts"]["chunks"],
+            "built_at": manifest["built_at"],
+            "model": manifest["model"],
+            "chunker": manifest["chunker"],
+            "skipped": manifest.get("skipped", {}),
+            "rebuild": service.state.to_dict(),
+        }
 
     @app.post("/api/reindex", tags=["admin"], status_code=202, dependencies=admin)
     def reindex(full: bool = False) -> dict[str, Any]:
@@ -114,8 +132,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = [f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-                 for e in exc.errors()[:5]]
+        parts = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+            for e in exc.errors()[:5]
+        ]
         return JSONResponse(error_body("invalid_request", "; ".join(parts)), status_code=422)
 
     @app.exception_handler(HTTPException)

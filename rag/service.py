@@ -40,8 +40,12 @@ class RebuildState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "running": self.running, "queued": self.queued, "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at), "last_report": self.last_report, "last_error": self.last_error,
+            "running": self.running,
+            "queued": self.queued,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "last_report": self.last_report,
+            "last_error": self.last_error,
             "runs": self.runs,
         }
 
@@ -125,8 +129,14 @@ def check_upload_name(name: str) -> str:
     """A plain file name for the corpus folder: no folders, no hidden or reserved names, a known suffix."""
     base = (name or "").strip()
     bad = (
-        not base or "/" in base or "\\" in base or "\x00" in base or base.startswith(".")
-        or len(base) > MAX_NAME or RESERVED.match(base) or any(ord(c) < 32 for c in base)
+        not base
+        or "/" in base
+        or "\\" in base
+        or "\x00" in base
+        or base.startswith(".")
+        or len(base) > MAX_NAME
+        or RESERVED.match(base)
+        or any(ord(c) < 32 for c in base)
     )
     if bad:
         raise BadRequest(f"{name!r} is not an acceptable file name: use a plain name such as notes.txt")

@@ -79,7 +79,8 @@ class Index:
             sentence, chunk = sentence + doc.sentences, chunk + doc.chunks
         # Row of each chunk's first sentence and its number of sentences, for vectorized look-ups.
         self.chunk_first_sentence = np.fromiter(
-            (self._sentence_base[c.source] + c.first_sentence for c in self.chunks), np.int64, len(self.chunks))
+            (self._sentence_base[c.source] + c.first_sentence for c in self.chunks), np.int64, len(self.chunks)
+        )
         self.chunk_sentence_count = np.fromiter((len(c.sentences) for c in self.chunks), np.int64, len(self.chunks))
 
     def title(self, source: str) -> str:
@@ -193,7 +194,9 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder: Path) -> None:
     """Refuse an index built with another format, model or chunker."""
     if manifest.get("format") != FORMAT_VERSION:
-        raise IndexMismatch(f"the index in {folder} has format {manifest.get('format')}, not {FORMAT_VERSION}; {REBUILD}")
+        raise IndexMismatch(
+            f"the index in {folder} has format {manifest.get('format')}, not {FORMAT_VERSION}; {REBUILD}"
+        )
     for key in ("model", "chunker"):
         if manifest.get(key) != expected[key]:
             raise IndexMismatch(

@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 import pytest
 
@@ -173,9 +172,7 @@ def test_a_damaged_file_is_named_in_the_error(saved: tuple[Index, Path], name: s
     assert "rag index --full" in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "name", ["chunks.jsonl", "vectors.npy", "sentences.npy", "sentence_terms.npz", "lexical"]
-)
+@pytest.mark.parametrize("name", ["chunks.jsonl", "vectors.npy", "sentences.npy", "sentence_terms.npz", "lexical"])
 def test_a_missing_file_is_named_in_the_error(saved: tuple[Index, Path], name: str) -> None:
     path = saved[1] / name
     if path.is_dir():
