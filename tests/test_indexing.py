@@ -149,7 +149,11 @@ def test_reused_vectors_equal_freshly_computed_ones(built: tuple[Settings, Index
     write_corpus(settings.corpus, {"fuji.txt": NEW_DOC})
     index, report = build(settings, encoder)
     assert report.unchanged  # most vectors came from the previous index
-    fresh_chunks = encoder.encode([c.text for c in index.chunks])
+    # A chunk's vector is the normalized mean of its sentences' vectors.
+    fresh_chunks = np.vstack(
+        [encoder.encode([c.text[a - c.start : b - c.start] for a, b in c.sentences]).mean(0) for c in index.chunks]
+    )
+    fresh_chunks /= np.linalg.norm(fresh_chunks, axis=1, keepdims=True)
     np.testing.assert_allclose(all_chunk_vectors(index), fresh_chunks, atol=1e-4)
     sentences = []
     for doc in index.documents:
@@ -159,7 +163,7 @@ def test_reused_vectors_equal_freshly_computed_ones(built: tuple[Settings, Index
         spans = sorted({s for c in doc_chunks for s in c.sentences})
         assert len(spans) == doc.sentences
         sentences += [text[a:b] for a, b in spans]
-    np.testing.assert_allclose(index.sentence_vectors, encoder.encode(sentences), atol=1e-4)
+    np.testing.assert_allclose(index.sentence_vectors, encoder.encode(sentences), atol=2e-3)  # float16 on disk
 
 
 def test_skipped_files_are_reported_and_recorded(small_corpus: Settings, encoder: Encoder) -> None:
