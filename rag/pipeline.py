@@ -12,7 +12,9 @@ Both edges (CLI and server) call only this module.
 from __future__ import annotations
 
 import sys
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from . import indexing, store
@@ -35,10 +37,11 @@ def _say(message: str) -> None:
 class Assistant:
     """An index and the encoder that reads questions for it."""
 
-    def __init__(self, settings: Settings, index: store.Index, encoder: Encoder) -> None:
+    def __init__(self, settings: Settings, index: store.Index, encoder: Encoder, cache_size: int = 1024) -> None:
         self.settings = settings
         self.index = index
         self.encoder = encoder
+        self.cache = ResponseCache(cache_size)
 
     @classmethod
     def open(
@@ -106,9 +109,13 @@ class Assistant:
         history = check_history(history)
         index = self.index  # one index for the whole question, even if a rebuild swaps in a new one meanwhile
         k = min(check_top_k(self.settings.top_k if top_k is None else top_k), len(index.chunks))
-        if history and points_back(question, len(index.lexical.query_terms(question))):
-            return self._answer(index, question, combine(history[-1], question), k, context=history[-1])
-        return self._answer(index, question, question, k)
+        context = history[-1] if history and points_back(question, len(index.lexical.query_terms(question))) else None
+        key = (index.generation, question, k, context)  # a rebuilt index never sees the old one's answers
+        response = self.cache.get(key)
+        if response is None:
+            query = question if context is None else combine(context, question)
+            response = self.cache.put(key, self._answer(index, question, query, k, context))
+        return response
 
     def _answer(self, index: store.Index, question: str, query: str, k: int, context: str | None = None) -> Response:
         query_vector = self.encoder.encode_one(query)
@@ -116,6 +123,30 @@ class Assistant:
         hits = search(index, query_vector, terms, k)
         candidates = score_sentences(question, index, hits, query_vector, terms)
         return respond(question, index, hits, candidates, self.settings.min_confidence, context)
+
+
+class ResponseCache:
+    """The last `size` responses, by question: a repeated question (a page reload, a popular one) costs nothing.
+    Responses are frozen values, so handing the same one out twice is safe."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[object, ...], Response] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> Response | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: tuple[object, ...], response: Response) -> Response:
+        with self._lock:
+            self._items[key] = response
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return response
 
 
 def _build(settings: Settings, encoder: Encoder, progress: bool, say: Callable[[str], None]) -> store.Index:

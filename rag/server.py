@@ -79,6 +79,11 @@ def _add_api_routes(app: FastAPI, service: Service) -> None:
         """Answer a question: the same JSON as `rag ask --json`."""
         return service.assistant.ask(body.question, top_k=body.top_k, history=body.history).to_dict()
 
+    @app.get("/api/ping", tags=["status"])
+    def ping() -> dict[str, bool]:
+        """Does nothing: the ceiling that the benchmark measures `/api/ask` against."""
+        return {"ok": True}
+
     @app.get("/api/health", tags=["status"])
     def health() -> dict[str, Any]:
         index = service.assistant.index

@@ -18,6 +18,7 @@ So a crash or Ctrl-C at any moment leaves a complete index (the old or the new o
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ from .sentences import SentenceTable
 
 FORMAT_VERSION = 3
 FLOAT32_SENTENCES = 2_000_000  # sentence vectors held as float32 in memory up to this many (3 GB)
+_GENERATIONS = itertools.count(1)
 REBUILD = "run `rag index --full` to rebuild it"
 
 
@@ -66,6 +68,7 @@ class Index:
     sentence_table: SentenceTable
 
     def __post_init__(self) -> None:
+        self.generation = next(_GENERATIONS)  # tells this index from any other loaded in this process
         # Plain arrays (a memmap's indexing costs microseconds of Python a call; the data stays mapped).
         self.vectors = np.asarray(self.vectors)
         # float16 on disk halves its size; in memory float32 saves a conversion per question, while it is small.
