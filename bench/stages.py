@@ -1,0 +1,64 @@
+"""Per-stage timing of one question through the real pipeline, shared by the latency and scale benchmarks.
+
+Stages: question encoding, dense search, lexical search, fusion (the rest of `retrieval.search`: candidate
+vectors, best-sentence cosines, normalization), answer selection, response building (citations and JSON).
+Each question is run through the stages once per round; figures are medians over all rounds and questions.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from bench.common import spread
+from rag import dense
+from rag.answer import respond, score_sentences
+from rag.pipeline import Assistant, ResponseCache
+from rag.retrieval import CANDIDATES, search
+
+STAGES = ["encode", "dense", "lexical", "fusion", "answer", "response"]
+
+
+def time_stages(assistant: Assistant, questions: list[str], rounds: int = 5) -> dict[str, Any]:
+    """Median and spread of each stage, of the whole `ask`, and of a bare `encode` (the floor), in ms."""
+    assistant.cache = ResponseCache(0)  # every ask does the whole work
+    index, encoder, k = assistant.index, assistant.encoder, assistant.settings.top_k
+    samples: dict[str, list[float]] = {s: [] for s in [*STAGES, "ask", "floor"]}
+    for q in questions[:3]:  # warm-up
+        assistant.ask(q)
+    for _ in range(rounds):
+        for q in questions:
+            t0 = time.perf_counter()
+            vector = encoder.encode_one(q)
+            t1 = time.perf_counter()
+            dense.search(index.dense, vector, max(CANDIDATES, k))
+            t2 = time.perf_counter()
+            terms = index.lexical.query_terms(q)
+            index.lexical.search(terms, max(CANDIDATES, k))
+            t3 = time.perf_counter()
+            hits = search(index, vector, terms, k)
+            t4 = time.perf_counter()
+            candidates = score_sentences(q, index, hits, vector, terms)
+            t5 = time.perf_counter()
+            respond(q, index, hits, candidates, assistant.settings.min_confidence).to_dict()
+            t6 = time.perf_counter()
+            assistant.ask(q).to_dict()
+            t7 = time.perf_counter()
+            encoder.encode_one(q)
+            t8 = time.perf_counter()
+            fusion = (t4 - t3) - (t2 - t1) - (t3 - t2)  # search() repeats both searches, then fuses
+            for name, ms in zip(
+                [*STAGES, "ask", "floor"],
+                [t1 - t0, t2 - t1, t3 - t2, max(fusion, 0.0), t5 - t4, t6 - t5, t7 - t6, t8 - t7],
+                strict=True,
+            ):
+                samples[name].append(ms * 1000)
+    out = {name: spread(values) for name, values in samples.items()}
+    out["ratio_to_floor"] = round(out["ask"]["median"] / out["floor"]["median"], 3)
+    return out
+
+
+def median_ms(samples: list[float]) -> float:
+    return float(np.median(samples))
