@@ -7,7 +7,7 @@ EVAL ?= ../shared/eval/dev.jsonl
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run ask serve index test browser lint eval fusion clean
+.PHONY: run ask serve index test browser lint bench eval fusion clean
 
 $(BIN)/rag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ lint: $(BIN)/rag
 	$(BIN)/ruff check rag tests bench
 	$(BIN)/ruff format --check rag tests bench
 	$(BIN)/mypy rag
+
+bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json, summary.md and plots (~40 min)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/indexing.py
+	$(BIN)/python bench/http.py
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/report.py
 
 eval: $(BIN)/rag  ## metrics on the development questions
 	$(BIN)/rag eval $(EVAL)

@@ -68,12 +68,16 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
-        tokens = tokenize(texts)
+        return cls.from_tokens(tokenize(texts))
+
+    @classmethod
+    def from_tokens(cls, tokens: list[list[str]]) -> LexicalIndex:
+        """BM25 over texts already cut into terms (by `terms`)."""
         if not any(tokens):
-            return cls(None, len(texts))
+            return cls(None, len(tokens))
         bm25 = bm25s.BM25()
         bm25.index(tokens, show_progress=False)
-        return cls(bm25, len(texts))
+        return cls(bm25, len(tokens))
 
     def save(self, folder: Path) -> None:
         if self.bm25 is not None:

@@ -37,11 +37,14 @@ class SentenceTable:
     flags: np.ndarray
 
     @classmethod
-    def build(cls, texts: Sequence[str], vocabulary: Mapping[str, int]) -> SentenceTable:
-        """`texts[i]` is sentence row i; terms missing from `vocabulary` are left out."""
+    def build(
+        cls, texts: Sequence[str], vocabulary: Mapping[str, int], tokens: Sequence[list[str]] | None = None
+    ) -> SentenceTable:
+        """`texts[i]` is sentence row i, `tokens[i]` its terms if already cut (by `terms`); terms missing from
+        `vocabulary` are left out."""
         ids, indptr = [], [0]
-        for text in texts:
-            ids.extend(sorted({vocabulary[t] for t in terms(text) if t in vocabulary}))
+        for i, text in enumerate(texts):
+            ids.extend(sorted({vocabulary[t] for t in (tokens[i] if tokens else terms(text)) if t in vocabulary}))
             indptr.append(len(ids))
         flags = np.fromiter((flags_of(t) for t in texts), dtype=np.uint8, count=len(texts))
         return cls(np.asarray(indptr, dtype=np.int64), np.asarray(ids, dtype=np.int32), flags)

@@ -34,7 +34,7 @@ import numpy as np
 from . import dense, sentences
 from .chunking import Chunk
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, tokenize
 from .sentences import SentenceTable
 
 FORMAT_VERSION = 3
@@ -134,23 +134,34 @@ def assemble(
     """Build the searchable structures from chunks and their vectors; records the dense structure in `manifest`."""
     chunk_vectors = np.ascontiguousarray(chunk_vectors, dtype=np.float32)
     index, manifest["dense"] = dense.build(chunk_vectors)
-    lexical = LexicalIndex.build([c.text for c in chunks])
-    table = SentenceTable.build(_sentence_texts(documents, chunks), lexical.vocabulary_ids)
+    # Each sentence is cut into terms once: a chunk's terms are its sentences' terms, in order (what lies between
+    # two sentences of a chunk holds no word).
+    texts = sentence_texts(documents, chunks)
+    tokens = tokenize(texts)
+    first = _first_sentence_rows(documents, chunks)
+    lexical = LexicalIndex.from_tokens(
+        [[t for row in range(f, f + len(c.sentences)) for t in tokens[row]] for f, c in zip(first, chunks, strict=True)]
+    )
+    table = SentenceTable.build(texts, lexical.vocabulary_ids, tokens)
     sentence_vectors = sentence_vectors.astype(np.float16)
     return Index(manifest, documents, chunks, chunk_vectors, index, sentence_vectors, lexical, table)
 
 
-def _sentence_texts(documents: list[DocumentEntry], chunks: list[Chunk]) -> list[str]:
+def sentence_texts(documents: list[DocumentEntry], chunks: list[Chunk]) -> list[str]:
     """The text of every sentence row, taken from the chunks that hold it."""
     texts = [""] * sum(d.sentences for d in documents)
-    base, row = {}, 0
-    for doc in documents:
-        base[doc.source], row = row, row + doc.sentences
-    for chunk in chunks:
-        first = base[chunk.source] + chunk.first_sentence
+    for first, chunk in zip(_first_sentence_rows(documents, chunks), chunks, strict=True):
         for j, (a, b) in enumerate(chunk.sentences):
             texts[first + j] = chunk.text[a - chunk.start : b - chunk.start]
     return texts
+
+
+def _first_sentence_rows(documents: list[DocumentEntry], chunks: list[Chunk]) -> list[int]:
+    """For each chunk, the sentence row of its first sentence."""
+    base, row = {}, 0
+    for doc in documents:
+        base[doc.source], row = row, row + doc.sentences
+    return [base[c.source] + c.first_sentence for c in chunks]
 
 
 def save(index: Index, folder: Path) -> None:

@@ -1,0 +1,142 @@
+"""Indexing throughput against the bare encoder, and the cost of an incremental rebuild.
+
+Corpora are made of real text: documents of 3 to 6 sentences drawn at random from the bundled corpus's sentences
+(so sentence lengths and vocabulary are real; what a document says is not).
+
+1. Full build (`rag.indexing.build`, ONNX backend) of a 2,000-document corpus, repeated; beside it, in the same
+   run, the bare encoder (`Encoder.encode`, same batch size) on exactly the texts the build embeds (every
+   sentence once), and on the chunk texts (what a design that embeds chunks would have to encode). The limit is
+   the bare encoder's throughput on the build's own texts.
+2. A 10,000-document corpus built once; then one document added and `build` run again, repeated: the incremental
+   rebuild as a fraction of the full build.
+
+    .venv/bin/python bench/indexing.py [--docs 2000] [--big 10000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from bench.common import ROOT, peak_rss_mb, spread, write_result  # noqa: E402
+from rag import Settings, indexing  # noqa: E402
+from rag.chunking import make_chunks  # noqa: E402
+from rag.embedding import Encoder  # noqa: E402
+
+
+def real_sentences() -> list[str]:
+    texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "corpus").glob("*.txt"))]
+    return [c.text[a - c.start : b - c.start] for t in texts for c in make_chunks("x", t) for a, b in c.sentences]
+
+
+def write_corpus(folder: Path, n_docs: int, sentences: list[str], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for i in range(n_docs):
+        picks = rng.choice(len(sentences), size=int(rng.integers(3, 7)), replace=False)
+        body = " ".join(sentences[j] for j in picks)
+        path = folder / f"d{i // 1000:02d}" / f"doc{i:05d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"Document {i}\n\n{body}\n", encoding="utf-8")
+
+
+def timed_build(settings: Settings, encoder: Encoder, full: bool) -> tuple[float, indexing.BuildReport]:
+    start = time.perf_counter()
+    _, report = indexing.build(settings, encoder, full=full, progress=False)
+    return time.perf_counter() - start, report
+
+
+def throughput(root: Path, encoder: Encoder, n_docs: int, sentences: list[str], repeats: int) -> dict[str, Any]:
+    settings = Settings(corpus=root / "small", index=root / "small-index")
+    write_corpus(settings.corpus, n_docs, sentences, seed=1)
+    builds, bare, bare_chunks = [], [], []
+    report = None
+    for _ in range(repeats):
+        seconds, report = timed_build(settings, encoder, full=True)
+        builds.append(seconds)
+        index = indexing.store.load(settings.index, indexing.index_settings(settings, encoder))
+        own = indexing.store.sentence_texts(index.documents, index.chunks)  # each sentence once
+        start = time.perf_counter()
+        encoder.encode(own, settings.batch_size)
+        bare.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        encoder.encode([c.text for c in index.chunks], settings.batch_size)
+        bare_chunks.append(time.perf_counter() - start)
+    assert report is not None
+    chunks = report.chunks
+    return {
+        "documents": n_docs,
+        "chunks": chunks,
+        "sentences": report.sentences_embedded,
+        "build_s": spread(builds),
+        "bare_encoder_on_build_texts_s": spread(bare),
+        "bare_encoder_on_chunk_texts_s": spread(bare_chunks),
+        "build_chunks_per_s": round(chunks / float(np.median(builds)), 1),
+        "bare_chunks_per_s_same_texts": round(chunks / float(np.median(bare)), 1),
+        "bare_chunks_per_s_chunk_texts": round(chunks / float(np.median(bare_chunks)), 1),
+        "build_vs_bare_same_texts": round(float(np.median(bare)) / float(np.median(builds)), 3),
+        "build_vs_bare_chunk_texts": round(float(np.median(bare_chunks)) / float(np.median(builds)), 3),
+    }
+
+
+def incremental(root: Path, encoder: Encoder, n_docs: int, sentences: list[str], repeats: int) -> dict[str, Any]:
+    settings = Settings(corpus=root / "big", index=root / "big-index")
+    write_corpus(settings.corpus, n_docs, sentences, seed=2)
+    full_s, report = timed_build(settings, encoder, full=True)
+    added = []
+    for i in range(repeats):
+        extra = settings.corpus / f"added-{i}.txt"
+        extra.write_text(f"Added {i}\n\n" + " ".join(sentences[i * 5 : i * 5 + 5]) + "\n", encoding="utf-8")
+        seconds, step = timed_build(settings, encoder, full=False)
+        assert step.added == [extra.name] and step.chunks_embedded >= 1
+        added.append(seconds)
+    return {
+        "documents": n_docs,
+        "chunks": report.chunks,
+        "full_build_s": round(full_s, 2),
+        "add_one_document_s": spread(added),
+        "fraction_of_full": round(float(np.median(added)) / full_s, 4),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--big", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    encoder = Encoder()
+    sentences = real_sentences()
+    root = Path(tempfile.mkdtemp(prefix="rag-indexing-"))
+    try:
+        figures = {"throughput": throughput(root, encoder, args.docs, sentences, args.repeats)}
+        t = figures["throughput"]
+        print(
+            f"build {t['build_chunks_per_s']} chunks/s; bare encoder on the same texts "
+            f"{t['bare_chunks_per_s_same_texts']} ({t['build_vs_bare_same_texts']:.0%}); "
+            f"on chunk texts {t['bare_chunks_per_s_chunk_texts']}",
+            file=sys.stderr,
+        )
+        figures["incremental"] = incremental(root, encoder, args.big, sentences, args.repeats)
+        i = figures["incremental"]
+        print(
+            f"add one document to {i['documents']}: {i['add_one_document_s']['median']:.2f} s = "
+            f"{i['fraction_of_full']:.2%} of a full build ({i['full_build_s']:.0f} s)",
+            file=sys.stderr,
+        )
+        write_result("indexing", figures)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
