@@ -44,7 +44,7 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/indexing.py
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/load.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/report.py

@@ -64,8 +64,14 @@ def machine() -> dict[str, Any]:
                 memory_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb, "python": sys.version.split()[0],
-            "platform": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
 
 
 def write_result(name: str, figures: dict[str, Any]) -> Path:
@@ -90,5 +96,15 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-__all__ = ["QUESTIONS", "RESULTS", "ROOT", "machine", "peak_rss_mb", "questions", "spread", "statistics",
-           "time_ms", "write_result"]
+__all__ = [
+    "QUESTIONS",
+    "RESULTS",
+    "ROOT",
+    "machine",
+    "peak_rss_mb",
+    "questions",
+    "spread",
+    "statistics",
+    "time_ms",
+    "write_result",
+]

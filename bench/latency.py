@@ -53,7 +53,10 @@ def floors(qs: list[str], repeats: int) -> dict[str, Any]:
     a = torch_model.encode(qs, normalize_embeddings=True)
     b = onnx.encode(qs)
     cosines = np.sum(a * b, axis=1)
-    out["vectors_cosine_torch_vs_onnx"] = {"min": round(float(cosines.min()), 6), "mean": round(float(cosines.mean()), 6)}
+    out["vectors_cosine_torch_vs_onnx"] = {
+        "min": round(float(cosines.min()), 6),
+        "mean": round(float(cosines.mean()), 6),
+    }
     timed = {k: v["median"] for k, v in out.items() if isinstance(v, dict) and "median" in v}
     out["floor_backend"] = min(timed, key=lambda k: timed[k])
     out["floor_ms"] = timed[out["floor_backend"]]
@@ -73,8 +76,10 @@ def main() -> None:
     stages["ratio_to_floor"] = round(stages["ask"]["median"] / floor["floor_ms"], 3)
     figures = {"corpus": "bundled", "chunks": len(assistant.index.chunks), "stages": stages, "floors": floor}
     write_result("latency", figures)
-    print(f"ask median {stages['ask']['median']:.2f} ms; floor ({floor['floor_backend']}) "
-          f"{floor['floor_ms']:.2f} ms; ratio {stages['ratio_to_floor']:.2f} (target <= 1.5)")
+    print(
+        f"ask median {stages['ask']['median']:.2f} ms; floor ({floor['floor_backend']}) "
+        f"{floor['floor_ms']:.2f} ms; ratio {stages['ratio_to_floor']:.2f} (target <= 1.5)"
+    )
 
 
 if __name__ == "__main__":

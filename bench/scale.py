@@ -5,9 +5,10 @@ Embedding a million real chunks takes many hours on two cores, so the large corp
   frequent words are the bundled corpus's own words, in their order of frequency, and whose tail is made-up words,
   so that term statistics look like a real corpus's (a few very common terms, a long tail of rare ones). Three or
   four sentences a chunk, ten chunks a document.
-- Vectors: the real embeddings of the bundled corpus's sentences, each synthetic sentence taking one of them at
-  random plus Gaussian noise (sigma 0.06 a dimension, about cosine 0.75 to its base), re-normalized; a chunk's
-  vector is the normalized mean of its sentences' (as `rag index` does).
+- Vectors: the real embeddings of the bundled corpus's sentences; each synthetic sentence's vector is a random
+  convex mixture (Dirichlet weights) of three of them plus Gaussian noise (sigma 0.02 a dimension), re-normalized,
+  so vectors fill the region real sentence vectors span rather than sit in a few tight clusters; a chunk's vector
+  is the normalized mean of its sentences' (as `rag index` does).
 - Questions: the team's own questions (bench/tuning.jsonl), encoded for real; the question encoder is timed too.
 The index is assembled by `rag.store.assemble`, exactly as `rag index` assembles one (BM25, sentence table, FAISS
 structure chosen by size: exact below 5,000 chunks, HNSW from there), then saved and loaded back from disk.
@@ -46,7 +47,8 @@ from rag.store import DocumentEntry  # noqa: E402
 
 VOCABULARY = 200_000
 ZIPF = 1.07
-NOISE = 0.06
+NOISE = 0.02
+MIXED = 3
 CHUNKS_PER_DOC = 10
 
 
@@ -93,7 +95,8 @@ def generate(n_chunks: int, words: list[str], base: np.ndarray, seed: int = 1) -
             s += per_chunk[c]
         documents.append(DocumentEntry(source, source, "0" * 64, offset, 0, len(doc_chunks), first))
         chunks += doc_chunks
-    picks = base[rng.integers(0, len(base), size=n_sentences)]
+    mix = rng.dirichlet(np.ones(MIXED), size=n_sentences).astype(np.float32)
+    picks = np.einsum("ij,ijk->ik", mix, base[rng.integers(0, len(base), size=(n_sentences, MIXED))])
     vectors = picks + rng.normal(0, NOISE, size=picks.shape).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return documents, chunks, vectors.astype(np.float32)
