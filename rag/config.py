@@ -35,6 +35,9 @@ class Settings:
     top_k: int = _setting(5, "Passages cited per answer.")
     min_confidence: float = _setting(0.5, "Below this confidence the answer is withheld (abstains).")
     batch_size: int = _setting(32, "Texts per encoder batch while indexing.")
+    max_file_bytes: int = _setting(
+        20_000_000, "Corpus files larger than this are skipped, and reported (20 MB is about 3 million words)."
+    )
     admin_token: str = _setting(
         "", "Bearer token for the server's admin routes (upload, rebuild); empty turns them off.", secret=True
     )
@@ -54,6 +57,7 @@ class Settings:
             (0 <= self.min_confidence <= 1, f"min_confidence must be from 0 to 1, not {self.min_confidence}"),
             (self.backend in ("onnx", "torch"), f"backend must be onnx or torch, not {self.backend!r}"),
             (self.batch_size >= 1, f"batch_size must be at least 1, not {self.batch_size}"),
+            (self.max_file_bytes >= 1, f"max_file_bytes must be at least 1, not {self.max_file_bytes}"),
             (self.max_upload_bytes >= 1, f"max_upload_bytes must be at least 1, not {self.max_upload_bytes}"),
         ]
         for ok, message in checks:

@@ -23,6 +23,8 @@ def ef_search(n: int) -> int:
     """How wide HNSW searches: measured on 100k and 1M vectors (bench/scale.py), efSearch 128 keeps recall@10
     at 0.97 up to a few hundred thousand vectors, and 256 keeps it at 0.96 at a million (about 1.8 ms)."""
     return 128 if n < 300_000 else 256
+
+
 FILE = "dense.faiss"
 
 

@@ -85,13 +85,15 @@ def list_files(corpus: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_document(corpus: Path, path: Path) -> Document:
+def read_document(corpus: Path, path: Path, max_bytes: int | None = None) -> Document:
     """Read one file; raises `Unreadable` with the reason it cannot be indexed."""
     source = path.relative_to(corpus).as_posix()
-    if path.is_symlink() and not path.resolve().is_relative_to(corpus.resolve()):
-        raise Unreadable("symbolic link to a file outside the corpus")
+    if not path.resolve().is_relative_to(corpus.resolve()):
+        raise Unreadable("a link to a file outside the corpus")
     try:
         stat = path.stat()
+        if max_bytes is not None and stat.st_size > max_bytes:
+            raise Unreadable(f"{stat.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit (max_file_bytes)")
         data = path.read_bytes()
     except OSError as exc:
         raise Unreadable(f"cannot be read ({exc.strerror or exc})") from None
@@ -99,11 +101,11 @@ def read_document(corpus: Path, path: Path) -> Document:
     return Document(source, make_title(text) or source, text, content_hash(data), stat.st_size, stat.st_mtime_ns)
 
 
-def read_corpus(corpus: Path) -> Iterator[Document | Skipped]:
+def read_corpus(corpus: Path, max_bytes: int | None = None) -> Iterator[Document | Skipped]:
     """Every document of the corpus in path order, or a `Skipped` for each file that cannot be used."""
     for path in list_files(corpus):
         try:
-            yield read_document(corpus, path)
+            yield read_document(corpus, path, max_bytes)
         except Unreadable as exc:
             yield Skipped(path.relative_to(corpus).as_posix(), str(exc), *file_stamp(path))
 

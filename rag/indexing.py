@@ -81,7 +81,7 @@ def build(
     """Bring the index up to date with the corpus and save it; returns the new index and what changed."""
     started = time.perf_counter()
     with build_lock(settings.index):
-        docs, report = _read(settings.corpus)
+        docs, report = _read(settings.corpus, settings.max_file_bytes)
         previous, report.rebuilt = (None, "--full was asked for") if full else _reusable(settings, encoder)
         old = {d.source: d for d in previous.documents} if previous else {}
         fresh: dict[str, Split] = {}
@@ -163,12 +163,12 @@ def _reusable(settings: Settings, encoder: Encoder) -> tuple[store.Index | None,
         return None, str(exc).split(";")[0]
 
 
-def _read(corpus: Path) -> tuple[list[Document], BuildReport]:
+def _read(corpus: Path, max_bytes: int) -> tuple[list[Document], BuildReport]:
     if not corpus.is_dir():
         raise CorpusError(f"the corpus folder {corpus} does not exist; create it or pass --corpus DIR")
     report = BuildReport()
     docs = []
-    for item in read_corpus(corpus):
+    for item in read_corpus(corpus, max_bytes):
         if isinstance(item, Skipped):
             report.skipped.append(item)
         else:
