@@ -30,6 +30,7 @@ def spread(samples_ms: list[float]) -> dict[str, float]:
         "median": round(float(np.median(a)), 4),
         "p10": round(float(np.percentile(a, 10)), 4),
         "p90": round(float(np.percentile(a, 90)), 4),
+        "p95": round(float(np.percentile(a, 95)), 4),
         "p99": round(float(np.percentile(a, 99)), 4),
         "n": int(a.size),
     }

@@ -263,6 +263,7 @@ class Tally:
             "seconds": round(self.elapsed_s, 2),
             "p50_ms": times.get("median"),
             "p90_ms": times.get("p90"),
+            "p95_ms": times.get("p95"),
             "p99_ms": times.get("p99"),
         }
 
