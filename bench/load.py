@@ -268,7 +268,7 @@ class Tally:
         }
 
 
-async def _client_loop(send: Callable[[], Any], tally: Tally, deadline: float) -> None:
+async def client_loop(send: Callable[[], Any], tally: Tally, deadline: float) -> None:
     while time.perf_counter() < deadline and tally.take():
         start = time.perf_counter()
         try:
@@ -297,7 +297,7 @@ async def load(url: str, endpoint: str, clients: int, seconds: float, ask: Quest
         tally = Tally()
         start = time.perf_counter()
         deadline = start + seconds
-        loops = [_client_loop(send, tally, deadline) for _ in range(clients)]
+        loops = [client_loop(send, tally, deadline) for _ in range(clients)]
         await asyncio.wait_for(asyncio.gather(*loops), timeout=seconds + REQUEST_TIMEOUT_S + 10)
         tally.elapsed_s = time.perf_counter() - start
     return tally.summary()

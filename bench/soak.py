@@ -23,7 +23,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from bench.common import write_result  # noqa: E402
-from bench.load import MAX_REQUESTS, REQUEST_TIMEOUT_S, CpuMeter, Questions, Server, Tally, rag_env, workspace  # noqa: E402
+from bench.load import (  # noqa: E402
+    MAX_REQUESTS,
+    REQUEST_TIMEOUT_S,
+    CpuMeter,
+    Questions,
+    Server,
+    Tally,
+    client_loop,
+    rag_env,
+    workspace,
+)
+from bench.load import _client_loop as client_loop  # noqa: E402
 
 TOKEN = "soak-test-token"
 NEW_DOC = (
@@ -32,19 +43,6 @@ NEW_DOC = (
     "The crossing to Gull Island takes 25 minutes and a return ticket costs 7 euros.\n"
 )
 PROBE = "How long does the crossing to Gull Island take?"
-
-
-async def client_loop(client: httpx.AsyncClient, ask: Questions, tally: Tally, deadline: float) -> None:
-    while time.perf_counter() < deadline and tally.take():
-        start = time.perf_counter()
-        try:
-            ok = (await client.post("/api/ask", json={"question": ask()})).status_code == 200
-        except Exception:
-            ok = False
-        if ok:
-            tally.latencies_ms.append((time.perf_counter() - start) * 1000)
-        else:
-            tally.errors += 1
 
 
 async def rebuild_midway(client: httpx.AsyncClient, corpus: Path, at_s: float) -> dict[str, Any]:
@@ -81,7 +79,10 @@ async def soak(url: str, corpus: Path, clients: int, seconds: float) -> dict[str
         ask, tally = Questions(), Tally()
         start = time.perf_counter()
         deadline = start + seconds
-        loops = [client_loop(client, ask, tally, deadline) for _ in range(clients)]
+        loops = [
+            client_loop(lambda: client.post("/api/ask", json={"question": ask()}), tally, deadline)
+            for _ in range(clients)
+        ]
         rebuild = rebuild_midway(client, corpus, at_s=seconds / 3)
         *_, swap = await asyncio.wait_for(asyncio.gather(*loops, rebuild), timeout=seconds + 180)
         tally.elapsed_s = time.perf_counter() - start
