@@ -34,7 +34,6 @@ from bench.load import (  # noqa: E402
     rag_env,
     workspace,
 )
-from bench.load import _client_loop as client_loop  # noqa: E402
 
 TOKEN = "soak-test-token"
 NEW_DOC = (
