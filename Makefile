@@ -46,6 +46,8 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/python bench/indexing.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/kill.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/report.py
 

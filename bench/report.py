@@ -153,6 +153,28 @@ def summary() -> str:
             f"{i['fraction_of_full']:.2%} of the full build's {i['full_build_s']:.0f} s (target < 5%).",
             "",
         ]
+    if soak := load("soak"):
+        f, w = soak["figures"], soak["figures"]["swap"]
+        lines += [
+            "## Soak: load with a rebuild under it",
+            "",
+            f"{f['clients']} clients for {f['seconds']:.0f} s: {f['rps']:.1f} req/s, p50 {f['p50_ms']:.1f} ms, "
+            f"p95 {f['p95_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, {f['errors']} failed requests. A document was "
+            f"added and `/api/reindex` asked for a third of the way in ({w['reindex_status']}; an overlapping "
+            f"second request got {w['overlapping_reindex_status']}); the rebuild took {w['rebuild_s']} s and "
+            f"answers then came from the new document: {w['switched']}.",
+            "",
+        ]
+    if kill := load("kill"):
+        k = kill["figures"]
+        lines += [
+            "## SIGKILL during `rag index`",
+            "",
+            f"{k['kills']} kills at random moments of a {k['build_s']} s full build ({k['after_90_percent']} in "
+            f"its last 10%, the save): {k['old']} left the previous index, {k['new']} the new one, "
+            f"{k['failures']} anything else.",
+            "",
+        ]
     if startup := load("startup"):
         lines += ["## Start-up", "", "```", json.dumps(startup["figures"], indent=1)[:1500], "```", ""]
     return "\n".join(lines)
