@@ -80,8 +80,8 @@ def index(settings: Settings, full: bool, as_json: bool) -> None:
     from .embedding import Encoder
 
     _, report = indexing.build(settings, Encoder(settings.model, settings.backend), full=full, progress=not as_json)
-    for skipped in report.skipped:
-        click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
+    for line in report.skip_lines():
+        click.echo(line, err=True)
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.summary())
 
 

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 TITLE_CHARS = 80
 
@@ -88,10 +89,16 @@ def list_files(corpus: Path) -> list[Path]:
 def read_document(corpus: Path, path: Path, max_bytes: int | None = None) -> Document:
     """Read one file; raises `Unreadable` with the reason it cannot be indexed."""
     source = path.relative_to(corpus).as_posix()
-    if not path.resolve().is_relative_to(corpus.resolve()):
+    try:
+        inside = path.resolve(strict=True).is_relative_to(corpus.resolve())
+    except (OSError, RuntimeError):  # a broken link, or a loop of links
+        raise Unreadable("a broken or looping link") from None
+    if not inside:
         raise Unreadable("a link to a file outside the corpus")
     try:
         stat = path.stat()
+        if not S_ISREG(stat.st_mode):  # a pipe or device would block or never end
+            raise Unreadable("not a regular file")
         if max_bytes is not None and stat.st_size > max_bytes:
             raise Unreadable(f"{stat.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit (max_file_bytes)")
         data = path.read_bytes()
@@ -108,6 +115,11 @@ def read_corpus(corpus: Path, max_bytes: int | None = None) -> Iterator[Document
             yield read_document(corpus, path, max_bytes)
         except Unreadable as exc:
             yield Skipped(path.relative_to(corpus).as_posix(), str(exc), *file_stamp(path))
+
+
+def printable(name: str) -> str:
+    """A file name safe to print on one line: control characters (a newline, a terminal escape) escaped."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in name)
 
 
 def file_stamp(path: Path) -> tuple[int, int]:

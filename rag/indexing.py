@@ -23,7 +23,7 @@ from tqdm import tqdm
 from . import store
 from .chunking import Chunk, pack_chunks, split_sentences
 from .config import Settings
-from .documents import Document, Skipped, content_hash, file_stamp, list_files, read_corpus
+from .documents import Document, Skipped, content_hash, file_stamp, list_files, printable, read_corpus
 from .embedding import Encoder
 from .errors import CorpusError, IndexMismatch, IndexMissing, RagError
 
@@ -53,6 +53,10 @@ class BuildReport:
             f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; {self.chunks_embedded} chunks "
             f"embedded ({self.chunks} in the index) in {self.seconds:.1f} s"
         )
+
+    def skip_lines(self) -> list[str]:
+        """One line a skipped file, its name made safe to print."""
+        return [f"skipped {printable(s.source)}: {s.reason}" for s in self.skipped]
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "skipped"}

@@ -11,6 +11,7 @@ Both edges (CLI and server) call only this module.
 
 from __future__ import annotations
 
+import reprlib
 import sys
 import threading
 import unicodedata
@@ -151,8 +152,8 @@ class ResponseCache:
 
 def _build(settings: Settings, encoder: Encoder, progress: bool, say: Callable[[str], None]) -> store.Index:
     index, report = indexing.build(settings, encoder, progress=progress)
-    for skipped in report.skipped:
-        say(f"skipped {skipped.source}: {skipped.reason}")
+    for line in report.skip_lines():
+        say(line)
     say(f"Index updated: {report.summary()}.")
     return index
 
@@ -185,5 +186,7 @@ def check_history(history: object) -> list[str]:
 
 def check_top_k(top_k: object) -> int:
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
-        raise BadRequest(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {top_k!r}")
+        huge = isinstance(top_k, int) and abs(top_k) > 10**18  # repr() of a 5,000-digit int raises ValueError
+        shown = "a very large number" if huge else reprlib.repr(top_k)
+        raise BadRequest(f"top_k must be a whole number from 1 to {MAX_TOP_K}, not {shown}")
     return top_k

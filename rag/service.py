@@ -89,7 +89,7 @@ class Service:
                 self.assistant.index = index  # the swap: one reference assignment
                 self.state.last_report, self.state.last_error = report.to_dict(), None
             except Exception as exc:  # reported through GET /api/index; the old index keeps serving
-                self.state.last_error = f"{type(exc).__name__}: {exc}"
+                self.state.last_error = self._public(exc)
             with self.state.lock:
                 self.state.runs += 1
                 self.state.finished_at = time.time()
@@ -97,6 +97,15 @@ class Service:
                     self.state.running = False
                     return
                 self.state.queued, full = False, False
+
+    def _public(self, exc: Exception) -> str:
+        """An error message fit for any client: the server's folders are named by their last part only."""
+        message = f"{type(exc).__name__}: {exc}"
+        settings = self.assistant.settings
+        for folder in (settings.corpus, settings.index):
+            for form in {str(folder.resolve()), str(folder.absolute()), str(folder)}:
+                message = message.replace(form, folder.name)
+        return message
 
     def add_document(self, name: str, data: bytes, max_bytes: int) -> str:
         """Write an uploaded file into the corpus (atomically) and queue a rebuild; returns its source path."""
