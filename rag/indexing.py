@@ -7,9 +7,6 @@ the new one is saved complete.
 
 from __future__ import annotations
 
-import fcntl
-import shutil
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from . import store
+from . import store, swap
 from .chunking import Chunk, pack_chunks, split_sentences
 from .config import Settings
 from .documents import Document, Skipped, content_hash, file_stamp, list_files, printable, read_corpus
@@ -143,17 +140,9 @@ def is_stale(settings: Settings, manifest: dict[str, Any]) -> bool:
 
 @contextmanager
 def build_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `folder` for the duration of one build."""
-    folder = folder.absolute()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.with_name(f".{folder.name}.lock"), "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for another build of {folder} to finish...", file=sys.stderr, flush=True)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        for stale in folder.parent.glob(f".{folder.name}.new-*"):  # left by a build that was killed
-            shutil.rmtree(stale, ignore_errors=True)
+    """Hold the index folder's writer lock for one build, and clear what killed builds left behind."""
+    with swap.writer_lock(folder):
+        swap.clean(folder.absolute())
         yield
 
 

@@ -12,8 +12,9 @@ An index folder holds:
     sentence_terms.npz    each sentence's term ids and flags (holds a date, a quantity; is a title line)
     lexical/              the bm25s index of the chunk texts
 
-`save` writes a sibling folder, then swaps it into place with two renames; `load` finishes an interrupted swap.
-So a crash or Ctrl-C at any moment leaves a complete index (the old or the new one) behind.
+`save` writes a sibling folder, then swaps it into place with two renames (`swap.py`); a reader that finds the
+folder missing reads the complete copy the swap left. So a crash or Ctrl-C at any moment leaves a complete index
+(the old or the new one) behind.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -31,7 +31,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from . import dense, sentences
+from . import dense, sentences, swap
 from .chunking import Chunk
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing
 from .lexical import LexicalIndex, tokenize
@@ -167,10 +167,7 @@ def _first_sentence_rows(documents: list[DocumentEntry], chunks: list[Chunk]) ->
 def save(index: Index, folder: Path) -> None:
     """Write `index` to `folder`, replacing what is there only once the new copy is complete."""
     folder = folder.absolute()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.new-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = swap.new_folder(folder)
     with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as out:
         for c in index.chunks:
             out.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
@@ -183,16 +180,15 @@ def save(index: Index, folder: Path) -> None:
     # The manifest goes last: a folder with a manifest is a complete one.
     (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=1, ensure_ascii=False))
     _fsync_tree(tmp)
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    if folder.exists():
-        os.rename(folder, old)
-    os.rename(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    swap.replace(folder, tmp)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     """The manifest of the index in `folder`; raises `IndexMissing` or `IndexCorrupt`."""
-    _recover(folder)
+    return _read_manifest_at(swap.locate(folder))
+
+
+def _read_manifest_at(folder: Path) -> dict[str, Any]:
     path = folder / "manifest.json"
     if not path.exists():
         raise IndexMissing(f"no index in {folder}; run `rag index` to build it")
@@ -220,7 +216,17 @@ def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder:
 
 def load(folder: Path, expected: dict[str, Any]) -> Index:
     """Load and check the index in `folder`; `expected` holds the model and chunker settings in use."""
-    manifest = read_manifest(folder)
+    where = swap.locate(folder)
+    try:
+        return _load_at(where, expected)
+    except IndexCorrupt:
+        if where != folder and folder.exists():  # read an old copy while a build put its new one in place
+            return _load_at(folder, expected)
+        raise
+
+
+def _load_at(folder: Path, expected: dict[str, Any]) -> Index:
+    manifest = _read_manifest_at(folder)
     check_compatible(manifest, expected, folder)
     documents = [DocumentEntry(**d) for d in manifest["documents"]]  # checked by read_manifest
     current = folder / "chunks.jsonl"
@@ -249,15 +255,6 @@ def load(folder: Path, expected: dict[str, Any]) -> Index:
 def _chunk(row: dict[str, Any]) -> Chunk:
     row["sentences"] = tuple(tuple(s) for s in row["sentences"])
     return Chunk(**row)
-
-
-def _recover(folder: Path) -> None:
-    """Finish a swap that a crash interrupted between its two renames."""
-    if folder.exists():
-        return
-    leftovers = sorted(folder.parent.glob(f".{folder.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if leftovers and (leftovers[-1] / "manifest.json").exists():
-        os.rename(leftovers[-1], folder)
 
 
 def _fsync_tree(folder: Path) -> None:
