@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import re
 import shutil
 import sys
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.common import ROOT, peak_rss_mb, questions, write_result  # noqa: E402
+from bench.common import RESULTS, ROOT, peak_rss_mb, questions, write_result  # noqa: E402
 from bench.stages import time_stages  # noqa: E402
 from rag import Settings, indexing, store  # noqa: E402
 from rag.chunking import Chunk, make_chunks  # noqa: E402
@@ -95,11 +96,15 @@ def generate(n_chunks: int, words: list[str], base: np.ndarray, seed: int = 1) -
             s += per_chunk[c]
         documents.append(DocumentEntry(source, source, "0" * 64, offset, 0, len(doc_chunks), first))
         chunks += doc_chunks
-    mix = rng.dirichlet(np.ones(MIXED), size=n_sentences).astype(np.float32)
-    picks = np.einsum("ij,ijk->ik", mix, base[rng.integers(0, len(base), size=(n_sentences, MIXED))])
-    vectors = picks + rng.normal(0, NOISE, size=picks.shape).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return documents, chunks, vectors.astype(np.float32)
+    del tokens, sentences
+    vectors = np.zeros((n_sentences, base.shape[1]), dtype=np.float16)  # as the index keeps them
+    for start in range(0, n_sentences, 100_000):  # in slices: float32 temporaries stay small
+        rows = min(100_000, n_sentences - start)
+        mix = rng.dirichlet(np.ones(MIXED), size=rows).astype(np.float32)
+        picks = np.einsum("ij,ijk->ik", mix, base[rng.integers(0, len(base), size=(rows, MIXED))])
+        picks += rng.normal(0, NOISE, size=picks.shape).astype(np.float32)
+        vectors[start : start + rows] = picks / np.linalg.norm(picks, axis=1, keepdims=True)
+    return documents, chunks, vectors
 
 
 def mean_vectors_all(sentence_vectors: np.ndarray, documents: list[DocumentEntry], chunks: list[Chunk]) -> np.ndarray:
@@ -140,10 +145,12 @@ def run_size(n: int, words: list[str], base: np.ndarray, encoder: Encoder, qs: l
     start = time.perf_counter()
     index = store.assemble(manifest, documents, chunks, chunk_vectors, sentence_vectors)
     timings["assemble_s"] = time.perf_counter() - start
+    del chunk_vectors, sentence_vectors
     start = time.perf_counter()
     store.save(index, settings.index)
     timings["save_s"] = time.perf_counter() - start
     disk = folder_bytes(settings.index)
+    build_peak_rss_mb = peak_rss_mb()
     del index, chunks, documents
     gc.collect()
     start = time.perf_counter()
@@ -159,7 +166,7 @@ def run_size(n: int, words: list[str], base: np.ndarray, encoder: Encoder, qs: l
         "dense": loaded.manifest["dense"],
         "build": {k: round(v, 2) for k, v in timings.items()},
         "disk_bytes_per_chunk": round(disk / n, 1),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": build_peak_rss_mb,  # generating and building (the peak of the process so far)
         "recall_at_10": recall_at_10(loaded, np.vstack([queries, extra])),
         "stages": time_stages(assistant, qs, rounds=5),
     }
@@ -176,7 +183,8 @@ def main() -> None:
     real = [c.text[a - c.start : b - c.start] for t in texts for c in make_chunks("x", t) for a, b in c.sentences]
     base = encoder.encode(sorted(set(real)))
     words, qs = vocabulary(texts), questions()
-    results = {}
+    previous = RESULTS / "scale.json"  # sizes not measured in this run are kept from the last one
+    results = json.loads(previous.read_text())["figures"] if previous.exists() else {}
     for n in args.sizes:
         print(f"{n} chunks ...", file=sys.stderr, flush=True)
         results[str(n)] = run_size(n, words, base, encoder, qs)
@@ -186,7 +194,7 @@ def main() -> None:
             f"recall@10 {results[str(n)]['recall_at_10']}, build {results[str(n)]['build']}",
             file=sys.stderr,
         )
-        write_result("scale", results)
+        write_result("scale", dict(sorted(results.items(), key=lambda kv: int(kv[0]))))
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ def assemble(
         [[t for row in range(f, f + len(c.sentences)) for t in tokens[row]] for f, c in zip(first, chunks, strict=True)]
     )
     table = SentenceTable.build(texts, lexical.vocabulary_ids, tokens)
-    sentence_vectors = sentence_vectors.astype(np.float16)
+    sentence_vectors = np.asarray(sentence_vectors, dtype=np.float16)  # no copy if it is float16 already
     return Index(manifest, documents, chunks, chunk_vectors, index, sentence_vectors, lexical, table)
 
 

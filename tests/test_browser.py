@@ -1,7 +1,7 @@
 """The chat in a real browser: headless Debian Chromium driven by Playwright against `rag serve` in a subprocess.
 
 Two servers: one over the bundled corpus (the screenshots come from it) and one over a small corpus holding a
-document full of script. Screenshots go to tests/artifacts/; chat.png is also copied to docs/screenshot.png.
+document full of script. Screenshots go to tests/artifacts/ (the README's docs/screenshot.png is one of them).
 """
 
 from __future__ import annotations
@@ -290,10 +290,7 @@ def test_a_follow_up_names_the_earlier_question(page: Page, server: Server, arti
     expect(second.locator("blockquote.answer")).to_be_visible()
     expect(second.locator("blockquote.answer")).to_be_in_viewport()
     settle_scroll(page)
-    page.screenshot(path=str(artifacts / "chat.png"))
-    docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
-    shutil.copyfile(artifacts / "chat.png", docs / "screenshot.png")
+    page.screenshot(path=str(artifacts / "chat.png"))  # the README's docs/screenshot.png is a copy of one of these
 
 
 def test_an_off_topic_question_shows_the_closest_passages(page: Page, server: Server) -> None:
