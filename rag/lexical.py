@@ -29,6 +29,8 @@ STOPWORDS = sorted(
 )
 
 
+LARGE = 50_000  # texts; from here common query terms are left out of BM25 (see LexicalIndex._selective)
+COMMON = 0.1
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's own token pattern
 _STOP = frozenset(STOPWORDS)
 _local = threading.local()  # a PyStemmer object must not be shared between threads
@@ -101,7 +103,7 @@ class LexicalIndex:
 
     def search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         """Up to `k` (row, score) pairs with a score above zero, best first."""
-        columns = [self.vocabulary_ids[t] for t in terms if t in self.vocabulary_ids]
+        columns = self._selective([self.vocabulary_ids[t] for t in terms if t in self.vocabulary_ids])
         if not columns or self.bm25 is None:
             return []
         # bm25s keeps each term's precomputed per-document scores as a sparse column: add up only the postings
@@ -123,6 +125,15 @@ class LexicalIndex:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((rows[top], -scores[top]))]
         return [(int(rows[i]), float(scores[i])) for i in top if scores[i] > 0]
+
+    def _selective(self, columns: list[int]) -> list[int]:
+        """In a large index, leave out terms found in more than a tenth of the texts (keeping the two rarest):
+        their BM25 weight is small, their postings long (half a million rows for one word at a million chunks),
+        and the dense side still reads the whole question."""
+        if self.size < LARGE or len(columns) <= 2:
+            return columns
+        by_rarity = sorted(columns, key=lambda c: self._doc_freq[c])
+        return by_rarity[:2] + [c for c in by_rarity[2:] if self._doc_freq[c] <= COMMON * self.size]
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of a term (BM25's form); unknown terms get the highest value."""

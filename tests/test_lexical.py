@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag import lexical as lexical_module
 from rag.lexical import LexicalIndex, tokenize
 
 DOCS = [
@@ -132,3 +133,15 @@ def test_an_index_without_terms_finds_nothing(texts: list[str]) -> None:
     empty = LexicalIndex.build(texts)
     assert empty.size == len(texts)
     assert empty.search(["japan"], k=3) == []
+
+
+def test_a_large_index_leaves_common_query_terms_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [f"japan ukraine report number{i}" + (" rosatom" if i % 50 == 0 else "") for i in range(200)]
+    lexical = LexicalIndex.build(texts)
+    terms = lexical.query_terms("japan ukraine rosatom number7")
+    everything = lexical.search(terms, 5)
+    monkeypatch.setattr(lexical_module, "LARGE", 100)  # this index counts as large now
+    selective = lexical.search(terms, 5)
+    # "japan" and "ukrain" are in every text: left out; the two rarest terms decide, and agree with the full query
+    assert [row for row, _ in selective] == [row for row, _ in everything][: len(selective)]
+    assert selective[0][1] < everything[0][1]
