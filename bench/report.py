@@ -111,8 +111,9 @@ def summary() -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for n, f in scale["figures"].items():
+            params = " ".join(f"{k}={v}" for k, v in f["dense"].items() if k != "type")
             lines.append(
-                f"| {int(n):,} | {f['dense']} | {f['recall_at_10']} | {f['build']['assemble_s']} | "
+                f"| {int(n):,} | {f['dense']['type']} {params} | {f['recall_at_10']} | {f['build']['assemble_s']} | "
                 f"{f['build']['load_s']} | {f['disk_bytes_per_chunk']:.0f} | {f['peak_rss_mb']:.0f} |"
             )
         lines.append("")
@@ -176,7 +177,20 @@ def summary() -> str:
             "",
         ]
     if startup := load("startup"):
-        lines += ["## Start-up", "", "```", json.dumps(startup["figures"], indent=1)[:1500], "```", ""]
+        f = startup["figures"]
+        lines += [
+            "## Start-up (index already built)",
+            "",
+            "| what | ms: median (p10–p90) | peak RSS MB |",
+            "|---|---|---|",
+            f"| `rag serve` until /api/health answers | {ms(f['serve']['ready_ms'])} | "
+            f"{f['serve']['peak_rss_mb_after_10_questions']} (after 10 questions) |",
+            f"| `rag ask` from process start to printed answer | {ms(f['ask_onnx']['wall_ms'])} | "
+            f"{f['ask_onnx']['peak_rss_mb']['median']:.0f} |",
+            f"| the same with `RAG_BACKEND=torch` | {ms(f['ask_torch']['wall_ms'])} | "
+            f"{f['ask_torch']['peak_rss_mb']['median']:.0f} |",
+            "",
+        ]
     return "\n".join(lines)
 
 
