@@ -70,12 +70,6 @@ def best_sentence_scores(index: Index, rows: np.ndarray, query_vector: np.ndarra
     return np.maximum.reduceat(cosines, offsets)
 
 
-def normalize_max(scores: Mapping[int, float]) -> dict[int, float]:
-    """Scores divided by the best one (min-max would give the worst candidate 0 even when it is close)."""
-    top = max(scores.values(), default=0.0)
-    return {r: (s / top if top > 0 else 0.0) for r, s in scores.items()}
-
-
 def normalize_minmax(scores: Mapping[int, float]) -> dict[int, float]:
     lo, hi = min(scores.values(), default=0.0), max(scores.values(), default=0.0)
     return {r: ((s - lo) / (hi - lo) if hi > lo else 0.0) for r, s in scores.items()}

@@ -16,7 +16,6 @@ from rag.retrieval import (
     best_sentence_scores,
     fuse_convex,
     fuse_rrf,
-    normalize_max,
     normalize_minmax,
     search,
 )
@@ -34,26 +33,19 @@ def test_normalize_minmax_maps_the_range_onto_0_1() -> None:
     assert normalize_minmax({1: 2.0, 2: 4.0, 3: 3.0}) == {1: 0.0, 2: 1.0, 3: 0.5}
 
 
-def test_normalize_max_divides_by_the_best() -> None:
-    assert normalize_max({1: 2.0, 2: 4.0}) == {1: 0.5, 2: 1.0}
+def test_normalize_of_nothing_is_nothing() -> None:
+    assert normalize_minmax({}) == {}
 
 
-@pytest.mark.parametrize("normalize", [normalize_max, normalize_minmax])
-def test_normalize_of_nothing_is_nothing(normalize) -> None:  # type: ignore[no-untyped-def]
-    assert normalize({}) == {}
-
-
-@pytest.mark.parametrize("normalize", [normalize_max, normalize_minmax])
-def test_normalize_of_equal_scores_is_zero(normalize) -> None:  # type: ignore[no-untyped-def]
-    assert normalize({1: 0.0, 2: 0.0}) == {1: 0.0, 2: 0.0}
+def test_normalize_of_equal_scores_is_zero() -> None:
+    assert normalize_minmax({1: 0.0, 2: 0.0}) == {1: 0.0, 2: 0.0}
     assert normalize_minmax({1: 0.7, 2: 0.7}) == {1: 0.0, 2: 0.0}
 
 
 @settings(max_examples=100, deadline=None)
 @given(SCORES)
 def test_normalized_scores_are_in_0_1_and_keep_the_order(scores: Mapping[int, float]) -> None:
-    non_negative = {r: abs(s) for r, s in scores.items()}  # normalize_max is meant for scores such as BM25's
-    for normalize, raw in ((normalize_minmax, scores), (normalize_max, non_negative)):
+    for normalize, raw in ((normalize_minmax, scores),):
         out = normalize(raw)
         assert out.keys() == raw.keys()
         assert all(0.0 <= v <= 1.0 for v in out.values())
