@@ -23,17 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from bench.common import write_result  # noqa: E402
-from bench.load import (  # noqa: E402
-    MAX_REQUESTS,
-    REQUEST_TIMEOUT_S,
-    CpuMeter,
-    Questions,
-    Server,
-    Tally,
-    client_loop,
-    rag_env,
-    workspace,
-)
+from bench.load import MAX_REQUESTS, REQUEST_TIMEOUT_S, Questions, Tally, client_loop  # noqa: E402
+from bench.server import CpuMeter, Server, rag_env, workspace  # noqa: E402
 
 TOKEN = "soak-test-token"
 NEW_DOC = (

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from bench.common import questions, spread, time_ms, write_result  # noqa: E402
-from bench.load import RAG, CpuMeter, Server, rag_env, workspace  # noqa: E402
+from bench.server import RAG, CpuMeter, Server, rag_env, workspace  # noqa: E402
 
 ASK_TIMEOUT_S = 300.0
 BUILD_TIMEOUT_S = 900.0
