@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import click
 
 from .config import Settings
 from .errors import RagError
-from .evaluation import format_table, read_questions, score_one, summarize
+from .evaluation import format_table, read_questions, reliability, score_one, summarize
 
 EXIT_USAGE = 2
 
@@ -125,29 +126,26 @@ def ask(
 @click.pass_obj
 @friendly_errors
 def evaluate(settings: Settings, questions_file: Path, as_json: bool, top_k: int) -> None:
-    """Score the answers to a question set (R@1, R@5, MRR@10, answer accuracy, abstention, exact quotes)."""
+    """Score the answers to a question set (R@1, R@5, MRR@10, answer accuracy, abstention, exact span EM/F1,
+    exact quotes, calibration), by the rules of the eval README."""
     items = read_questions(questions_file)
     bot = _assistant(settings, quiet=as_json)
     results = [score_one(item, bot.ask(item["question"], top_k=top_k).to_dict(), bot.document_text) for item in items]
     table = summarize(results)
     if as_json:
-        click.echo(json.dumps({"metrics": table, "questions": results}, ensure_ascii=False, indent=1))
+        bins = [b.to_dict() for b in reliability(results)]
+        out = {"metrics": table, "reliability": bins, "questions": [asdict(r) for r in results]}
+        click.echo(json.dumps(out, ensure_ascii=False, indent=1))
     else:
         click.echo(format_table(table))
 
 
 def format_response(response: dict[str, Any]) -> str:
-    """A response as text for a terminal: the answer, then the numbered passages with the marked sentence."""
-    lines = []
-    if response["abstained"]:
-        lines.append("I could not find this in the documents. The closest passages:")
-    else:
-        a = response["answer"]
-        lines += [
-            f"“{a['text']}”",
-            f"   [{a['citation']}] {a['source']}, characters {a['start']}-{a['end']}"
-            f" (confidence {response['confidence']:.2f})",
-        ]
+    """A response as text for a terminal: the exact answer, the quoted sentence, a note, then the numbered passages
+    with the marked sentence."""
+    lines = _answer_lines(response)
+    if response.get("note"):  # newer responses only
+        lines.append(f"Note: {response['note']}")
     for c in response["citations"]:
         h0, h1 = c["highlight"]["start"] - c["start"], c["highlight"]["end"] - c["start"]
         text = c["text"][:h0] + ">>" + c["text"][h0:h1] + "<<" + c["text"][h1:]
@@ -157,6 +155,20 @@ def format_response(response: dict[str, Any]) -> str:
             "    " + " ".join(text.split()),
         ]
     return "\n".join(lines)
+
+
+def _answer_lines(response: dict[str, Any]) -> list[str]:
+    """The exact answer (when the response has one), then the quoted sentence and where it is."""
+    if response["abstained"]:
+        return ["I could not find this in the documents. The closest passages:"]
+    a = response["answer"]
+    exact = [f"Answer: {a['exact']['text']}"] if a.get("exact") else []
+    return [
+        *exact,
+        f"“{a['text']}”",
+        f"   [{a['citation']}] {a['source']}, characters {a['start']}-{a['end']}"
+        f" (confidence {response['confidence']:.2f})",
+    ]
 
 
 @main.command()

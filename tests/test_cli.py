@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from rag import embedding
-from rag.cli import main
+from rag.cli import format_response, main
 from rag.config import FIELDS
 from rag.embedding import Encoder
 
@@ -118,7 +118,10 @@ def test_ask_json_prints_the_response(workspace: Workspace) -> None:
 def test_ask_prints_the_quote_and_numbered_passages(workspace: Workspace) -> None:
     result = run(*workspace.args("ask", FORUMS))
     assert result.exit_code == 0, result.output
-    assert "four forums" in result.stdout.splitlines()[0]
+    lines = result.stdout.splitlines()
+    if lines[0].startswith("Answer: "):  # the exact answer first, then the quoted sentence
+        lines = lines[1:]
+    assert lines[0].startswith("“") and "four forums" in lines[0]
     assert "[1] " in result.stdout
     assert ">>" in result.stdout and "<<" in result.stdout
 
@@ -192,12 +195,20 @@ def test_eval_json_has_metrics_and_per_question_results(workspace: Workspace, tm
     result = run(*workspace.args("eval", str(questions), "--json"))
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
+    assert set(data) == {"metrics", "reliability", "questions"}
     metrics = data["metrics"]
+    assert list(metrics) == ["overall", "numeric", "unanswerable", "quotes", "calibration"]
     assert metrics["overall"]["n"] == 2
     assert metrics["overall"]["answer_acc"] == 1.0
-    assert metrics["abstention"]["exact_quotes"] == 1.0
-    assert metrics["abstention"]["unanswerable_abstained"] == 1.0
+    assert metrics["overall"]["false_abstained"] == 0.0
+    assert set(metrics["overall"]) >= {"R@1", "R@5", "MRR@10", "exact_em", "exact_f1", "has_exact"}
+    assert metrics["quotes"]["checked"] > 0 and metrics["quotes"]["bad"] == 0
+    assert metrics["unanswerable"] == {"n": 1, "abstained": 1.0}
+    assert metrics["calibration"]["answered"] == 2
+    assert sum(b["n"] for b in data["reliability"]) == 2
+    assert set(data["reliability"][0]) == {"bin", "n", "mean_confidence", "share_right"}
     assert [q["id"] for q in data["questions"]] == ["g", "f", "n"]
+    assert {"rank", "answer_right", "confidence", "exact_em", "exact_f1", "quotes_bad"} <= set(data["questions"][0])
 
 
 def test_eval_prints_a_table(workspace: Workspace, tmp_path: Path) -> None:
@@ -205,14 +216,55 @@ def test_eval_prints_a_table(workspace: Workspace, tmp_path: Path) -> None:
     questions.write_text(json.dumps({"question": FORUMS, "answers": ["four forums"]}) + "\n")
     result = run(*workspace.args("eval", str(questions)))
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("| group |")
+    header = "| group | n | R@1 | R@5 | MRR@10 | answer acc | false abst. | exact EM | exact F1 |"
+    assert result.stdout.startswith(header + "\n")
     assert "| overall | 1 |" in result.stdout
+    assert "\nexact quotes: " in result.stdout and " 0 bad" in result.stdout
+    assert "\ncalibration (1 answered): ECE " in result.stdout
 
 
 def test_eval_of_a_missing_file_is_a_usage_error(workspace: Workspace, tmp_path: Path) -> None:
     result = run(*workspace.args("eval", str(tmp_path / "nothing.jsonl")))
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+SENTENCE = "Japan established relations with Ukraine on January 26, 1992."
+
+
+def printed_response(**changes: Any) -> dict[str, Any]:
+    """A response as `rag ask --json` gives it, without the newer `exact` and `note` keys unless given."""
+    passage = {"n": 1, "source": "a.txt", "title": "A", "chunk_id": "a:0", "text": SENTENCE, "start": 10}
+    passage |= {"end": 10 + len(SENTENCE), "score": 0.8, "highlight": {"start": 10, "end": 10 + len(SENTENCE)}}
+    answer = {"text": SENTENCE, "source": "a.txt", "start": 10, "end": 10 + len(SENTENCE), "citation": 1}
+    base = {"question": "When?", "abstained": False, "confidence": 0.81, "answer": answer, "citations": [passage]}
+    return base | changes
+
+
+def test_format_response_of_an_old_response_starts_with_the_quote() -> None:
+    lines = format_response(printed_response()).splitlines()
+    assert lines[0] == f"“{SENTENCE}”"
+    assert lines[1] == "   [1] a.txt, characters 10-71 (confidence 0.81)"
+    assert lines[3].startswith("[1] A (a.txt:10-71, score 0.80)")
+    assert ">>Japan" in lines[4]
+
+
+def test_format_response_prints_the_exact_answer_first_and_the_note_before_the_passages() -> None:
+    response = printed_response(note="Read as a question about Ukraine.")
+    response["answer"]["exact"] = {"text": "January 26, 1992", "start": 54, "end": 70}
+    lines = format_response(response).splitlines()
+    assert lines[:2] == ["Answer: January 26, 1992", f"“{SENTENCE}”"]
+    assert lines[3] == "Note: Read as a question about Ukraine."
+    assert lines[5].startswith("[1] A ")
+
+
+def test_format_response_of_an_abstention_with_a_null_exact_and_note() -> None:
+    text = format_response(printed_response(abstained=True, answer=None, note=None))
+    assert text.splitlines()[0] == "I could not find this in the documents. The closest passages:"
+    assert "Answer:" not in text and "Note:" not in text
+    response = printed_response(note=None)
+    response["answer"]["exact"] = None
+    assert format_response(response) == format_response(printed_response())
 
 
 @pytest.mark.parametrize("command", ["index", "ask"])
