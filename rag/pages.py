@@ -29,22 +29,59 @@ def passage_parts(text: str, offset: int, mark: tuple[int, int] | None) -> list[
     return [(m, t) for m, t in ((False, text[:a]), (True, text[a:b]), (False, text[b:])) if t]
 
 
+def exact_span(answer: Any, within: Any = None) -> tuple[int, int] | None:
+    """The answer's short exact span (`answer["exact"]`) as document offsets, or None when there is none or it is
+    not a well-formed span inside the answer sentence (and inside `within`, a {"start", "end"} span, when given).
+
+    `answer` is the response's "answer" dict (or None); a missing "exact" key means no span.
+    """
+    exact = _field(answer, "exact")
+    if exact is None:
+        return None
+    xs, xe, text = _field(exact, "start"), _field(exact, "end"), _field(exact, "text")
+    a_start, a_end, a_text = _field(answer, "start"), _field(answer, "end"), _field(answer, "text")
+    if not all(type(v) is int for v in (xs, xe, a_start, a_end)) or not isinstance(a_text, str):
+        return None
+    if not a_start <= xs < xe <= a_end or a_text[xs - a_start : xe - a_start] != text:
+        return None
+    if within is not None:
+        w_start, w_end = _field(within, "start"), _field(within, "end")
+        if not (type(w_start) is int and type(w_end) is int and w_start <= xs and xe <= w_end):
+            return None
+    return (xs, xe)
+
+
+def _field(obj: Any, name: str) -> Any:
+    """`obj[name]` for a dict, `obj.name` for an object; None when it is missing."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
 def document_link(
-    source: str, start: int | None = None, end: int | None = None, mark: dict[str, int] | None = None
+    source: str,
+    start: int | None = None,
+    end: int | None = None,
+    mark: dict[str, int] | None = None,
+    exact: tuple[int, int] | None = None,
 ) -> str:
-    """The URL of a document page, at a passage (and a sentence in it) when given."""
+    """The URL of a document page, at a passage (and a sentence in it, and the exact answer in that) when given."""
     url = f"/documents/{quote(source)}"
     if start is None or end is None:
         return url
     query = {"start": start, "end": end}
     if mark:
         query |= {"hs": mark["start"], "he": mark["end"]}
+        if exact:
+            query |= {"xs": exact[0], "xe": exact[1]}
     return f"{url}?{urlencode(query)}#passage"
 
 
 def add_page_routes(app: FastAPI, service: Service) -> None:
     templates = Jinja2Templates(directory=str(WEB / "templates"))
-    templates.env.globals.update(passage_parts=passage_parts, document_link=document_link)
+    templates.env.globals.update(passage_parts=passage_parts, document_link=document_link, exact_span=exact_span)
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context |= {
@@ -98,7 +135,11 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
         end: int | None = None,
         hs: int | None = None,
         he: int | None = None,
+        xs: int | None = None,
+        xe: int | None = None,
     ) -> HTMLResponse:
+        """A document, with the passage `start`-`end` marked, the sentence `hs`-`he` in it and the exact answer
+        `xs`-`xe` in that (bold); each span is left out unless it lies inside the one around it."""
         index = service.assistant.index
         entry = next((d for d in index.documents if d.source == source), None)
         if entry is None:
@@ -108,12 +149,16 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
         except Exception:  # unreadable now: Unreadable, OSError
             raise NotFound(f"{source} is in the index but can no longer be read from the corpus") from None
         text, changed = doc.text, doc.sha256 != entry.sha256
-        passage = mark = None
+        passage = mark = exact = None
         if start is not None and end is not None and 0 <= start < end <= len(text):
             passage = (start, end)
             if hs is not None and he is not None and start <= hs < he <= end:
                 mark = (hs, he)
-        return page(request, "document.html", entry=entry, text=text, passage=passage, mark=mark, changed=changed)
+                if xs is not None and xe is not None and hs <= xs < xe <= he:
+                    exact = (xs, xe)
+        return page(
+            request, "document.html", entry=entry, text=text, passage=passage, mark=mark, exact=exact, changed=changed
+        )
 
     @app.get("/admin", response_class=HTMLResponse, include_in_schema=False)
     def admin(request: Request) -> HTMLResponse:

@@ -7,6 +7,7 @@ document full of script. Screenshots go to tests/artifacts/ (the README's docs/s
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shutil
@@ -80,16 +81,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(root: Path, settings: Settings) -> Iterator[Server]:
-    """`rag serve` over a corpus whose index is already built; stopped (terminate, then kill) at teardown."""
+def start_server(root: Path, settings: Settings, launcher: list[str] | None = None) -> Iterator[Server]:
+    """`rag serve` over a corpus whose index is already built; stopped (terminate, then kill) at teardown.
+
+    `launcher` replaces the `rag` command (it gets the same arguments), e.g. `python -c <code that patches>`.
+    """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    rag = Path(sys.executable).parent / "rag"
+    command = launcher or [str(Path(sys.executable).parent / "rag")]
     log_path = root / "server.log"
+    args = ["--corpus", str(settings.corpus), "--index", str(settings.index), "serve", "--port", str(port)]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(rag), "--corpus", str(settings.corpus), "--index", str(settings.index), "serve", "--port", str(port)],
+            [*command, *args],
             cwd=root,
             env=env,
             stdout=log,
@@ -127,6 +132,40 @@ def server(tmp_path_factory: pytest.TempPathFactory, assistant: Assistant) -> It
     shutil.copytree(assistant.settings.corpus, root / "corpus")
     shutil.copytree(assistant.settings.index, root / "index")
     yield from start_server(root, Settings(corpus=root / "corpus", index=root / "index"))
+
+
+# `rag serve`, with an exact span (the first year in the answer sentence, or a date ending in it) added to any
+# answer that has none of its own: the chat's bold exact answer can be checked whatever the answer picker does.
+WITH_EXACT = """
+import re, sys
+import rag
+from rag import cli
+
+to_dict = rag.Response.to_dict
+
+def with_exact(self):
+    body = to_dict(self)
+    a = body.get("answer")
+    if a and not a.get("exact"):
+        m = re.search(r"(?:[A-Z][a-z]+ [0-9]{1,2}, )?[0-9]{4}", a["text"])
+        if m:
+            a["exact"] = {"text": m.group(), "start": a["start"] + m.start(), "end": a["start"] + m.end()}
+    return body
+
+rag.Response.to_dict = with_exact
+sys.argv[0] = "rag"
+cli.main()
+"""
+
+
+@pytest.fixture(scope="module")
+def exact_server(tmp_path_factory: pytest.TempPathFactory, assistant: Assistant) -> Iterator[Server]:
+    """The bundled corpus served with every answer carrying an exact span (its own, or one added: WITH_EXACT)."""
+    root = tmp_path_factory.mktemp("live-exact")
+    shutil.copytree(assistant.settings.corpus, root / "corpus")
+    shutil.copytree(assistant.settings.index, root / "index")
+    settings = Settings(corpus=root / "corpus", index=root / "index")
+    yield from start_server(root, settings, [sys.executable, "-c", WITH_EXACT])
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +305,7 @@ def test_open_in_the_document_shows_the_marked_passage(page: Page, server: Serve
     first = turn.locator(".citation").first
     marked = " ".join(first.locator("mark").inner_text().split())
     first.locator("a.open").click()
-    page.wait_for_url(re.compile(r"/documents/[^?]+\?start=\d+&end=\d+&hs=\d+&he=\d+#passage$"))
+    page.wait_for_url(re.compile(r"/documents/[^?]+\?start=\d+&end=\d+&hs=\d+&he=\d+(&xs=\d+&xe=\d+)?#passage$"))
     passage = page.locator("#passage")
     expect(passage).to_be_visible()
     expect(passage).to_be_in_viewport()
@@ -291,6 +330,34 @@ def test_a_follow_up_names_the_earlier_question(page: Page, server: Server, arti
     expect(second.locator("blockquote.answer")).to_be_in_viewport()
     settle_scroll(page)
     page.screenshot(path=str(artifacts / "chat.png"))  # the README's docs/screenshot.png is a copy of one of these
+
+
+def test_the_exact_answer_is_bold_inside_the_quoted_sentence(page: Page, exact_server: Server, artifacts: Path) -> None:
+    errors = console_errors(page)
+    request = urllib.request.Request(
+        exact_server.url + "/api/ask",
+        data=json.dumps({"question": QUESTION}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        exact = json.load(r)["answer"]["exact"]["text"]
+    page.goto(exact_server.url + "/")
+    turn = ask(page, QUESTION)
+    sentence = turn.locator("blockquote.answer p")
+    bold = sentence.locator("strong.exact")
+    expect(bold).to_have_count(1)
+    expect(bold).to_have_text(exact)
+    assert exact in sentence.inner_text()
+    weight = "e => Number(getComputedStyle(e).fontWeight)"
+    assert bold.evaluate(weight) >= 700 > sentence.evaluate(weight)  # the span stands out of its sentence
+    card = turn.locator(".citation mark.hl-answer strong.exact").first
+    expect(card).to_have_text(exact)
+    settle_scroll(page)
+    page.screenshot(path=str(artifacts / "chat-exact.png"))
+    turn.locator(".citation", has=page.locator("mark.hl-answer")).first.locator("a.open").click()
+    page.wait_for_url(re.compile(r"&xs=\d+&xe=\d+#passage$"))
+    expect(page.locator("#passage mark.answer-mark strong.exact")).to_have_text(exact)
+    assert errors == []
 
 
 def test_an_off_topic_question_shows_the_closest_passages(page: Page, server: Server) -> None:
