@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from rag import Assistant, Settings
-from rag.answer import respond, score_sentences
+from rag.answer import Query, respond
 from rag.evaluation import read_questions, score_one, summarize
 from rag.retrieval import Weights, fuse_convex, fuse_rrf, search
 
@@ -35,8 +35,9 @@ def main(path: str) -> None:
             q = item["question"]
             vector, terms = bot.encoder.encode_one(q), bot.index.lexical.query_terms(q)
             hits = search(bot.index, vector, terms, 10, weights, fuse)
-            candidates = score_sentences(q, bot.index, hits[: bot.settings.top_k], vector, terms)
-            response = respond(q, bot.index, hits, candidates, bot.settings.min_confidence).to_dict()
+            read = Query.read(q, vector, terms, bot.index.sentence_table, bot.index.words.language)
+            response = respond(read, bot.index, hits, bot.scorer, bot.settings.min_confidence, bot.settings.top_k)
+            response = response.to_dict()
             results.append(score_one(item, response, bot.document_text))
         m = summarize(results)["overall"]
         print(f"| {name} | {m['R@1']:.2f} | {m['R@5']:.2f} | {m['MRR@10']:.2f} | {m['answer_acc']:.2f} |")

@@ -14,8 +14,8 @@ import numpy as np
 
 from bench.common import spread
 from rag import dense
-from rag.answer import respond, score_sentences
-from rag.pipeline import Assistant, ResponseCache
+from rag.answer import Query, respond
+from rag.pipeline import POOL, Assistant, ResponseCache
 from rag.retrieval import CANDIDATES, search
 
 STAGES = ["encode", "dense", "lexical", "fusion", "answer", "response"]
@@ -38,11 +38,12 @@ def time_stages(assistant: Assistant, questions: list[str], rounds: int = 5) -> 
             terms = index.lexical.query_terms(q)
             index.lexical.search(terms, max(CANDIDATES, k))
             t3 = time.perf_counter()
-            hits = search(index, vector, terms, k)
+            hits = search(index, vector, terms, max(k, POOL))
             t4 = time.perf_counter()
-            candidates = score_sentences(q, index, hits, vector, terms)
+            read = Query.read(q, vector, terms, index.sentence_table, index.words.language)
+            response = respond(read, index, hits, assistant.scorer, assistant.settings.min_confidence, k)
             t5 = time.perf_counter()
-            respond(q, index, hits, candidates, assistant.settings.min_confidence).to_dict()
+            response.to_dict()
             t6 = time.perf_counter()
             assistant.ask(q).to_dict()
             t7 = time.perf_counter()

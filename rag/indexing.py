@@ -23,6 +23,7 @@ from .config import Settings
 from .documents import Document, Skipped, content_hash, file_stamp, list_files, printable, read_corpus
 from .embedding import Encoder
 from .errors import CorpusError, IndexMismatch, IndexMissing, RagError
+from .sentences import VERSION as TABLE_VERSION
 
 SPLITTER = "pysbd-0.3"
 CHUNKER_VERSION = 5  # bump when sentence or chunk boundaries, or chunk vectors, change: old indexes are rebuilt
@@ -73,7 +74,13 @@ def index_settings(settings: Settings, encoder: Encoder) -> dict[str, Any]:
             "overlap": settings.chunk_overlap,
             "chunk_vectors": CHUNK_VECTORS,
         },
+        "text": text_settings(settings),
     }
+
+
+def text_settings(settings: Settings) -> dict[str, Any]:
+    """The word rules an index's lexical side and sentence table are made by (changing them re-embeds nothing)."""
+    return {"language": settings.model_language, "sentence_table": TABLE_VERSION}
 
 
 def build(
@@ -119,6 +126,8 @@ def is_stale(settings: Settings, manifest: dict[str, Any]) -> bool:
 
     A file skipped last time counts as changed when its size or modification time did: it may be readable now.
     """
+    if manifest.get("text") != text_settings(settings):
+        return True  # other word rules: the lexical side and sentence table are made anew (nothing is re-embedded)
     known = {d["source"]: d for d in manifest["documents"]}
     skipped = manifest.get("skipped", {})
     current = {p.relative_to(settings.corpus).as_posix(): p for p in list_files(settings.corpus)}

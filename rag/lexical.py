@@ -8,58 +8,50 @@ bm25s (sparse-matrix BM25, saved as plain NumPy and JSON files) scores; PyStemme
 from __future__ import annotations
 
 import json
-import re
-import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 import bm25s
 import numpy as np
-import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-# Question words carry no topic; without them "How many ..." would match every "many".
-STOPWORDS = sorted(
-    set(STOPWORDS_EN)
-    | {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "did", "does", "do", "many", "much"}
-)
+from .words import TOKEN, Words, words_for
 
+__all__ = ["TOKEN", "LexicalIndex", "is_stop", "stem", "terms", "tokenize"]
 
 LARGE = 50_000  # texts; from here common query terms are left out of BM25 (see LexicalIndex._selective)
 COMMON = 0.1
-TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's own token pattern
-_STOP = frozenset(STOPWORDS)
-_local = threading.local()  # a PyStemmer object must not be shared between threads
+ENGLISH = words_for("en")
 
 
-@lru_cache(maxsize=500_000)
 def stem(word: str) -> str:
-    stemmer = getattr(_local, "stemmer", None)
-    if stemmer is None:
-        stemmer = _local.stemmer = Stemmer.Stemmer("english")
-    return str(stemmer.stemWord(word))
+    """English stemming (`words.Words.stem` for another language)."""
+    return ENGLISH.stem(word)
 
 
-def terms(text: str) -> list[str]:
-    """Lower-cased, stop words removed, stemmed terms of a text (what bm25s.tokenize does, without its
-    per-call overhead: this runs on every sentence of the cited passages, per question)."""
-    return [stem(w) for w in TOKEN.findall(text.lower()) if w not in _STOP]
+def is_stop(word: str) -> bool:
+    """Whether a lower-cased word is an English stop word (`words.Words.is_stop` for another language)."""
+    return ENGLISH.is_stop(word)
 
 
-def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    return [terms(t) for t in texts]
+def terms(text: str, words: Words = ENGLISH) -> list[str]:
+    """Lower-cased, stop words removed, stemmed terms of a text, by `words`' rules."""
+    return words.terms(text)
+
+
+def tokenize(texts: Sequence[str], words: Words = ENGLISH) -> list[list[str]]:
+    return [words.terms(t) for t in texts]
 
 
 class LexicalIndex:
     """BM25 over a list of texts; row i of every result refers to text i."""
 
-    def __init__(self, bm25: bm25s.BM25 | None, size: int) -> None:
+    def __init__(self, bm25: bm25s.BM25 | None, size: int, words: Words = ENGLISH) -> None:
         self.bm25 = bm25  # None when no text has a single indexable term (stop words only)
         self.size = size
+        self.words = words  # the rules its texts were cut into terms by; questions are cut by the same
         self.vocabulary = frozenset(k for k in bm25.vocab_dict if k) if bm25 else frozenset()
         # Typo candidates by (first letter, length): a look-up compares a few hundred words, not the vocabulary.
         self._by_shape: dict[tuple[str, int], list[str]] = defaultdict(list)
@@ -69,17 +61,17 @@ class LexicalIndex:
         self.vocabulary_ids: dict[str, int] = {k: v for k, v in bm25.vocab_dict.items() if k} if bm25 else {}
 
     @classmethod
-    def build(cls, texts: Sequence[str]) -> LexicalIndex:
-        return cls.from_tokens(tokenize(texts))
+    def build(cls, texts: Sequence[str], words: Words = ENGLISH) -> LexicalIndex:
+        return cls.from_tokens(tokenize(texts, words), words)
 
     @classmethod
-    def from_tokens(cls, tokens: list[list[str]]) -> LexicalIndex:
-        """BM25 over texts already cut into terms (by `terms`)."""
+    def from_tokens(cls, tokens: list[list[str]], words: Words = ENGLISH) -> LexicalIndex:
+        """BM25 over texts already cut into terms by `words`."""
         if not any(tokens):
-            return cls(None, len(tokens))
+            return cls(None, len(tokens), words)
         bm25 = bm25s.BM25()
         bm25.index(tokens, show_progress=False)
-        return cls(bm25, len(tokens))
+        return cls(bm25, len(tokens), words)
 
     def save(self, folder: Path) -> None:
         if self.bm25 is not None:
@@ -87,15 +79,15 @@ class LexicalIndex:
         (folder / "size.json").write_text(json.dumps({"size": self.size, "empty": self.bm25 is None}))
 
     @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
+    def load(cls, folder: Path, words: Words = ENGLISH) -> LexicalIndex:
         meta = json.loads((folder / "size.json").read_text())
         bm25 = None if meta.get("empty") else bm25s.BM25.load(str(folder), show_progress=False)
-        return cls(bm25, meta["size"])
+        return cls(bm25, meta["size"], words)
 
     def query_terms(self, question: str) -> list[str]:
         """The question's terms, each unknown one replaced by the closest known term if there is one."""
         found = []
-        for term in terms(question):
+        for term in self.words.terms(question):
             if term not in self.vocabulary and len(term) >= 4:
                 term = self._closest(term) or term
             found.append(term)

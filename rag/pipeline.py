@@ -11,6 +11,8 @@ Both edges (CLI and server) call only this module.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import reprlib
 import sys
 import threading
@@ -18,17 +20,21 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from . import indexing, store
-from .answer import Response, respond, score_sentences
+from .answer import Query, Response, load_scorer, respond
 from .config import Settings
 from .conversation import MAX_HISTORY, combine, points_back
 from .documents import Document, read_document
 from .embedding import Encoder
 from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing
-from .retrieval import search
+from .language import language_name, mostly_other_language
+from .retrieval import search, search_lexical
 
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 50
+POOL = 10  # passages whose sentences the answer scorer reads (R@10 on the tune split: see bench/train_answer.py)
 
 
 def _say(message: str) -> None:
@@ -43,6 +49,7 @@ class Assistant:
         self.index = index
         self.encoder = encoder
         self.cache = ResponseCache(cache_size)
+        self.scorer = load_scorer()
 
     @classmethod
     def open(
@@ -119,11 +126,24 @@ class Assistant:
         return response
 
     def _answer(self, index: store.Index, question: str, query: str, k: int, context: str | None = None) -> Response:
-        query_vector = self.encoder.encode_one(query)
+        other = mostly_other_language(question, self.settings.model_language)
+        if other is not None:
+            return self._unreadable(index, question, k, other)
+        vector = self.encoder.encode_one(query)
         terms = index.lexical.query_terms(query)
-        hits = search(index, query_vector, terms, k)
-        candidates = score_sentences(question, index, hits, query_vector, terms)
-        return respond(question, index, hits, candidates, self.settings.min_confidence, context)
+        hits = search(index, vector, terms, max(k, POOL))
+        read = Query.read(query, vector, terms, index.sentence_table, index.words.language, asked=question)
+        return respond(read, index, hits, self.scorer, self.settings.min_confidence, k, context, question)
+
+    def _unreadable(self, index: store.Index, question: str, k: int, language: str) -> Response:
+        """A question in a language the model does not read: no quotation, a note that says so and how to
+        configure a model that reads it, and the passages that share names or numbers with it (BM25 alone)."""
+        terms = index.lexical.query_terms(question)
+        hits = search_lexical(index, terms, max(k, POOL))
+        vector = np.zeros(index.dimension, dtype=np.float32)  # its meaning cannot be read: no dense signal
+        read = Query.read(question, vector, terms, index.sentence_table, index.words.language)
+        response = respond(read, index, hits, self.scorer, math.inf, k)
+        return dataclasses.replace(response, confidence=0.0, note=language_note(language, self.settings))
 
 
 class ResponseCache:
@@ -148,6 +168,17 @@ class ResponseCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return response
+
+
+def language_note(language: str, settings: Settings) -> str:
+    """What a user asking in `language` should know, and do, when the model reads another one."""
+    reads = language_name(settings.model_language or "en")
+    return (
+        f"This question seems to be in {language_name(language)}, and the model ({settings.model}) reads {reads}, "
+        f"so no answer is quoted. To ask in {language_name(language)}, point RAG_MODEL at a multilingual "
+        "sentence-transformers model folder (for example paraphrase-multilingual-MiniLM-L12-v2), set "
+        "RAG_LANGUAGE=none and run `rag index --full`. The passages below share names or numbers with the question."
+    )
 
 
 def _build(settings: Settings, encoder: Encoder, progress: bool, say: Callable[[str], None]) -> store.Index:

@@ -80,6 +80,42 @@ AUXILIARIES = {
 }
 
 
+# The question's form, from the first question word wherever it stands ("The game was played in what city?").
+# English rules: with another language they are switched off (`question_form(..., language=...)`).
+FORMS = ("who", "when", "where", "quantity", "which", "what", "why", "how", "yesno", "other")
+WH = re.compile(r"\b(who|whom|whose|when|where|why|how|which|what)\b", re.I)
+PLACE = re.compile(
+    r"^(what|which) (city|country|state|town|county|region|continent|place|location|area|nation|island|river|"
+    r"building|street|province|village|district|neighborhood|borough)s?\b|^where\b",
+    re.I,
+)
+PERSON = re.compile(r"^(who|whom|whose)\b|^(what|which) (person|people|man|woman|king|president|leader)\b", re.I)
+DEFINITION = re.compile(r"^what\s+(is|was|are|were|does|do|did|has|have|had|can|could|would|will)\b", re.I)
+YESNO = re.compile(r"^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.I)
+
+
+def question_form(question: str, language: str | None = "en") -> str:
+    """One of `FORMS` for an English question; 'other' for any question when `language` is not English."""
+    if language != "en":
+        return "other"
+    match = WH.search(question)
+    if match is None:
+        return "yesno" if YESNO.match(question) else "other"
+    rest = question[match.start() :]
+    if expected_type(rest) == "date":
+        return "when"
+    if expected_type(rest) == "quantity":
+        return "quantity"
+    if PERSON.match(rest):
+        return "who"
+    if PLACE.match(rest):
+        return "where"
+    word = match.group().lower()
+    if word in ("why", "how"):
+        return word
+    return "what" if word == "what" and DEFINITION.match(rest) else "which"
+
+
 def expected_type(question: str) -> str | None:
     """'date', 'quantity' or None."""
     return next((name for name, pattern in QUESTION_TYPES if pattern.search(question)), None)

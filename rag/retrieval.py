@@ -61,6 +61,14 @@ def search(
     return [Hit(r, fused[r], dense_scores[r], sentence[r], lex[r]) for r in best]
 
 
+def search_lexical(index: Index, terms: list[str], k: int) -> list[Hit]:
+    """The `k` best chunks by BM25 alone, scores divided by the best one's (for a question the model cannot read:
+    only the names and numbers it shares with the text can find anything)."""
+    found = index.lexical.search(terms, k)
+    top = found[0][1] if found else 1.0
+    return [Hit(row, score / top, 0.0, 0.0, score) for row, score in found]
+
+
 def best_sentence_scores(index: Index, rows: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
     """For each chunk row, the cosine of the question and the chunk's closest sentence (one matrix product)."""
     counts = index.chunk_sentence_count[rows]

@@ -1,23 +1,30 @@
-"""What answer selection needs to know of every sentence, worked out at index time instead of per question:
-its terms (as ids into the BM25 vocabulary) and whether it holds a date, a quantity, or is a title line.
+"""What answer selection needs to know of every sentence, worked out at index time instead of per question: its
+terms in order (as ids into the table's own vocabulary, so it does not depend on any search engine's internals),
+which of them were written with a capital letter inside the sentence (names), how many sentences hold each term
+(for IDF), and whether the sentence holds a date, a quantity, or is a title line.
 
-Stored as three NumPy arrays (CSR-style term ids, and one flag byte a sentence), memory-mapped when loaded.
+Stored as NumPy arrays (CSR-style term ids and name marks, one flag byte a sentence, document frequencies) and a
+JSON vocabulary. `VERSION` changes whenever what is stored changes (the flag rules included): an index whose table
+has another version has its table rebuilt from the sentence texts on the next `rag index`, without re-embedding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .lexical import terms
 from .question import holds_type
+from .words import Words
 
 DATE, QUANTITY, HEADING = 1, 2, 4
 FLAG_OF_TYPE = {"date": DATE, "quantity": QUANTITY}
 FILE = "sentence_terms.npz"
+VOCABULARY = "sentence_vocabulary.json"
+VERSION = 2
 HEADING_ENDS = (".", "!", "?", ":", ";", "…", '"', "”", "'", "’", ")")
 
 
@@ -26,40 +33,81 @@ def is_heading(text: str) -> bool:
     return len(text.split()) < 10 and not text.rstrip().endswith(HEADING_ENDS)
 
 
-def flags_of(text: str) -> int:
+def flags_of(text: str, language: str | None) -> int:
+    """The sentence's flags; dates and quantities are found by English patterns, so only for English."""
+    if language != "en":
+        return HEADING * is_heading(text)
     return DATE * holds_type(text, "date") + QUANTITY * holds_type(text, "quantity") + HEADING * is_heading(text)
 
 
 @dataclass
 class SentenceTable:
-    indptr: np.ndarray  # sentence i's term ids are ids[indptr[i]:indptr[i + 1]]
+    indptr: np.ndarray  # sentence i's term ids are ids[indptr[i]:indptr[i + 1]], in order of the text
     ids: np.ndarray
+    caps: np.ndarray  # caps[j]: term j was capitalized inside its sentence
     flags: np.ndarray
+    doc_freq: np.ndarray  # sentences holding each term of the vocabulary
+    vocabulary: list[str]
+
+    def __post_init__(self) -> None:
+        self.term_id = {t: i for i, t in enumerate(self.vocabulary)}
 
     @classmethod
-    def build(
-        cls, texts: Sequence[str], vocabulary: Mapping[str, int], tokens: Sequence[list[str]] | None = None
-    ) -> SentenceTable:
-        """`texts[i]` is sentence row i, `tokens[i]` its terms if already cut (by `terms`); terms missing from
-        `vocabulary` are left out."""
-        ids, indptr = [], [0]
-        for i, text in enumerate(texts):
-            ids.extend(sorted({vocabulary[t] for t in (tokens[i] if tokens else terms(text)) if t in vocabulary}))
+    def build(cls, texts: Sequence[str], words: Words) -> SentenceTable:
+        """The table of sentence rows `texts`, cut into terms by `words`."""
+        term_id: dict[str, int] = {}
+        ids: list[int] = []
+        caps: list[bool] = []
+        indptr = [0]
+        for text in texts:
+            terms, capitals = words.analyze(text)
+            ids += [term_id.setdefault(t, len(term_id)) for t in terms]
+            caps += capitals
             indptr.append(len(ids))
-        flags = np.fromiter((flags_of(t) for t in texts), dtype=np.uint8, count=len(texts))
-        return cls(np.asarray(indptr, dtype=np.int64), np.asarray(ids, dtype=np.int32), flags)
+        table = cls(
+            np.asarray(indptr, dtype=np.int64),
+            np.asarray(ids, dtype=np.int32),
+            np.asarray(caps, dtype=bool),
+            np.fromiter((flags_of(t, words.language) for t in texts), dtype=np.uint8, count=len(texts)),
+            np.zeros(len(term_id), dtype=np.int32),
+            list(term_id),
+        )
+        table.doc_freq = table._count_sentences()
+        return table
+
+    def _count_sentences(self) -> np.ndarray:
+        owner = np.repeat(np.arange(len(self.flags)), np.diff(self.indptr))
+        pairs = np.unique(owner.astype(np.int64) * len(self.vocabulary) + self.ids)
+        return np.bincount(pairs % max(len(self.vocabulary), 1), minlength=len(self.vocabulary)).astype(np.int32)
+
+    def idf(self, term_ids: np.ndarray) -> np.ndarray:
+        """BM25's inverse document frequency over sentences; an id of -1 (a term no sentence has) gets the most."""
+        known = self.doc_freq[np.maximum(term_ids, 0)] if len(self.doc_freq) else np.zeros(len(term_ids))
+        df = np.where(term_ids >= 0, known, 0)
+        return np.log(1 + (len(self) - df + 0.5) / (df + 0.5))
+
+    def lookup(self, terms: Sequence[str]) -> np.ndarray:
+        """Ids of `terms` (-1 for a term no sentence holds)."""
+        return np.fromiter((self.term_id.get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
 
     def term_ids(self, row: int) -> np.ndarray:
         return self.ids[self.indptr[row] : self.indptr[row + 1]]
 
+    def terms(self, row: int) -> list[str]:
+        """The terms of sentence `row`, in order."""
+        return [self.vocabulary[i] for i in self.term_ids(row)]
+
     def save(self, folder: Path) -> None:
         with open(folder / FILE, "wb") as out:
-            np.savez(out, indptr=self.indptr, ids=self.ids, flags=self.flags)
+            np.savez(out, indptr=self.indptr, ids=self.ids, caps=self.caps, flags=self.flags, doc_freq=self.doc_freq)
+        (folder / VOCABULARY).write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> SentenceTable:
         with np.load(folder / FILE) as data:
-            return cls(data["indptr"], data["ids"], data["flags"])
+            indptr, ids, caps, flags, doc_freq = (data[k] for k in ("indptr", "ids", "caps", "flags", "doc_freq"))
+        vocabulary = json.loads((folder / VOCABULARY).read_text(encoding="utf-8"))
+        return cls(indptr, ids, caps, flags, doc_freq, vocabulary)
 
     def __len__(self) -> int:
         return len(self.flags)

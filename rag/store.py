@@ -9,7 +9,9 @@ An index folder holds:
     dense.faiss           the approximate (HNSW) structure over them, for large indexes only (see dense.py)
     sentences.npy         one vector per sentence (float16), to pick the answer sentence without encoding at
                           query time
-    sentence_terms.npz    each sentence's term ids and flags (holds a date, a quantity; is a title line)
+    sentence_terms.npz    each sentence's terms in order (ids), which are names, its flags (holds a date, a
+                          quantity; is a title line) and each term's sentence count (sentences.py)
+    sentence_vocabulary.json  the terms those ids stand for
     lexical/              the bm25s index of the chunk texts
 
 `save` writes a sibling folder, then swaps it into place with two renames (`swap.py`); a reader that finds the
@@ -34,8 +36,9 @@ import numpy as np
 from . import dense, sentences, swap
 from .chunking import Chunk
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing
-from .lexical import LexicalIndex, tokenize
+from .lexical import LexicalIndex
 from .sentences import SentenceTable
+from .words import Words, words_for
 
 FORMAT_VERSION = 3
 FLOAT32_SENTENCES = 2_000_000  # sentence vectors held as float32 in memory up to this many (3 GB)
@@ -75,7 +78,9 @@ class Index:
         dtype = np.float32 if len(self.sentence_vectors) <= FLOAT32_SENTENCES else None
         self.sentence_vectors = np.asarray(self.sentence_vectors, dtype=dtype)
         self._titles = {d.source: d.title for d in self.documents}
+        self.words = self.lexical.words  # the word rules of its lexical side and sentence table
         self._sentence_base, self._first_chunk = {}, {}
+        self._sentence_count = {d.source: d.sentences for d in self.documents}
         sentence, chunk = 0, 0
         for doc in self.documents:
             self._sentence_base[doc.source], self._first_chunk[doc.source] = sentence, chunk
@@ -96,6 +101,10 @@ class Index:
     def sentence_base(self, source: str) -> int:
         """Row of `sentence_vectors` holding the first sentence of document `source`."""
         return self._sentence_base[source]
+
+    def document_sentences(self, source: str) -> int:
+        """Number of sentences of document `source`."""
+        return self._sentence_count[source]
 
     def sentence_rows(self, chunk: Chunk) -> range:
         """Rows of `sentence_vectors` holding the sentences of `chunk`, in order."""
@@ -134,17 +143,20 @@ def assemble(
     """Build the searchable structures from chunks and their vectors; records the dense structure in `manifest`."""
     chunk_vectors = np.ascontiguousarray(chunk_vectors, dtype=np.float32)
     index, manifest["dense"] = dense.build(chunk_vectors)
-    # Each sentence is cut into terms once: a chunk's terms are its sentences' terms, in order (what lies between
-    # two sentences of a chunk holds no word).
-    texts = sentence_texts(documents, chunks)
-    tokens = tokenize(texts)
-    first = _first_sentence_rows(documents, chunks)
-    lexical = LexicalIndex.from_tokens(
-        [[t for row in range(f, f + len(c.sentences)) for t in tokens[row]] for f, c in zip(first, chunks, strict=True)]
-    )
-    table = SentenceTable.build(texts, lexical.vocabulary_ids, tokens)
+    words = words_of(manifest)
+    table = SentenceTable.build(sentence_texts(documents, chunks), words)
+    lexical = LexicalIndex.from_tokens(chunk_terms(documents, chunks, table), words)
     sentence_vectors = np.asarray(sentence_vectors, dtype=np.float16)  # no copy if it is float16 already
     return Index(manifest, documents, chunks, chunk_vectors, index, sentence_vectors, lexical, table)
+
+
+def chunk_terms(documents: list[DocumentEntry], chunks: list[Chunk], table: SentenceTable) -> list[list[str]]:
+    """Each chunk's terms: its sentences' terms, in order (each sentence is cut into terms once, for the table;
+    what lies between two sentences of a chunk holds no word)."""
+    first = _first_sentence_rows(documents, chunks)
+    return [
+        [t for r in range(f, f + len(c.sentences)) for t in table.terms(r)] for f, c in zip(first, chunks, strict=True)
+    ]
 
 
 def sentence_texts(documents: list[DocumentEntry], chunks: list[Chunk]) -> list[str]:
@@ -239,17 +251,46 @@ def _load_at(folder: Path, expected: dict[str, Any]) -> Index:
         structure = dense.load(folder, manifest["dense"], vectors)
         current = folder / "sentences.npy"
         sentence_vectors = np.load(current, mmap_mode="r")
-        current = folder / "lexical"
-        lexical = LexicalIndex.load(current)
         current = folder / sentences.FILE
-        table = SentenceTable.load(folder)
+        table = _sentence_table(folder, manifest, documents, chunks)
+        current = folder / "lexical"
+        lexical = _lexical(folder, manifest, documents, chunks, table)
     except Exception as exc:  # any damage to any file means the same thing: rebuild
-        raise IndexCorrupt(f"{current} is damaged or missing ({type(exc).__name__}); {REBUILD}") from None
+        named = getattr(exc, "filename", None) or current  # the very file, where one step reads several
+        raise IndexCorrupt(f"{named} is damaged or missing ({type(exc).__name__}); {REBUILD}") from None
     counts = (structure.ntotal, len(vectors), lexical.size, sum(d.chunks for d in documents))
     n_sentences = sum(d.sentences for d in documents)
     if counts != (len(chunks),) * 4 or (len(sentence_vectors), len(table)) != (n_sentences, n_sentences):
         raise IndexCorrupt(f"the files in {folder} do not agree with each other; {REBUILD}")
     return Index(manifest, documents, chunks, vectors, structure, sentence_vectors, lexical, table)
+
+
+def words_of(manifest: dict[str, Any]) -> Words:
+    """The word rules the index in `manifest` was made by (an index from before they were recorded: English)."""
+    return words_for(manifest.get("text", {}).get("language", "en"))
+
+
+def _current_table(manifest: dict[str, Any]) -> bool:
+    return manifest.get("text", {}).get("sentence_table") == sentences.VERSION
+
+
+def _sentence_table(
+    folder: Path, manifest: dict[str, Any], documents: list[DocumentEntry], chunks: list[Chunk]
+) -> SentenceTable:
+    """The stored sentence table, or one made anew from the sentence texts when its rules have changed since the
+    index was built (`rag index` then saves the new one; nothing is re-embedded)."""
+    if _current_table(manifest):
+        return SentenceTable.load(folder)
+    return SentenceTable.build(sentence_texts(documents, chunks), words_of(manifest))
+
+
+def _lexical(
+    folder: Path, manifest: dict[str, Any], documents: list[DocumentEntry], chunks: list[Chunk], table: SentenceTable
+) -> LexicalIndex:
+    """The stored lexical index, or, with an old sentence table, one made from the new table's terms."""
+    if _current_table(manifest):
+        return LexicalIndex.load(folder / "lexical", words_of(manifest))
+    return LexicalIndex.from_tokens(chunk_terms(documents, chunks, table), words_of(manifest))
 
 
 def _chunk(row: dict[str, Any]) -> Chunk:

@@ -6,9 +6,11 @@ import dataclasses
 import json
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
-from rag.answer import Answer, Candidate, Citation, Response, confidence, respond, sentence_text
+from rag.answer import Answer, Citation, Exact, Query, Response, respond, sentence_text
+from rag.config import Settings
 from rag.pipeline import Assistant
 
 pytestmark = pytest.mark.slow  # the real model
@@ -30,8 +32,10 @@ OFF_TOPIC = [
 ]
 QUESTIONS = [*ANSWERABLE, *OFF_TOPIC]
 # "context" (the earlier question a follow-up was read with) joined the shape with conversations.
-RESPONSE_KEYS = {"question", "abstained", "confidence", "answer", "citations", "context"}
-ANSWER_KEYS = {"text", "source", "start", "end", "citation"}
+# "note" (how the question was read, e.g. in a language the model does not read) and the answer's "exact" span
+# joined it with the calibrated answer scorer.
+RESPONSE_KEYS = {"question", "abstained", "confidence", "answer", "citations", "context", "note"}
+ANSWER_KEYS = {"text", "source", "start", "end", "citation", "exact"}
 CITATION_KEYS = {"n", "source", "title", "chunk_id", "text", "start", "end", "score", "highlight"}
 
 
@@ -87,7 +91,7 @@ def test_answerable_questions_are_answered_from_the_right_sentence(
     assert not response.abstained
     assert response.answer is not None
     assert phrase in response.answer.text
-    assert response.confidence >= 0.5  # the default min_confidence
+    assert response.confidence >= Settings().min_confidence
 
 
 @pytest.mark.parametrize("question", ANSWERABLE)
@@ -112,7 +116,7 @@ def test_an_off_topic_question_abstains_but_shows_the_closest_passages(
     response = responses[question]
     assert response.abstained
     assert response.answer is None
-    assert response.confidence < 0.5
+    assert response.confidence < Settings().min_confidence
     assert len(response.citations) == 5
 
 
@@ -147,7 +151,7 @@ def test_to_dict_of_a_hand_made_response() -> None:
         "question": "Q?",
         "abstained": False,
         "confidence": 0.8765,
-        "answer": {"text": "It is so.", "source": "a.txt", "start": 10, "end": 19, "citation": 1},
+        "answer": {"text": "It is so.", "source": "a.txt", "start": 10, "end": 19, "citation": 1, "exact": None},
         "citations": [
             {
                 "n": 1,
@@ -162,11 +166,23 @@ def test_to_dict_of_a_hand_made_response() -> None:
             },
         ],
         "context": None,
+        "note": None,
     }
 
 
+def test_to_dict_carries_the_exact_span_with_its_source() -> None:
+    exact = Exact("1992", 15, 19)
+    answer = Answer("It was in 1992.", "a.txt", 5, 20, citation=1, exact=exact)
+    data = Response("Q?", False, 0.9, answer, [], note="a note").to_dict()
+    assert data["answer"]["exact"] == {"text": "1992", "source": "a.txt", "start": 15, "end": 19}
+    assert data["note"] == "a note"
+
+
 def test_no_hits_means_an_abstention_without_citations(assistant: Assistant) -> None:
-    response = respond("anything", assistant.index, [], [], min_confidence=0.5)
+    query = Query.read(
+        "anything", np.zeros(assistant.index.dimension, np.float32), [], assistant.index.sentence_table, "en"
+    )
+    response = respond(query, assistant.index, [], assistant.scorer, min_confidence=0.5, top_k=5)
     assert response.abstained and response.answer is None
     assert response.confidence == 0.0
     assert response.citations == []
@@ -178,17 +194,21 @@ def test_a_zero_threshold_always_answers(assistant: Assistant) -> None:
     assert not response.abstained and response.answer is not None
 
 
-def test_confidence_grows_with_closeness_and_evidence() -> None:
-    def candidate(cosine: float, evidence: float) -> Candidate:
-        return Candidate(0, (0, 1), cosine, 0.0, False, 0.0, evidence)
+def test_a_key_word_the_documents_never_use_lowers_the_confidence(assistant: Assistant) -> None:
+    held = assistant.ask("How many generators did Japan give Ukraine?")
+    missing = assistant.ask("How many submarines did Japan give Ukraine?")
+    assert missing.confidence < held.confidence
 
-    low, high = candidate(0.2, 0.1), candidate(0.8, 0.1)
-    assert confidence(low, [low]) < confidence(high, [high])
-    assert confidence(candidate(0.5, 0.0), [candidate(0.5, 0.0)]) < confidence(
-        candidate(0.5, 1.0), [candidate(0.5, 1.0)]
-    )
-    for c in (candidate(-1, 0), candidate(1, 1)):
-        assert 0.0 <= confidence(c, [c]) <= 1.0
+
+def test_confidence_is_the_fitted_probability_and_grows_with_evidence(assistant: Assistant) -> None:
+    scorer = assistant.scorer
+    base = np.zeros(len(scorer.confidence.names), dtype=np.float32)
+    more = base.copy()
+    more[scorer.confidence.names.index("top_cover")] = 1.0
+    assert 0.0 <= scorer.probability(base) <= 1.0
+    assert scorer.probability(more) > scorer.probability(base)
+    assert scorer.meta["fitted_by"] == "bench/train_answer.py"
+    assert scorer.meta["min_confidence"] == Settings().min_confidence
 
 
 def test_sentence_text_cuts_by_document_offsets(assistant: Assistant) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag import store
+from rag import sentences, store
 from rag.chunking import make_chunks
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
 from rag.store import DocumentEntry, Index
@@ -22,6 +22,7 @@ DIM = 8
 EXPECTED: dict[str, Any] = {
     "model": {"name": "fake-model", "dimension": DIM},
     "chunker": {"splitter": "test", "chunk_words": 12, "overlap": 1},
+    "text": {"language": "en", "sentence_table": sentences.VERSION},
 }
 TEXTS = {
     "alpha.txt": "Alpha is the first letter. It opens the alphabet. Greek children learn it first. "
@@ -81,6 +82,7 @@ def test_save_then_load_round_trips(saved: tuple[Index, Path]) -> None:
         "lexical",
         "manifest.json",
         "sentence_terms.npz",
+        "sentence_vocabulary.json",
         "sentences.npy",
         "vectors.npy",
     ]  # a small index is searched exactly: no dense.faiss (see test_dense.py for the approximate one)
@@ -172,7 +174,10 @@ def test_a_damaged_file_is_named_in_the_error(saved: tuple[Index, Path], name: s
     assert "rag index --full" in str(caught.value)
 
 
-@pytest.mark.parametrize("name", ["chunks.jsonl", "vectors.npy", "sentences.npy", "sentence_terms.npz", "lexical"])
+@pytest.mark.parametrize(
+    "name",
+    ["chunks.jsonl", "vectors.npy", "sentences.npy", "sentence_terms.npz", "sentence_vocabulary.json", "lexical"],
+)
 def test_a_missing_file_is_named_in_the_error(saved: tuple[Index, Path], name: str) -> None:
     path = saved[1] / name
     if path.is_dir():
@@ -183,6 +188,19 @@ def test_a_missing_file_is_named_in_the_error(saved: tuple[Index, Path], name: s
         path.unlink()
     with pytest.raises(IndexCorrupt, match=name):
         store.load(saved[1], EXPECTED)
+
+
+def test_an_old_sentence_table_is_made_anew_from_the_texts(saved: tuple[Index, Path]) -> None:
+    index, folder = saved
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["text"]["sentence_table"] = sentences.VERSION - 1
+    path.write_text(json.dumps(manifest))
+    (folder / sentences.FILE).write_bytes(b"an older format")
+    loaded = store.load(folder, EXPECTED)
+    assert np.array_equal(loaded.sentence_table.ids, index.sentence_table.ids)
+    terms = loaded.lexical.query_terms("beta particles")
+    assert loaded.lexical.search(terms, 3) == index.lexical.search(terms, 3)
 
 
 @pytest.mark.parametrize("manifest", ["[]", '"text"', '{"format": 1}', '{"model": {}}', "null"])
@@ -238,9 +256,10 @@ def test_recovery_takes_the_newest_complete_leftover(saved: tuple[Index, Path]) 
     incomplete = folder.with_name(".index.old-2")  # newer, but without a manifest: not a complete index
     incomplete.mkdir()
     newer = folder.with_name(".index.old-3")
-    store.save(fake_index(seed=7), newer)
+    seven = fake_index(seed=7)
+    store.save(seven, newer)
     loaded = store.load(folder, EXPECTED)
-    assert_same_index(fake_index(seed=7), loaded)
+    assert_same_index(seven, loaded)
 
 
 def test_a_leftover_without_a_manifest_is_not_an_index(tmp_path: Path) -> None:
@@ -255,8 +274,9 @@ def test_a_stale_new_folder_does_not_break_loading(saved: tuple[Index, Path]) ->
     stale.mkdir()
     (stale / "chunks.jsonl").write_text('{"half": ')
     assert_same_index(index, store.load(folder, EXPECTED))
-    store.save(fake_index(seed=2), folder)
-    assert_same_index(fake_index(seed=2), store.load(folder, EXPECTED))
+    new = fake_index(seed=2)  # made once: two would differ in their built_at second
+    store.save(new, folder)
+    assert_same_index(new, store.load(folder, EXPECTED))
 
 
 def test_a_save_that_fails_midway_keeps_the_previous_index(

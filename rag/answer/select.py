@@ -1,0 +1,96 @@
+"""Choosing the answer: the fitted scorer ranks every candidate sentence, the passages are cited in the order of
+their best sentence, and the best sentence is quoted when its calibrated confidence reaches `min_confidence`;
+otherwise the response abstains and the passages are shown as the closest ones."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from ..chunking import Chunk
+from ..retrieval import Hit
+from ..store import Index
+from .features import Pool, Query, gather_pool, question_features
+from .response import Answer, Citation, Exact, Response
+from .scorer import Scorer
+
+CONTINUES = re.compile(r"(These|Those|They|This|Such|Both|All of them|Among them)\b")
+
+
+def respond(
+    query: Query,
+    index: Index,
+    hits: list[Hit],
+    scorer: Scorer,
+    min_confidence: float,
+    top_k: int,
+    context: str | None = None,
+    question: str | None = None,
+) -> Response:
+    """The response to `query` from the passages `hits` (more than `top_k` of them may be scored).
+
+    Args:
+        question: the question as asked, when `query` is a follow-up read together with an earlier one.
+    """
+    question = query.text if question is None else question
+    if not hits:
+        return Response(question, True, 0.0, None, [], context)
+    pool = gather_pool(index, hits, query)
+    logits = scorer.sentence_logits(pool)
+    order = rank_passages(index, hits, pool, logits)[:top_k]
+    best = int(np.argmax(logits))
+    confidence = scorer.probability(question_features(query, pool, logits))
+    answer = None
+    if confidence >= min_confidence:
+        chunk = index.chunks[hits[int(pool.hit[best])].row]
+        span = extend_span(chunk, pool.spans[best])
+        cited = order.index(int(pool.hit[best])) + 1 if int(pool.hit[best]) in order else 0
+        if cited:
+            answer = Answer(sentence_text(chunk, span), chunk.source, *span, citation=cited, exact=None)
+    citations = [_citation(n, index, hits[h], pool, logits, answer, h) for n, h in enumerate(order, start=1)]
+    return Response(question, answer is None, confidence, answer, citations, context)
+
+
+def rank_passages(index: Index, hits: list[Hit], pool: Pool, logits: np.ndarray) -> list[int]:
+    """Positions of the hits, best first: by the score of the best candidate sentence each passage holds."""
+    by_row = dict(zip(pool.rows.tolist(), logits.tolist(), strict=True))
+    best = [max(by_row[r] for r in index.sentence_rows(index.chunks[h.row])) for h in hits]
+    return sorted(range(len(hits)), key=lambda i: (-best[i], i))
+
+
+def _citation(
+    n: int, index: Index, hit: Hit, pool: Pool, logits: np.ndarray, answer: Answer | None, position: int
+) -> Citation:
+    chunk = index.chunks[hit.row]
+    rows = index.sentence_rows(chunk)
+    by_row = dict(zip(pool.rows.tolist(), logits.tolist(), strict=True))
+    scores = [by_row[r] for r in rows]
+    if answer is not None and answer.source == chunk.source and chunk.start <= answer.start < answer.end <= chunk.end:
+        mark = (answer.start, answer.end)
+    else:  # the passage's own best sentence
+        mark = chunk.sentences[int(np.argmax(scores))]
+    probability = 1.0 / (1.0 + math.exp(-max(min(max(scores), 50.0), -50.0)))
+    return Citation(
+        n, chunk.source, index.title(chunk.source), chunk.id, chunk.text, chunk.start, chunk.end, probability, mark
+    )
+
+
+def extend_span(chunk: Chunk, span: tuple[int, int]) -> tuple[int, int]:
+    """The answer span: the sentence, and the next one too when it goes on with what this one announced
+    ("... four key areas. These are ...", or a sentence ending in a colon)."""
+    position = chunk.sentences.index(span)
+    if position + 1 >= len(chunk.sentences):
+        return span
+    following = chunk.sentences[position + 1]
+    between = chunk.text[span[1] - chunk.start : following[0] - chunk.start]
+    announces = sentence_text(chunk, span).endswith(":") or CONTINUES.match(sentence_text(chunk, following))
+    return (span[0], following[1]) if announces and "\n\n" not in between else span
+
+
+def sentence_text(chunk: Chunk, span: tuple[int, int]) -> str:
+    return chunk.text[span[0] - chunk.start : span[1] - chunk.start]
+
+
+__all__ = ["Exact", "extend_span", "rank_passages", "respond", "sentence_text"]
