@@ -50,6 +50,7 @@ GROUPS: dict[str, list[str]] = {
     "passage": ["hit_rank", "hit_score", "hit_top"],
 }
 NAMES = [name for group in GROUPS.values() for name in group]
+COLUMN = {name: i for i, name in enumerate(NAMES)}
 QUESTION_NAMES = [
     "top_logit",
     "margin",
@@ -131,10 +132,15 @@ def gather_pool(index: Index, hits: list[Hit], query: Query) -> Pool:
     table, vectors = index.sentence_table, index.sentence_vectors
     prev = np.where(rows - 1 >= lo, rows - 1, -1)
     after = np.where(rows + 1 < hi, rows + 1, -1)
-    cos = _cosines(vectors, rows, query.vector)
-    match, caps_new, counts, pair_hits, flags = _lexical(table, rows, query)
-    m_prev, m_next = _lexical(table, prev, query)[0], _lexical(table, after, query)[0]
-    m_prev[prev < 0], m_next[after < 0] = False, False
+    # The candidates and their neighbours (mostly candidates too) are read once.
+    read = np.unique(np.concatenate([rows, prev[prev >= 0], after[after >= 0]]))
+    at, at_prev, at_next = (np.searchsorted(read, np.maximum(r, 0)) for r in (rows, prev, after))
+    cos_read = _cosines(vectors, read, query.vector)
+    matches, caps_read, counts, pair_hits, flags = _lexical(table, read, query)
+    match, caps_new, counts, pair_hits, flags = matches[at], caps_read[at], counts[at], pair_hits[at], flags[at]
+    cos = cos_read[at]
+    m_prev = matches[at_prev] & (prev >= 0)[:, None]
+    m_next = matches[at_next] & (after >= 0)[:, None]
     window = match | m_prev | m_next
     weight = query.idf / max(float(query.idf.sum()), 1e-9)
     cover, cover_window = match @ weight, window @ weight
@@ -144,8 +150,8 @@ def gather_pool(index: Index, hits: list[Hit], query: Query) -> Pool:
         "cos": cos,
         "cos_gap": cos - cos.max(initial=0.0),
         "cos_rank": 1.0 / (1.0 + np.argsort(np.argsort(-cos))),
-        "cos_prev": np.where(prev >= 0, _cosines(vectors, np.maximum(prev, 0), query.vector), 0.0),
-        "cos_next": np.where(after >= 0, _cosines(vectors, np.maximum(after, 0), query.vector), 0.0),
+        "cos_prev": np.where(prev >= 0, cos_read[at_prev], 0.0),
+        "cos_next": np.where(after >= 0, cos_read[at_next], 0.0),
         "cover": cover,
         "cover_gap": cover - cover.max(initial=0.0),
         "cover_window": cover_window,
@@ -164,16 +170,12 @@ def gather_pool(index: Index, hits: list[Hit], query: Query) -> Pool:
         "hit_top": hit == 0,
     }
     holds = {"date": (flags & DATE) > 0, "quantity": (flags & QUANTITY) > 0, "name": caps_new > 0}
-    for form in FORMS:
-        on = query.form == form
-        cols[f"form_{form}"] = np.full(len(rows), float(on))
-        for kind in TYPED:
-            cols[f"{form}_{kind}"] = holds[kind] & on
-    features = (
-        np.column_stack([np.asarray(cols[n], dtype=np.float32) for n in NAMES])
-        if len(rows)
-        else np.zeros((0, len(NAMES)), dtype=np.float32)
-    )
+    cols[f"form_{query.form}"] = 1.0  # the other forms' columns stay 0
+    for kind in TYPED:
+        cols[f"{query.form}_{kind}"] = holds[kind]
+    features = np.zeros((len(rows), len(NAMES)), dtype=np.float32)
+    for name, values in cols.items():
+        features[:, COLUMN[name]] = values
     return Pool(rows, hit, spans, cos, features, np.asarray(vectors[rows], dtype=np.float32), query.vector, window)
 
 
@@ -186,7 +188,6 @@ def question_features(query: Query, pool: Pool, logits: np.ndarray) -> np.ndarra
     total = max(float(query.idf.sum()), 1e-9)
     top_missing = ~pool.window_match[best]
     anywhere_missing = ~pool.window_match.any(axis=0)
-    names = {n: i for i, n in enumerate(NAMES)}
     values = [
         float(logits[best]),
         float(logits[best] - others.max()) if len(others) else 10.0,
@@ -195,15 +196,15 @@ def question_features(query: Query, pool: Pool, logits: np.ndarray) -> np.ndarra
         f["cover"],
         f["cover_window"],
         float(pool.window_match[:, rarest].any()) if rarest >= 0 else 0.0,
-        float(pool.features[:, names["cover"]].max()),
-        float(pool.features[:, names["cover_window"]].max()),
-        float(pool.features[:, names["pairs"]].max()),
+        float(pool.features[:, COLUMN["cover"]].max()),
+        float(pool.features[:, COLUMN["cover_window"]].max()),
+        float(pool.features[:, COLUMN["pairs"]].max()),
         float(query.idf[anywhere_missing].sum() / total),
         float(query.idf[top_missing].max(initial=0.0) / max(float(query.idf.max(initial=0.0)), 1e-9)),
         float(np.log1p(top_missing.sum())),
         float(query.idf[query.term_ids < 0].sum() / total),
         f[EXPECTS.get(query.form, "")] if query.form in EXPECTS else 1.0,
-        float(pool.features[:, names[EXPECTS[query.form]]].max()) if query.form in EXPECTS else 1.0,
+        float(pool.features[:, COLUMN[EXPECTS[query.form]]].max()) if query.form in EXPECTS else 1.0,
         float(np.log1p(len(query.idf))),
         *(float(query.form == form) for form in FORMS),
     ]
