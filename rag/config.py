@@ -44,7 +44,7 @@ class Settings:
     # The default is fitted by bench/train_answer.py (the highest threshold at which at most 5% of the answerable
     # tune questions abstain; rag/answer/weights.json "min_confidence"; a test keeps the two equal).
     min_confidence: float = _setting(
-        0.21, "Below this confidence (the probability that the answer is right) the answer is withheld."
+        0.2, "Below this confidence (the probability that the answer is right) the answer is withheld."
     )
     batch_size: int = _setting(32, "Texts per encoder batch while indexing.")
     max_file_bytes: int = _setting(

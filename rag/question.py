@@ -37,8 +37,10 @@ QUESTION_TYPES = [
 ]
 ANSWER_PATTERNS = {
     "date": re.compile(
-        rf"\b(1[5-9]\d\d|20\d\d|\d{{1,2}}(st|nd|rd|th)?\s+({MONTHS})|({MONTHS})\.?\s+\d{{1,2}}|"
-        rf"({MONTHS})|today|yesterday|tomorrow|century|decade)\b",
+        # years 1000-2099 and their decades ("1186", "the 1980s"), day and month, centuries, times of day
+        rf"\b(1\d{{3}}s?|20\d\ds?|\d{{1,2}}(st|nd|rd|th)?\s+({MONTHS})|({MONTHS})\.?\s+\d{{1,2}}|"
+        rf"({MONTHS})|today|yesterday|tomorrow|centur(y|ies)|decades?|millenni(um|a)|"
+        rf"\d{{1,2}}(:\d\d)?\s*(a\.m|p\.m|am|pm|o'clock))\b",
         re.I,
     ),
     # a digit, but not a list marker such as "(1)" or "2." that opens a sentence

@@ -24,7 +24,7 @@ DATE, QUANTITY, HEADING = 1, 2, 4
 FLAG_OF_TYPE = {"date": DATE, "quantity": QUANTITY}
 FILE = "sentence_terms.npz"
 VOCABULARY = "sentence_vocabulary.json"
-VERSION = 2
+VERSION = 3
 HEADING_ENDS = (".", "!", "?", ":", ";", "…", '"', "”", "'", "’", ")")
 
 
