@@ -7,7 +7,7 @@ EVAL ?= ../shared/eval/dev.jsonl
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run ask serve index test browser lint bench eval fusion clean
+.PHONY: run ask serve index test browser lint bench eval quality fusion clean
 
 $(BIN)/rag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,10 +49,15 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/kill.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/report.py
 
 eval: $(BIN)/rag  ## metrics on the development questions
 	$(BIN)/rag eval $(EVAL)
+
+quality: $(BIN)/rag  ## answer quality on SQuAD tune/check and dev, with the reliability plot (~3 min)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/quality.py
 
 fusion: $(BIN)/rag  ## each retrieval signal alone against the fusion
 	$(BIN)/python bench/fusion.py $(EVAL)

@@ -291,7 +291,7 @@ def main() -> None:
     parser.add_argument("--ablate", action="store_true", help="refit without each feature group")
     args = parser.parse_args()
     started = time.perf_counter()
-    settings = Settings(corpus=args.corpus, index=args.index)
+    settings = Settings.from_env(corpus=args.corpus, index=args.index)  # RAG_MODEL and the rest apply
     encoder = Encoder(settings.model, settings.backend)
     index, _ = indexing.build(settings, encoder, progress=False)
     words = model_words(Path(resolve_model(settings.model)))

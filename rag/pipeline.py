@@ -133,7 +133,9 @@ class Assistant:
         terms = index.lexical.query_terms(query)
         hits = search(index, vector, terms, max(k, POOL))
         read = Query.read(query, vector, terms, index.sentence_table, index.words.language, asked=question)
-        return respond(read, index, hits, self.scorer, self.settings.min_confidence, k, context, question)
+        return respond(
+            read, index, hits, self.scorer, self.settings.min_confidence, k, context, question, index.words.language
+        )
 
     def _unreadable(self, index: store.Index, question: str, k: int, language: str) -> Response:
         """A question in a language the model does not read: no quotation, a note that says so and how to

@@ -52,6 +52,21 @@ def test_every_quote_is_exact(responses: dict[str, Response], corpus_text: Calla
     if response.answer is not None:
         a = response.answer
         assert corpus_text(a.source)[a.start : a.end] == a.text
+        if a.exact is not None:
+            assert corpus_text(a.source)[a.exact.start : a.exact.end] == a.exact.text
+            assert a.start <= a.exact.start < a.exact.end <= a.end
+
+
+def test_an_answered_question_marks_its_exact_answer(responses: dict[str, Response]) -> None:
+    answer = responses["In which year did Japan set up diplomatic relations with Ukraine?"].answer
+    assert answer is not None and answer.exact is not None
+    assert "1992" in answer.exact.text
+
+
+def test_a_question_in_another_language_gets_a_note_and_no_quotation(assistant: Assistant) -> None:
+    response = assistant.ask("Коли Японія встановила дипломатичні відносини з Україною?")
+    assert response.abstained and response.answer is None
+    assert response.note is not None and "Ukrainian" in response.note and "RAG_MODEL" in response.note
 
 
 @pytest.mark.parametrize("question", QUESTIONS)

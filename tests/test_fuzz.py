@@ -46,7 +46,7 @@ KNOWN_OPERATIONS = {
     ("GET", "/api/index"),
     *ADMIN_OPERATIONS,
 }
-RESPONSE_KEYS = {"question", "abstained", "confidence", "answer", "citations", "context"}
+RESPONSE_KEYS = {"question", "abstained", "confidence", "answer", "citations", "context", "note"}
 
 # Any character, lone surrogates included.
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=60)

@@ -79,6 +79,7 @@ class Query:
 
     text: str
     vector: np.ndarray
+    terms: tuple[str, ...]  # as searched
     term_ids: np.ndarray  # its distinct terms, as sentence-table ids (-1: no sentence holds it)
     idf: np.ndarray
     pairs: np.ndarray  # codes of its consecutive term pairs (both terms known)
@@ -102,7 +103,7 @@ class Query:
         known = (ordered[:-1] >= 0) & (ordered[1:] >= 0)
         pairs = ordered[:-1][known] * max(len(table.vocabulary), 1) + ordered[1:][known]
         form = question_form(text if asked is None else asked, language)
-        return cls(text, vector, ids, table.idf(ids), pairs, form)
+        return cls(text, vector, tuple(terms), ids, table.idf(ids), pairs, form)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from ..store import Index
 from .features import Pool, Query, gather_pool, question_features
 from .response import Answer, Citation, Exact, Response
 from .scorer import Scorer
+from .spans import exact_span
 
 CONTINUES = re.compile(r"(These|Those|They|This|Such|Both|All of them|Among them)\b")
 
@@ -28,11 +29,13 @@ def respond(
     top_k: int,
     context: str | None = None,
     question: str | None = None,
+    language: str | None = "en",
 ) -> Response:
     """The response to `query` from the passages `hits` (more than `top_k` of them may be scored).
 
     Args:
         question: the question as asked, when `query` is a follow-up read together with an earlier one.
+        language: the index's language (the exact-span rules are English).
     """
     question = query.text if question is None else question
     if not hits:
@@ -48,9 +51,20 @@ def respond(
         span = extend_span(chunk, pool.spans[best])
         cited = order.index(int(pool.hit[best])) + 1 if int(pool.hit[best]) in order else 0
         if cited:
-            answer = Answer(sentence_text(chunk, span), chunk.source, *span, citation=cited, exact=None)
+            text = sentence_text(chunk, span)
+            exact = _exact(question, query, text, span[0], language)
+            answer = Answer(text, chunk.source, *span, citation=cited, exact=exact)
     citations = [_citation(n, index, hits[h], pool, logits, answer, h) for n, h in enumerate(order, start=1)]
     return Response(question, answer is None, confidence, answer, citations, context)
+
+
+def _exact(question: str, query: Query, sentence: str, offset: int, language: str | None) -> Exact | None:
+    """The exact answer inside the quoted `sentence` (which starts at document offset `offset`), if one fits."""
+    found = exact_span(question, query.form, sentence, set(query.terms), language)
+    if found is None:
+        return None
+    start, end = found
+    return Exact(sentence[start:end], offset + start, offset + end)
 
 
 def rank_passages(index: Index, hits: list[Hit], pool: Pool, logits: np.ndarray) -> list[int]:
@@ -93,4 +107,4 @@ def sentence_text(chunk: Chunk, span: tuple[int, int]) -> str:
     return chunk.text[span[0] - chunk.start : span[1] - chunk.start]
 
 
-__all__ = ["Exact", "extend_span", "rank_passages", "respond", "sentence_text"]
+__all__ = ["extend_span", "rank_passages", "respond", "sentence_text"]

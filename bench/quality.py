@@ -1,0 +1,79 @@
+"""Answer quality of the whole pipeline on the question sets, by the eval's rules (`rag.evaluation`, the same figures
+as ../shared/eval/score.py), with the reliability of the confidence on the check split as a table and a plot.
+
+    .venv/bin/python bench/quality.py          # writes bench/results/quality.json and bench/results/reliability.png
+
+Sets: the SQuAD tune split (what the scorer is fitted on), the check split (never fitted), both on the SQuAD
+articles, and the development set on the bundled corpus. Each set is asked through `Assistant.ask`, as a user would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import RESULTS, ROOT, write_result  # noqa: E402
+from rag import Settings  # noqa: E402
+from rag.evaluation import calibration, read_questions, reliability, score_one, summarize  # noqa: E402
+from rag.pipeline import Assistant  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "eval"
+SETS = {
+    "tune": (SHARED / "squad11" / "tune.jsonl", SHARED / "squad11" / "corpus"),
+    "check": (SHARED / "squad11" / "check.jsonl", SHARED / "squad11" / "corpus"),
+    "dev": (SHARED / "dev.jsonl", ROOT / "corpus"),
+}
+
+
+def measure(questions: Path, corpus: Path, index: Path) -> dict[str, Any]:
+    """The metrics, calibration and reliability bins of one set."""
+    bot = Assistant.open(Settings(corpus=corpus, index=index), progress=False, say=lambda _: None)
+    items = read_questions(questions)
+    results = [score_one(item, bot.ask(item["question"]).to_dict(), bot.document_text) for item in items]
+    return {
+        "metrics": summarize(results),
+        "calibration": calibration(results),
+        "reliability": [b.to_dict() for b in reliability(results)],
+    }
+
+
+def plot_reliability(bins: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=110)
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="perfectly calibrated")
+    xs, ys, ns = [b["mean_confidence"] for b in bins], [b["share_right"] for b in bins], [b["n"] for b in bins]
+    ax.scatter(xs, ys, s=[12 + n / 4 for n in ns], color="#1f5fa8", zorder=3, label="check split (size: answers)")
+    ax.plot(xs, ys, color="#1f5fa8", linewidth=1)
+    ax.set_xlabel("confidence (mean of the bin)")
+    ax.set_ylabel("share right")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("Reliability of the confidence, SQuAD check split", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--index", type=Path, default=Path("/tmp/rag-quality-index"))
+    args = parser.parse_args()
+    figures = {}
+    for name, (questions, corpus) in SETS.items():
+        figures[name] = measure(questions, corpus, args.index.with_name(f"{args.index.name}-{corpus.name}"))
+        m, c = figures[name]["metrics"], figures[name]["calibration"]
+        print(name, m["overall"], m.get("unanswerable"), c, flush=True)
+    write_result("quality", figures)
+    plot_reliability(figures["check"]["reliability"], RESULTS / "reliability.png")
+
+
+if __name__ == "__main__":
+    main()
