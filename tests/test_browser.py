@@ -50,7 +50,9 @@ TIMEOUT_MS = 15_000  # the longest any one browser wait may take
 
 QUESTION = "When did Japan establish diplomatic relations with Ukraine?"
 ACCORD = "What is the Accord on Support for Ukraine and Cooperation?"
-FOLLOW_UP = "When was it signed?"
+# The README's screenshot conversation: a follow-up that points back ("then") and that the documents answer.
+FIRST = "When did Japan establish diplomatic relations with Ukraine?"
+FOLLOW_UP = "How many documents have been signed since then?"
 OFF_TOPIC = "How do I bake sourdough bread at home?"
 
 XSS_TEXT = (
@@ -321,11 +323,12 @@ def test_open_in_the_document_shows_the_marked_passage(page: Page, server: Serve
 
 def test_a_follow_up_names_the_earlier_question(page: Page, server: Server, artifacts: Path) -> None:
     page.goto(server.url + "/")
-    first = ask(page, ACCORD)
+    first = ask(page, FIRST)
     expect(first.locator("blockquote.answer")).to_be_visible()
     expect(first.locator(".context")).to_have_count(0)
     second = ask(page, FOLLOW_UP)
-    expect(second.locator(".context")).to_contain_text(ACCORD)
+    expect(second.locator(".context")).to_contain_text(FIRST)
+    expect(second.locator("blockquote.answer strong.exact")).to_have_text("79")
     expect(second.locator("blockquote.answer")).to_be_visible()
     expect(second.locator("blockquote.answer")).to_be_in_viewport()
     settle_scroll(page)

@@ -253,7 +253,11 @@ def test_api_ask_with_any_json_body_never_gives_a_server_error(
         assert set(response) == RESPONSE_KEYS
         assert response["question"] == body["question"].strip()
         chunks = len(app.state.service.assistant.index.chunks)
-        assert len(response["citations"]) == min(body.get("top_k") or 5, chunks)
+        wanted = min(body.get("top_k") or 5, chunks)
+        if response["note"] is None:
+            assert len(response["citations"]) == wanted
+        else:  # a question the model cannot read cites only passages sharing a name or number with it
+            assert len(response["citations"]) <= wanted and response["answer"] is None
 
 
 def form(fields: list[tuple[str, str]]) -> bytes:

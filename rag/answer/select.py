@@ -4,12 +4,12 @@ otherwise the response abstains and the passages are shown as the closest ones."
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
 
 from ..chunking import Chunk
+from ..question import holds_type
 from ..retrieval import Hit
 from ..store import Index
 from .features import Pool, Query, gather_pool, question_features
@@ -17,6 +17,7 @@ from .response import Answer, Citation, Exact, Response
 from .scorer import Scorer
 from .spans import exact_span
 
+TYPE_OF_FORM = {"when": "date", "quantity": "quantity"}  # the forms whose answer is of one checkable kind
 CONTINUES = re.compile(r"(These|Those|They|This|Such|Both|All of them|Among them)\b")
 
 
@@ -42,7 +43,10 @@ def respond(
         return Response(question, True, 0.0, None, [], context)
     pool = gather_pool(index, hits, query)
     logits = scorer.sentence_logits(pool)
-    order = rank_passages(index, hits, pool, logits)[:top_k]
+    best_of = passage_scores(index, hits, pool, logits)
+    order = rank_passages(best_of)[:top_k]
+    shares = np.exp(best_of - best_of.max())
+    shares /= shares.sum()  # each passage's share of the scorer's belief that it holds the answer sentence
     best = int(np.argmax(logits))
     confidence = scorer.probability(question_features(query, pool, logits))
     answer = None
@@ -54,7 +58,8 @@ def respond(
             text = sentence_text(chunk, span)
             exact = _exact(question, query, text, span[0], language)
             answer = Answer(text, chunk.source, *span, citation=cited, exact=exact)
-    citations = [_citation(n, index, hits[h], pool, logits, answer, h) for n, h in enumerate(order, start=1)]
+    by_row = dict(zip(pool.rows.tolist(), logits.tolist(), strict=True))
+    citations = [_citation(n, index, hits[h], by_row, answer, float(shares[h])) for n, h in enumerate(order, start=1)]
     return Response(question, answer is None, confidence, answer, citations, context)
 
 
@@ -64,30 +69,35 @@ def _exact(question: str, query: Query, sentence: str, offset: int, language: st
     if found is None:
         return None
     start, end = found
+    wanted = TYPE_OF_FORM.get(query.form)
+    if wanted is not None and not holds_type(sentence[start:end], wanted):
+        return None  # "When ...?" answered by a name is no answer: mark nothing rather than the wrong kind
     return Exact(sentence[start:end], offset + start, offset + end)
 
 
-def rank_passages(index: Index, hits: list[Hit], pool: Pool, logits: np.ndarray) -> list[int]:
-    """Positions of the hits, best first: by the score of the best candidate sentence each passage holds."""
+def passage_scores(index: Index, hits: list[Hit], pool: Pool, logits: np.ndarray) -> np.ndarray:
+    """For each hit, the score of the best candidate sentence its passage holds (passages are cited in this
+    order)."""
     by_row = dict(zip(pool.rows.tolist(), logits.tolist(), strict=True))
-    best = [max(by_row[r] for r in index.sentence_rows(index.chunks[h.row])) for h in hits]
-    return sorted(range(len(hits)), key=lambda i: (-best[i], i))
+    return np.asarray([max(by_row[r] for r in index.sentence_rows(index.chunks[h.row])) for h in hits])
+
+
+def rank_passages(best: np.ndarray) -> list[int]:
+    """Positions of the hits, best first, by `passage_scores` (ties: retrieval's order)."""
+    return sorted(range(len(best)), key=lambda i: (-best[i], i))
 
 
 def _citation(
-    n: int, index: Index, hit: Hit, pool: Pool, logits: np.ndarray, answer: Answer | None, position: int
+    n: int, index: Index, hit: Hit, by_row: dict[int, float], answer: Answer | None, share: float
 ) -> Citation:
     chunk = index.chunks[hit.row]
-    rows = index.sentence_rows(chunk)
-    by_row = dict(zip(pool.rows.tolist(), logits.tolist(), strict=True))
-    scores = [by_row[r] for r in rows]
+    scores = [by_row[r] for r in index.sentence_rows(chunk)]
     if answer is not None and answer.source == chunk.source and chunk.start <= answer.start < answer.end <= chunk.end:
         mark = (answer.start, answer.end)
     else:  # the passage's own best sentence
         mark = chunk.sentences[int(np.argmax(scores))]
-    probability = 1.0 / (1.0 + math.exp(-max(min(max(scores), 50.0), -50.0)))
     return Citation(
-        n, chunk.source, index.title(chunk.source), chunk.id, chunk.text, chunk.start, chunk.end, probability, mark
+        n, chunk.source, index.title(chunk.source), chunk.id, chunk.text, chunk.start, chunk.end, share, mark
     )
 
 
