@@ -120,7 +120,7 @@ class LexicalIndex:
 
     def _selective(self, columns: list[int]) -> list[int]:
         """In a large index, leave out terms found in more than a tenth of the texts (keeping the two rarest):
-        their BM25 weight is small, their postings long (half a million rows for one word at a million chunks),
+        their BM25 weight is small, their postings long (500,000 rows for one word at a million chunks),
         and the dense side still reads the whole question."""
         if self.size < LARGE or len(columns) <= 2:
             return columns

@@ -512,7 +512,7 @@ def _words(
 def _sides(
     tokens: Tokens, first: np.ndarray, last: np.ndarray, left: np.ndarray, right: np.ndarray, padded: np.ndarray
 ) -> list[np.ndarray]:
-    """The tokens on either side: delimiters, word classes, question words (the first two are the delimited
+    """The tokens on either side: delimiters, word classes, question words (the first pair of columns: the delimited
     start and end, for the whole-unit feature)."""
     n = len(tokens.lower)
     left2, right2 = padded[np.maximum(first - 1, 0)], padded[np.minimum(last + 3, n + 1)]
