@@ -34,6 +34,7 @@ from sklearn.preprocessing import StandardScaler
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.grouped import Groups, standardize  # noqa: E402
 from rag import indexing, store  # noqa: E402
 from rag.answer import Query, extend_span, gather_pool, question_features, sentence_text  # noqa: E402
 from rag.answer.features import GROUPS, NAMES, QUESTION_NAMES, Pool  # noqa: E402
@@ -136,19 +137,14 @@ def fit_sentence(
     Only answerable questions with an answer among their candidates teach it anything. Returns the weights over all
     of `NAMES` (zeros for left-out columns) and the vector-product weights."""
     examples = [e for e in examples if e.answerable and e.labels.any()]
-    x = design(examples, columns, products)
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-    x = (x - mean) / scale
+    x, mean, scale = standardize(design(examples, columns, products))
     y = np.concatenate([e.labels for e in examples]).astype(bool)
-    sizes = np.asarray([len(e.labels) for e in examples])
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    owner = np.repeat(np.arange(len(examples)), sizes)
+    groups = Groups.of(np.asarray([len(e.labels) for e in examples]))
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = x @ w
-        e = np.exp(z - np.maximum.reduceat(z, starts)[owner])
-        total, right = np.add.reduceat(e, starts), np.add.reduceat(e * y, starts)
-        grad_rows = e / total[owner] - e * y / right[owner]
+        e, total = groups.exp(x @ w)
+        right = groups.sum(e * y)
+        grad_rows = e / total[groups.owner] - e * y / right[groups.owner]
         value = -float(np.log(right / total).sum()) / len(examples) + penalty * float(w @ w)
         return value, x.T @ grad_rows / len(examples) + 2 * penalty * w
 

@@ -33,6 +33,7 @@ from sklearn.model_selection import GroupKFold
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.grouped import Groups, standardize  # noqa: E402
 from rag.answer import spans  # noqa: E402
 from rag.chunking import split_sentences  # noqa: E402
 from rag.evaluation import best_over, holds, read_questions, squad_em, squad_f1  # noqa: E402
@@ -116,25 +117,20 @@ def design(candidates: spans.Candidates, form: str) -> np.ndarray:
 def fit_softmax(examples: list[Example], kind: str, penalty: float, start: np.ndarray | None = None) -> np.ndarray:
     """Weights over `spans.NAMES` of a softmax over each question's candidates (see the module docstring)."""
     examples = [e for e in examples if len(e.f1) and e.f1.max() > 0]
-    x = np.vstack([e.x for e in examples])
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-    x = (x - mean) / scale
+    x, mean, scale = standardize(np.vstack([e.x for e in examples]))
     target = np.concatenate([_target(e.f1, kind) for e in examples])
-    sizes = np.asarray([len(e.f1) for e in examples])
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    owner = np.repeat(np.arange(len(examples)), sizes)
+    groups = Groups.of(np.asarray([len(e.f1) for e in examples]))
+    owner = groups.owner
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        z = x @ w
-        e = np.exp(z - np.maximum.reduceat(z, starts)[owner])
-        total = np.add.reduceat(e, starts)
+        e, total = groups.exp(x @ w)
         p = e / total[owner]
         if kind == "best":  # log of the probability of the best candidates together
-            right = np.add.reduceat(e * target, starts)
+            right = groups.sum(e * target)
             value = -float(np.log(right / total).sum())
             grad_rows = p - e * target / right[owner]
         elif kind == "expected":  # the expected F1 of a draw from the softmax (not convex: started from "best")
-            mean_f1 = np.add.reduceat(p * target, starts)
+            mean_f1 = groups.sum(p * target)
             value = -float(mean_f1.sum())
             grad_rows = -p * (target - mean_f1[owner])
         else:  # cross-entropy against the F1 distribution
