@@ -9,8 +9,11 @@ Corpora are made of real text: documents of 3 to 6 sentences drawn at random fro
    the bare encoder's throughput on the build's own texts.
 2. A 10,000-document corpus built once; then one document added and `build` run again, repeated: the incremental
    rebuild as a fraction of the full build.
+3. Text without sentence ends: files of one line of real words with the punctuation taken out (each size in
+   `--one-line-mb`), built in full: chunks/s against the prose corpus of step 1 (the goal: at least half),
+   splitting time per MB (flat when it grows linearly), and how long until the first progress update.
 
-    .venv/bin/python bench/indexing.py [--docs 2000] [--big 10000] [--repeats 3]
+    .venv/bin/python bench/indexing.py [--docs 2000] [--big 10000] [--repeats 3] [--one-line-mb 1 4]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np  # noqa: E402
 
 from bench.common import ROOT, peak_rss_mb, spread, write_result  # noqa: E402
 from rag import Settings, indexing  # noqa: E402
-from rag.chunking import make_chunks  # noqa: E402
+from rag.chunking import make_chunks, split_sentences  # noqa: E402
 from rag.embedding import Encoder  # noqa: E402
 
 
@@ -108,11 +111,54 @@ def incremental(root: Path, encoder: Encoder, n_docs: int, sentences: list[str],
     }
 
 
+def one_line_text(sentences: list[str], n_bytes: int, seed: int) -> str:
+    """About `n_bytes` of real words on one line, without sentence ends."""
+    words = [w.strip(".,;:!?\"'()") for s in sentences for w in s.split()]
+    words = [w for w in words if w]
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(words), size=n_bytes // 6)  # about 6 bytes a word with its space
+    return " ".join(words[i] for i in picks)[:n_bytes]
+
+
+def timed_split(text: str, chunk_words: int) -> tuple[float, float]:
+    """Seconds to split `text` into sentences, and until the splitter's first progress report."""
+    reports: list[float] = []
+    started = time.perf_counter()
+    split_sentences(text, chunk_words, progress=lambda _: reports.append(time.perf_counter()))
+    return time.perf_counter() - started, reports[0] - started
+
+
+def one_line(root: Path, encoder: Encoder, sizes_mb: list[float], sentences: list[str], prose: float) -> list[dict]:
+    """Build a corpus of one one-line file per size: chunks/s against prose, splitting s/MB, first progress."""
+    rows = []
+    for i, mb in enumerate(sizes_mb):
+        settings = Settings(corpus=root / f"line-{i}", index=root / f"line-{i}-index")
+        settings.corpus.mkdir()
+        text = one_line_text(sentences, int(mb * 1e6), seed=10 + i)
+        (settings.corpus / "one-line.txt").write_text(text, encoding="utf-8")
+        split_s, first_s = timed_split(text, settings.chunk_words)
+        seconds, report = timed_build(settings, encoder, full=True)
+        rows.append(
+            {
+                "megabytes": mb,
+                "chunks": report.chunks,
+                "build_s": round(seconds, 2),
+                "build_chunks_per_s": round(report.chunks / seconds, 1),
+                "vs_prose_chunks_per_s": round(report.chunks / seconds / prose, 3),
+                "split_s_per_mb": round(split_s / mb, 3),
+                "first_progress_s": round(first_s, 3),
+            }
+        )
+        print(f"one line of {mb:g} MB: {rows[-1]}", file=sys.stderr)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--big", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--one-line-mb", type=float, nargs="*", default=[1.0, 4.0])
     args = parser.parse_args()
     encoder = Encoder()
     sentences = real_sentences()
@@ -133,6 +179,8 @@ def main() -> None:
             f"{i['fraction_of_full']:.2%} of a full build ({i['full_build_s']:.0f} s)",
             file=sys.stderr,
         )
+        prose = t["build_chunks_per_s"]
+        figures["one_line"] = one_line(root, encoder, args.one_line_mb, sentences, prose)
         write_result("indexing", figures)
     finally:
         shutil.rmtree(root, ignore_errors=True)

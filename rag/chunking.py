@@ -4,13 +4,19 @@ Sentence boundaries come from pysbd (rule-based, handles abbreviations such as "
 as "1,214,249.49"; no model to download). Blank lines always end a sentence. A single line break ends one too
 (headings, list items), unless the next line starts in lower case, which marks a hard-wrapped line. Sentences are
 packed into chunks of about `chunk_words` words that share `overlap` sentences with their neighbour and never cross
-documents. Every span satisfies `text[start:end] == span text`; a "sentence" without a letter or digit is dropped.
+documents. Every span satisfies `text[start:end] == span text`; a "sentence" without a word is dropped.
+
+pysbd's time grows faster than the length of the text it is given, so a paragraph is handed to it in windows of
+at most `WINDOW` characters, each cut after the last sentence end (else the last space) inside it: splitting time
+then grows linearly with the text, whatever its punctuation (a 30 MB file of one line included). A window cut
+inside a sentence hands its unfinished last sentence to the next window, so no fragment is made at the cut.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,6 +26,18 @@ PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 WRAPPED_LINE = re.compile(r"(?<=\S)[ \t]*\r?\n(?=[ \t]*[a-z(])")
 WORD = re.compile(r"\S+")
 GLUED = re.compile(r"(?<=[a-z]{3}[.!?])(?=[A-Z][a-z])")
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+# pysbd takes 0.02 s for 2,000 characters of prose and 0.23 s for 10,000 of one unpunctuated line (measured in
+# bench/indexing.py): windows this long keep it near its prose speed while holding dozens of sentences each.
+WINDOW = 2000
+# A sentence is cut at this many characters too: the bundled model reads 256 tokens, about 1,000 characters of
+# English, and would ignore the rest of a longer one.
+MAX_SENTENCE_CHARS = 1000
+# A word is a run of up to 40 characters holding a letter or digit (the longest English dictionary words have
+# about 30): a longer ASCII run (base64, a hash, a minified line) is not something a question names, and a
+# "sentence" without a word is not indexed. Scripts written without spaces (Chinese, Japanese, Thai) are words
+# whatever their length.
+LONGEST_WORD = 40
 
 
 @dataclass(frozen=True)
@@ -48,23 +66,63 @@ def split_paragraphs(text: str) -> list[tuple[int, int]]:
     return [s for s in (_strip(text, a, b) for a, b in spans) if s[0] < s[1]]
 
 
-def split_sentences(text: str, max_words: int = 80) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of `text`; a sentence over `max_words` words is cut between words."""
+def split_sentences(
+    text: str, max_words: int = 80, progress: Callable[[int], None] | None = None
+) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`; a sentence over `max_words` words is cut between words.
+
+    Args:
+        progress: called with the number of characters split since its last call, window by window.
+    """
     # Joining wrapped lines with spaces keeps every offset: the replacement has the same length.
     joined = WRAPPED_LINE.sub(lambda m: " " * len(m.group()), text)
     spans: list[tuple[int, int]] = []
+    done = 0  # characters reported to `progress`
     for p_start, p_end in split_paragraphs(joined):
-        cursor = p_start
-        for segment in _segmenter().segment(joined[p_start:p_end]):
-            found = joined.find(segment, cursor, p_end)
-            if found < 0:  # pysbd returned altered text: fall back to the rest of the paragraph
-                found, segment = cursor, joined[cursor:p_end]
-            start, end = _strip(text, found, found + len(segment))
-            cursor = found + len(segment)
-            # Stray punctuation, such as a lone "." or ":" left by a cut, is not a sentence.
-            for a, b in _split_glued(text, start, end):
-                spans += [(c, d) for c, d in _cut_long(text, a, b, max_words) if _has_word(text, c, d)]
+        start = p_start
+        while start < p_end:
+            end, clean = window_end(joined, start, p_end)
+            pieces = [
+                (c, d)
+                for a, b in _segment(joined, text, start, end)
+                for g, h in _split_glued(text, a, b)  # stray punctuation, such as a lone "." left by a cut, goes
+                for c, d in _cut_long(text, g, h, max_words)
+                if _has_word(text, c, d)
+            ]
+            if not clean and len(pieces) > 1:  # the window cut its last sentence short: it starts the next one
+                end = pieces.pop()[0]
+            spans += pieces
+            if progress is not None:
+                progress(end - done)
+                done = end
+            start = end
+    if progress is not None:
+        progress(len(text) - done)
     return spans
+
+
+def window_end(text: str, start: int, end: int) -> tuple[int, bool]:
+    """Where the window of `text` from `start` ends (at most `WINDOW` characters on, before `end`), and whether
+    it ends a sentence: after the last sentence end in its second half, else after its last space."""
+    if end - start <= WINDOW:
+        return end, True
+    limit = start + WINDOW
+    ends = [m.end() for m in SENTENCE_END.finditer(text, start + WINDOW // 2, limit)]
+    if ends:
+        return ends[-1], True
+    return (text.rfind(" ", start + 1, limit) + 1 or limit), False
+
+
+def _segment(joined: str, text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """pysbd's sentences of `joined[start:end]` as stripped spans of `text`."""
+    spans, cursor = [], start
+    for segment in _segmenter().segment(joined[start:end]):
+        found = joined.find(segment, cursor, end)
+        if found < 0:  # pysbd returned altered text: fall back to the rest of the window
+            found, segment = cursor, joined[cursor:end]
+        spans.append(_strip(text, found, found + len(segment)))
+        cursor = found + len(segment)
+    return [s for s in spans if s[0] < s[1]]
 
 
 def make_chunks(source: str, text: str, chunk_words: int = 120, overlap: int = 1) -> list[Chunk]:
@@ -113,7 +171,13 @@ def _split_glued(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _has_word(text: str, start: int, end: int) -> bool:
-    return any(ch.isalnum() for ch in text[start:end])
+    return any(is_word(token) for token in text[start:end].split())
+
+
+def is_word(token: str) -> bool:
+    if len(token) <= LONGEST_WORD:
+        return any(ch.isalnum() for ch in token)
+    return not token.isascii() and any(ch.isalpha() and not ch.isascii() for ch in token)
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:
@@ -125,9 +189,27 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def _cut_long(text: str, start: int, end: int, max_words: int) -> list[tuple[int, int]]:
-    words = list(WORD.finditer(text, start, end))
-    if len(words) <= max_words:
-        return [(start, end)]
-    return [
-        (words[i].start(), words[min(i + max_words, len(words)) - 1].end()) for i in range(0, len(words), max_words)
-    ]
+    """The sentence, or pieces of it of at most `max_words` words and `MAX_SENTENCE_CHARS` characters, cut
+    between words (inside a word only when one word alone is longer). A run that is no word (`is_word`) is left
+    out, and ends the piece before it."""
+    pieces: list[tuple[int, int]] = []
+    first, last, count = -1, -1, 0  # the piece being filled (first < 0: none yet) and its words
+    for word in WORD.finditer(text, start, end):
+        junk = len(word.group()) > LONGEST_WORD and not is_word(word.group())
+        for a, b in [] if junk else _cut_word(word.start(), word.end()):
+            if first >= 0 and (count == max_words or b - first > MAX_SENTENCE_CHARS):
+                pieces.append((first, last))
+                first, count = -1, 0
+            first = a if first < 0 else first
+            last, count = b, count + 1
+        if junk and first >= 0:
+            pieces.append((first, last))
+            first, count = -1, 0
+    if first >= 0:
+        pieces.append((first, last))
+    return pieces
+
+
+def _cut_word(start: int, end: int) -> list[tuple[int, int]]:
+    """A word longer than `MAX_SENTENCE_CHARS` in pieces of that length; any other word whole."""
+    return [(a, min(a + MAX_SENTENCE_CHARS, end)) for a in range(start, end, MAX_SENTENCE_CHARS)]

@@ -48,7 +48,7 @@ class Settings:
     )
     batch_size: int = _setting(32, "Texts per encoder batch while indexing.")
     max_file_bytes: int = _setting(
-        20_000_000, "Corpus files larger than this are skipped, and reported (20 MB is about 3 million words)."
+        40_000_000, "Corpus files larger than this are skipped, and reported (40 MB of text is about 6 million words)."
     )
     admin_token: str = _setting(
         "", "Bearer token for the server's admin routes (upload, rebuild); empty turns them off.", secret=True

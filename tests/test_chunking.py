@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import random
 import re
 from itertools import pairwise
 
@@ -9,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import Chunk, make_chunks, pack_chunks, split_sentences
+from rag.chunking import LONGEST_WORD, Chunk, is_word, make_chunks, pack_chunks, split_sentences
 
 WORD = re.compile(r"\S+")
 
@@ -109,13 +111,20 @@ def test_sentence_spans_are_exact_stripped_ordered_and_disjoint(text: str) -> No
 
 @PROPERTY
 @given(TEXTS)
-def test_sentences_cover_every_letter_and_digit(text: str) -> None:
-    # Only stray punctuation (a "sentence" without a letter or digit) may be left out.
+def test_sentences_cover_every_word(text: str) -> None:
+    # Only what holds no word (stray punctuation, a blob of base64 on its own) may be left out. (A long token
+    # that is a word by its script alone may lose a piece that pysbd cuts off: only words of usual length count.)
     spans = split_sentences(text)
     covered: set[int] = set()
     for start, end in spans:
         covered.update(range(start, end))
-    lost = [i for i, ch in enumerate(text) if ch.isalnum() and i not in covered]
+    in_words = [
+        i
+        for m in re.finditer(r"\S+", text)
+        if len(m.group()) <= LONGEST_WORD and is_word(m.group())
+        for i in range(m.start(), m.end())
+    ]
+    lost = [i for i in in_words if text[i].isalnum() and i not in covered]
     assert not lost, f"characters left out of every sentence: {[text[i] for i in lost]}"
 
 
@@ -133,7 +142,8 @@ def test_chunk_spans_are_exact_and_follow_the_sentences(text: str, chunk_words: 
         # Words are counted in sentences: stray punctuation dropped between two sentences does not count.
         assert sum(words(text, a, b) for a, b in chunk.sentences) <= chunk_words
         for (_, gap_start), (gap_end, _) in pairwise(chunk.sentences):
-            assert not any(ch.isalnum() for ch in text[gap_start:gap_end])
+            gap = [t for t in text[gap_start:gap_end].split() if len(t) <= LONGEST_WORD]
+            assert not any(is_word(t) for t in gap)
     for before, after in pairwise(chunks):
         # `overlap` sentences are shared, unless with the next sentence they would not fit in one chunk
         last = before.first_sentence + len(before.sentences) - 1
@@ -253,3 +263,34 @@ def test_no_chunk_is_contained_in_the_previous_one() -> None:
     chunks = pack_chunks("doc.txt", text, split_sentences(text, max_words=120), 120, 1)
     for before, after in pairwise(chunks):
         assert not (before.start <= after.start and after.end <= before.end), f"{after.id} lies inside {before.id}"
+
+
+def one_line(n_words: int, seed: int = 0) -> str:
+    """Words without punctuation or line breaks: what a PDF dump or an export without sentence ends looks like."""
+    rng = random.Random(seed)
+    vocabulary = ["harbour", "grain", "ledger", "seventeen", "Kyiv", "shipment", "council", "winter", "x", "a"]
+    return " ".join(rng.choice(vocabulary) for _ in range(n_words))
+
+
+def test_one_long_line_is_cut_into_full_sentences_at_word_boundaries() -> None:
+    text = one_line(30_000)
+    spans = split_sentences(text, max_words=120)
+    assert len(spans) == 250  # 30,000 words in sentences of 120: nothing lost, no fragments
+    for start, end in spans:
+        assert text[start:end].split() and len(text[start:end].split()) <= 120
+        assert (start == 0 or text[start - 1] == " ") and (end == len(text) or text[end] == " ")
+
+
+def test_splitting_reports_progress_window_by_window_and_in_full() -> None:
+    text = one_line(20_000)
+    steps: list[int] = []
+    split_sentences(text, 120, progress=steps.append)
+    assert sum(steps) == len(text) and len(steps) > 10 and max(steps) <= 2000
+
+
+def test_a_blob_without_words_makes_no_passage_and_a_long_word_is_cut() -> None:
+    blob = base64.b64encode(bytes(range(256)) * 40).decode()  # 13,656 characters without a space
+    text = f"A sentence before it. {blob} A sentence after it."
+    assert [text[a:b] for a, b in split_sentences(text)] == ["A sentence before it.", "A sentence after it."]
+    long = "word " + "x" * 2500
+    assert all(b - a <= 1000 for a, b in split_sentences(long))

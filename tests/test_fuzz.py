@@ -327,8 +327,13 @@ def test_chunk_offsets_are_exact_at_extreme_settings(text: str, chunk_words: int
     assert starts == sorted(set(starts))  # every chunk moves on: no repeat, no endless loop
 
 
-def test_one_enormous_token_is_one_chunk_with_exact_offsets() -> None:
+def test_one_enormous_token_is_no_word_and_makes_no_chunk() -> None:
+    # 300,000 letters without a space are no word a question could name (a blob, a minified line).
     text = "\r\n  " + "z" * 300_000 + "  \r\n"
-    chunks = make_chunks("big.txt", text, chunk_words=10, overlap=5)
-    assert [(c.start, c.end) for c in chunks] == [(4, 300_004)]
-    assert chunks[0].text == "z" * 300_000
+    assert make_chunks("big.txt", text, chunk_words=10, overlap=5) == []
+
+
+def test_one_enormous_word_of_a_script_without_spaces_is_cut_with_exact_offsets() -> None:
+    text = "\r\n  " + "語" * 3_000 + "  \r\n"
+    chunks = make_chunks("big.txt", text, chunk_words=10, overlap=0)
+    assert [(a, b) for c in chunks for a, b in c.sentences] == [(4, 1004), (1004, 2004), (2004, 3004)]
