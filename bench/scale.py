@@ -45,6 +45,7 @@ from rag.chunking import Chunk, make_chunks  # noqa: E402
 from rag.embedding import Encoder  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
 from rag.store import DocumentEntry  # noqa: E402
+from rag.texts import Texts  # noqa: E402
 
 VOCABULARY = 200_000
 ZIPF = 1.07
@@ -117,6 +118,14 @@ def mean_vectors_all(sentence_vectors: np.ndarray, documents: list[DocumentEntry
     return np.vstack(out) if out else np.zeros((0, sentence_vectors.shape[1]), dtype=np.float32)
 
 
+def document_texts(chunks: list[Chunk]) -> Texts:
+    """Each synthetic document's text: its chunks, which `generate` lays out one space apart."""
+    parts: dict[str, list[str]] = {}
+    for chunk in chunks:
+        parts.setdefault(chunk.source, []).append(chunk.text)
+    return Texts({source: " ".join(texts) for source, texts in parts.items()})
+
+
 def recall_at_10(index: store.Index, queries: np.ndarray) -> float | None:
     """Recall@10 of the index's dense structure against exact search on the same vectors."""
     if index.manifest["dense"]["type"] == "flat":
@@ -143,7 +152,7 @@ def run_size(n: int, words: list[str], base: np.ndarray, encoder: Encoder, qs: l
     settings = Settings(corpus=ROOT / "corpus", index=Path(tempfile.mkdtemp(prefix="rag-scale-")) / "index")
     manifest = store.build_manifest(indexing.index_settings(settings, encoder), documents, len(chunks), {})
     start = time.perf_counter()
-    index = store.assemble(manifest, documents, chunks, chunk_vectors, sentence_vectors)
+    index = store.assemble(manifest, documents, chunks, chunk_vectors, sentence_vectors, document_texts(chunks))
     timings["assemble_s"] = time.perf_counter() - start
     del chunk_vectors, sentence_vectors
     start = time.perf_counter()

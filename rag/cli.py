@@ -151,10 +151,15 @@ def format_response(response: dict[str, Any]) -> str:
         text = c["text"][:h0] + ">>" + c["text"][h0:h1] + "<<" + c["text"][h1:]
         lines += [
             "",
-            f"[{c['n']}] {c['title']} ({c['source']}:{c['start']}-{c['end']}, score {c['score']:.2f})",
+            f"[{c['n']}] {c['title']} ({_where(c)}:{c['start']}-{c['end']}, score {c['score']:.2f})",
             "    " + " ".join(text.split()),
         ]
     return "\n".join(lines)
+
+
+def _where(span: dict[str, Any]) -> str:
+    """The source of an answer or citation, with its page for a paged document: `report.pdf p. 12`."""
+    return f"{span['source']} p. {span['page']}" if span.get("page") else span["source"]
 
 
 def _answer_lines(response: dict[str, Any]) -> list[str]:
@@ -166,23 +171,54 @@ def _answer_lines(response: dict[str, Any]) -> list[str]:
     return [
         *exact,
         f"“{a['text']}”",
-        f"   [{a['citation']}] {a['source']}, characters {a['start']}-{a['end']}"
+        f"   [{a['citation']}] {_where(a)}, characters {a['start']}-{a['end']}"
         f" (confidence {response['confidence']:.2f})",
     ]
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free).")
+@click.argument("source")
+@click.option("--start", type=click.IntRange(min=0), help="First character of a passage to print.")
+@click.option("--end", type=click.IntRange(min=0), help="Character after the passage's last one.")
+@click.option("--json", "as_json", is_flag=True, help="Print source, title, format, pages and text as JSON.")
 @click.pass_obj
 @friendly_errors
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Start the web chat and JSON API (building or refreshing the index first)."""
+def show(settings: Settings, source: str, start: int | None, end: int | None, as_json: bool) -> None:
+    """Print a document's text as it was indexed (which every citation's offsets refer to), or one passage of it.
+
+    SOURCE is the document's path in the corpus, as citations name it.
+    """
+    from . import store  # not the model: printing indexed text needs no encoder
+
+    document = store.read_document(settings.index, source)
+    if as_json:
+        click.echo(json.dumps(document.to_dict(), ensure_ascii=False, indent=1))
+        return
+    text = document.text
+    first, last = start or 0, len(text) if end is None else end
+    if not first <= last <= len(text):
+        _fail(f"--start {first} --end {last} is not a span of {source}, which has {len(text)} characters")
+    click.echo(text[first:last])
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free).")
+@click.option("--watch", is_flag=True, help="Update the index when corpus files are added, changed or removed.")
+@click.pass_obj
+@friendly_errors
+def serve(settings: Settings, host: str, port: int, watch: bool) -> None:
+    """Start the web chat and JSON API (building or refreshing the index first).
+
+    Without --watch the server still takes up an index that `rag index` rebuilt meanwhile, before its next answer.
+    """
     import uvicorn
 
     from .server import create_app
 
     app = create_app(_assistant(settings, repair=True))
+    if watch:
+        app.state.service.watch()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host
@@ -194,6 +230,11 @@ def serve(settings: Settings, host: str, port: int) -> None:
         if server.started:
             bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
             click.echo(f"Chat ready at http://{shown}:{bound}/  (API docs at /docs; Ctrl-C stops)")
+            if watch:
+                click.echo(f"Watching {settings.corpus} for changes.")
         await serving
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        app.state.service.stop_watching()

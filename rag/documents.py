@@ -1,19 +1,22 @@
-"""Reading corpus files: text, title and content hash.
+"""Reading corpus files: text, title, pages and content hash.
 
-Readers are chosen by file suffix (`READERS`), so HTML or PDF can be added without touching the rest. A file that
-cannot be read as text (binary, not UTF-8, empty, unreadable, a link leading out of the corpus) is skipped with a
-reason; the caller reports it and indexing goes on.
+The reader is chosen by file suffix (`rag.readers.READERS`: one module a format). A file that cannot be read
+(binary, a scanned PDF without text, empty, unreadable, a link leading out of the corpus) is skipped with a
+reason; the caller reports it and indexing goes on. A file whose content hash the previous index already holds is
+not extracted again: its text comes from the index (`cached`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISREG
 
-TITLE_CHARS = 80
+from .readers import READERS, Extracted, Unreadable
+
+TITLE_CHARS = 80  # a title fits one line of a citation card and of `rag ask`'s output
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class Document:
     sha256: str
     size: int = 0  # bytes on disk and modification time, to notice changes without hashing
     mtime_ns: int = 0
+    format: str = "text"
+    pages: tuple[int, ...] = ()  # offset in `text` where each page starts, for paged formats
 
 
 @dataclass(frozen=True)
@@ -32,23 +37,6 @@ class Skipped:
     reason: str
     size: int = -1  # as for `Document`, to notice when the file changes (-1: could not stat it)
     mtime_ns: int = -1
-
-
-class Unreadable(Exception):
-    """Raised by a reader for a file that holds no usable text."""
-
-
-def read_plain_text(data: bytes) -> str:
-    """UTF-8 text, strictly: a NUL byte or an invalid sequence means the file is not text."""
-    if b"\x00" in data:
-        raise Unreadable("binary file (contains NUL bytes)")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Unreadable(f"not valid UTF-8 (byte {exc.start})") from None
-
-
-READERS: dict[str, Callable[[bytes], str]] = {".txt": read_plain_text, ".md": read_plain_text}
 
 
 def check_text(text: str) -> str:
@@ -60,10 +48,9 @@ def check_text(text: str) -> str:
     return text
 
 
-def make_title(text: str) -> str:
-    """The first non-empty line, shortened at a word boundary."""
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    line = line.lstrip("#").strip()
+def make_title(title: str | None, path: Path) -> str:
+    """The reader's title on one line, shortened at a word boundary; the file name when the reader found none."""
+    line = " ".join((title or "").split()).lstrip("#").strip() or path.name
     if len(line) <= TITLE_CHARS:
         return line
     cut = line[:TITLE_CHARS].rsplit(" ", 1)[0]
@@ -86,7 +73,10 @@ def list_files(corpus: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_document(corpus: Path, path: Path, max_bytes: int | None = None) -> Document:
+Cached = Callable[[str, str], "Document | None"]  # (source, sha256) -> the document as indexed, if it is
+
+
+def read_document(corpus: Path, path: Path, max_bytes: int | None = None, cached: Cached | None = None) -> Document:
     """Read one file; raises `Unreadable` with the reason it cannot be indexed."""
     source = path.relative_to(corpus).as_posix()
     try:
@@ -104,15 +94,34 @@ def read_document(corpus: Path, path: Path, max_bytes: int | None = None) -> Doc
         data = path.read_bytes()
     except OSError as exc:
         raise Unreadable(f"cannot be read ({exc.strerror or exc})") from None
-    text = check_text(READERS[path.suffix.lower()](data))
-    return Document(source, make_title(text) or source, text, content_hash(data), stat.st_size, stat.st_mtime_ns)
+    sha256 = content_hash(data)
+    known = cached(source, sha256) if cached else None
+    if known is not None:
+        return replace(known, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    extracted = extract(path.suffix.lower(), data)
+    text = check_text(extracted.text)
+    title = make_title(extracted.title, path)
+    return Document(source, title, text, sha256, stat.st_size, stat.st_mtime_ns, extracted.format, extracted.pages)
 
 
-def read_corpus(corpus: Path, max_bytes: int | None = None) -> Iterator[Document | Skipped]:
-    """Every document of the corpus in path order, or a `Skipped` for each file that cannot be used."""
-    for path in list_files(corpus):
+def extract(suffix: str, data: bytes) -> Extracted:
+    """The reader's text of `data`; a library's failure on a damaged file is an `Unreadable` like any other."""
+    try:
+        return READERS[suffix](data)
+    except Unreadable:
+        raise
+    except Exception as exc:  # a damaged file can make a reader's library raise anything
+        raise Unreadable(f"damaged or not a {suffix.lstrip('.')} file ({type(exc).__name__})") from None
+
+
+def read_corpus(
+    corpus: Path, max_bytes: int | None = None, cached: Cached | None = None, files: list[Path] | None = None
+) -> Iterator[Document | Skipped]:
+    """Every document of the corpus (or of `files` in it) in path order, or a `Skipped` for each file that cannot
+    be used."""
+    for path in list_files(corpus) if files is None else files:
         try:
-            yield read_document(corpus, path, max_bytes)
+            yield read_document(corpus, path, max_bytes, cached)
         except Unreadable as exc:
             yield Skipped(path.relative_to(corpus).as_posix(), str(exc), *file_stamp(path))
 

@@ -20,13 +20,15 @@ from tqdm import tqdm
 from . import store, swap
 from .chunking import Chunk, pack_chunks, split_sentences
 from .config import Settings
-from .documents import Document, Skipped, content_hash, file_stamp, list_files, printable, read_corpus
+from .documents import Cached, Document, Skipped, content_hash, file_stamp, list_files, printable, read_corpus
 from .embedding import Encoder
 from .errors import CorpusError, IndexMismatch, IndexMissing, RagError
+from .readers import EXTRACTION_VERSION, READERS
 from .sentences import VERSION as TABLE_VERSION
+from .texts import Texts
 
 SPLITTER = "pysbd-0.3"
-CHUNKER_VERSION = 5  # bump when sentence or chunk boundaries, or chunk vectors, change: old indexes are rebuilt
+CHUNKER_VERSION = 6  # bump when sentence or chunk boundaries, or chunk vectors, change: old indexes are rebuilt
 CHUNK_VECTORS = "mean-of-sentences"
 Split = tuple[list[tuple[int, int]], list[Chunk]]  # a document's sentence spans and chunks
 
@@ -73,6 +75,7 @@ def index_settings(settings: Settings, encoder: Encoder) -> dict[str, Any]:
             "chunk_words": settings.chunk_words,
             "overlap": settings.chunk_overlap,
             "chunk_vectors": CHUNK_VECTORS,
+            "extraction": EXTRACTION_VERSION,  # what the readers make of a file's bytes (rag/readers)
         },
         "text": text_settings(settings),
     }
@@ -89,19 +92,16 @@ def build(
     """Bring the index up to date with the corpus and save it; returns the new index and what changed."""
     started = time.perf_counter()
     with build_lock(settings.index):
-        docs, report = _read(settings.corpus, settings.max_file_bytes)
-        previous, report.rebuilt = (None, "--full was asked for") if full else _reusable(settings, encoder)
+        previous, rebuilt = (None, "--full was asked for") if full else _reusable(settings, encoder)
         old = {d.source: d for d in previous.documents} if previous else {}
-        fresh: dict[str, Split] = {}
+        docs, report = _read(settings.corpus, settings.max_file_bytes, _cached(previous), progress)
+        report.rebuilt = rebuilt
         for doc in docs:
             before = old.get(doc.source)
-            if before is not None and before.sha256 == doc.sha256:
-                report.unchanged.append(doc.source)
-                continue
-            (report.changed if before else report.added).append(doc.source)
-            sentences = split_sentences(doc.text, max_words=settings.chunk_words)
-            chunks = pack_chunks(doc.source, doc.text, sentences, settings.chunk_words, settings.chunk_overlap)
-            fresh[doc.source] = (sentences, chunks)
+            unchanged = before is not None and before.sha256 == doc.sha256
+            (report.unchanged if unchanged else report.changed if before else report.added).append(doc.source)
+        kept = set(report.unchanged)
+        fresh = _split([d for d in docs if d.source not in kept], settings, progress)
         report.removed = sorted(set(old) - {d.source for d in docs})
         vectors = _embed(encoder, [d for d in docs if d.source in fresh], fresh, settings.batch_size, progress)
         parts = _Parts(encoder.dimension)
@@ -112,7 +112,7 @@ def build(
                 parts.reuse(doc, previous, old[doc.source])  # type: ignore[arg-type]
         skipped = {s.source: {"reason": s.reason, "size": s.size, "mtime_ns": s.mtime_ns} for s in report.skipped}
         manifest = store.build_manifest(index_settings(settings, encoder), parts.documents, len(parts.chunks), skipped)
-        index = store.assemble(manifest, parts.documents, parts.chunks, *parts.vectors())
+        index = store.assemble(manifest, parts.documents, parts.chunks, *parts.vectors(), parts.texts)
         store.save(index, settings.index)
     report.chunks_embedded = sum(len(c) for s, c in fresh.values())
     report.sentences_embedded = sum(len(s) for s, c in fresh.values())
@@ -165,18 +165,51 @@ def _reusable(settings: Settings, encoder: Encoder) -> tuple[store.Index | None,
         return None, str(exc).split(";")[0]
 
 
-def _read(corpus: Path, max_bytes: int) -> tuple[list[Document], BuildReport]:
+def _split(docs: list[Document], settings: Settings, progress: bool) -> dict[str, Split]:
+    """Sentences and chunks of each document in `docs`, with a progress bar over their characters (shown within
+    a second even for one long document: the splitter reports window by window)."""
+    fresh: dict[str, Split] = {}
+    total = sum(len(d.text) for d in docs)
+    with tqdm(total=total, desc="splitting", unit="char", unit_scale=True, disable=not progress or not docs) as bar:
+        for doc in docs:
+            sentences = split_sentences(doc.text, settings.chunk_words, progress=bar.update)
+            chunks = pack_chunks(doc.source, doc.text, sentences, settings.chunk_words, settings.chunk_overlap)
+            fresh[doc.source] = (sentences, chunks)
+    return fresh
+
+
+def _cached(previous: store.Index | None) -> Cached | None:
+    """Documents of the previous index by content hash, so an unchanged file is not extracted again."""
+    if previous is None:
+        return None
+
+    def known(source: str, sha256: str) -> Document | None:
+        entry = previous.entry(source)
+        if entry is None or entry.sha256 != sha256:
+            return None
+        text = previous.texts.get(source)
+        return Document(source, entry.title, text, sha256, entry.size, entry.mtime_ns, entry.format, entry.pages)
+
+    return known
+
+
+def _read(corpus: Path, max_bytes: int, cached: Cached | None, progress: bool) -> tuple[list[Document], BuildReport]:
     if not corpus.is_dir():
         raise CorpusError(f"the corpus folder {corpus} does not exist; create it or pass --corpus DIR")
     report = BuildReport()
     docs = []
-    for item in read_corpus(corpus, max_bytes):
-        if isinstance(item, Skipped):
-            report.skipped.append(item)
-        else:
-            docs.append(item)
+    files = list_files(corpus)
+    with tqdm(total=len(files), desc="reading", unit="file", disable=not progress or not files) as bar:
+        for item in read_corpus(corpus, max_bytes, cached, files):
+            if isinstance(item, Skipped):
+                report.skipped.append(item)
+            else:
+                docs.append(item)
+            bar.update()
     if not docs:
-        raise CorpusError(f"no readable .txt or .md documents in {corpus}; add some and run `rag index`")
+        raise CorpusError(
+            f"no readable documents ({', '.join(sorted(READERS))}) in {corpus}; add some and run `rag index`"
+        )
     return docs, report
 
 
@@ -218,12 +251,22 @@ class _Parts:
         self.chunks: list[Chunk] = []
         self._chunk_vectors: list[np.ndarray] = []
         self._sentence_vectors: list[np.ndarray] = []
+        self.texts = Texts()
 
     def add(self, doc: Document, sentences: list, chunks: list[Chunk], cv: np.ndarray, sv: np.ndarray) -> None:
         entry = store.DocumentEntry(
-            doc.source, doc.title, doc.sha256, doc.size, doc.mtime_ns, len(chunks), len(sentences)
+            doc.source,
+            doc.title,
+            doc.sha256,
+            doc.size,
+            doc.mtime_ns,
+            len(chunks),
+            len(sentences),
+            doc.format,
+            doc.pages,
         )
         self.documents.append(entry)
+        self.texts.add(doc.source, doc.text)
         self.chunks += chunks
         self._chunk_vectors.append(cv)
         self._sentence_vectors.append(sv)

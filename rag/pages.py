@@ -7,88 +7,37 @@ and the script fetches the same fragment from `POST /turn`, so the two never dri
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from .errors import NotFound, RagError
+from .documents import file_stamp
+from .errors import RagError
 from .server import WEB
 from .service import Service
+from .views import citation_cards, document_html, document_link, exact_span, original_link, passage_parts, plural
 
 MAX_TURNS = 20
 
 
-def passage_parts(text: str, offset: int, mark: tuple[int, int] | None) -> list[tuple[bool, str]]:
-    """`text` (which starts at document offset `offset`) cut into (marked, piece) around the span `mark`."""
-    if mark is None:
-        return [(False, text)]
-    a = min(max(mark[0] - offset, 0), len(text))
-    b = min(max(mark[1] - offset, a), len(text))
-    return [(m, t) for m, t in ((False, text[:a]), (True, text[a:b]), (False, text[b:])) if t]
-
-
-def exact_span(answer: Any, within: Any = None) -> tuple[int, int] | None:
-    """The answer's short exact span (`answer["exact"]`) as document offsets, or None when there is none or it is
-    not a well-formed span inside the answer sentence (and inside `within`, a {"start", "end"} span, when given).
-
-    `answer` is the response's "answer" dict (or None); a missing "exact" key means no span.
-    """
-    exact = _field(answer, "exact")
-    if exact is None:
-        return None
-    xs, xe, text = _field(exact, "start"), _field(exact, "end"), _field(exact, "text")
-    a_start, a_end, a_text = _field(answer, "start"), _field(answer, "end"), _field(answer, "text")
-    if not all(type(v) is int for v in (xs, xe, a_start, a_end)) or not isinstance(a_text, str):
-        return None
-    if not a_start <= xs < xe <= a_end or a_text[xs - a_start : xe - a_start] != text:
-        return None
-    if within is not None:
-        w_start, w_end = _field(within, "start"), _field(within, "end")
-        if not (type(w_start) is int and type(w_end) is int and w_start <= xs and xe <= w_end):
-            return None
-    return (xs, xe)
-
-
-def _field(obj: Any, name: str) -> Any:
-    """`obj[name]` for a dict, `obj.name` for an object; None when it is missing."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def document_link(
-    source: str,
-    start: int | None = None,
-    end: int | None = None,
-    mark: dict[str, int] | None = None,
-    exact: tuple[int, int] | None = None,
-) -> str:
-    """The URL of a document page, at a passage (and a sentence in it, and the exact answer in that) when given."""
-    url = f"/documents/{quote(source)}"
-    if start is None or end is None:
-        return url
-    query = {"start": start, "end": end}
-    if mark:
-        query |= {"hs": mark["start"], "he": mark["end"]}
-        if exact:
-            query |= {"xs": exact[0], "xe": exact[1]}
-    return f"{url}?{urlencode(query)}#passage"
-
-
 def add_page_routes(app: FastAPI, service: Service) -> None:
     templates = Jinja2Templates(directory=str(WEB / "templates"))
-    templates.env.globals.update(passage_parts=passage_parts, document_link=document_link, exact_span=exact_span)
+    templates.env.globals.update(
+        passage_parts=passage_parts, document_link=document_link, exact_span=exact_span, original_link=original_link
+    )
+
+    templates.env.globals.update(citation_cards=citation_cards, plural=plural)
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context |= {
             "documents": service.assistant.index.documents,
             "admin_on": bool(service.assistant.settings.admin_token),
         }
-        return templates.TemplateResponse(request, name, context, status_code=status)
+        response = templates.TemplateResponse(request, name, context, status_code=status)
+        if request.method == "HEAD":  # the GET's status and headers, its Content-Length among them; no body
+            response.body = b""
+        return response
 
     def answer_turns(questions: list[str]) -> list[dict[str, Any]]:
         turns: list[dict[str, Any]] = []
@@ -101,7 +50,7 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
                 turns.append({"id": i + 1, "question": question, "error": str(exc)})
         return turns
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     def chat(request: Request) -> HTMLResponse:
         return page(request, "chat.html", turns=[])
 
@@ -127,7 +76,9 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
         except RagError as exc:
             return page(request, "_turn.html", 400, turn={"id": n, "question": q.strip(), "error": str(exc)})
 
-    @app.get("/documents/{source:path}", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route(
+        "/documents/{source:path}", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+    )
     def document(
         request: Request,
         source: str,
@@ -140,15 +91,11 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
     ) -> HTMLResponse:
         """A document, with the passage `start`-`end` marked, the sentence `hs`-`he` in it and the exact answer
         `xs`-`xe` in that (bold); each span is left out unless it lies inside the one around it."""
-        index = service.assistant.index
-        entry = next((d for d in index.documents if d.source == source), None)
+        entry = service.assistant.index.entry(source)
         if entry is None:
             return page(request, "missing.html", 404, source=source)
-        try:
-            doc = service.assistant.document(source)
-        except Exception:  # unreadable now: Unreadable, OSError
-            raise NotFound(f"{source} is in the index but can no longer be read from the corpus") from None
-        text, changed = doc.text, doc.sha256 != entry.sha256
+        text = service.assistant.document_text(source)
+        changed = file_stamp(service.assistant.settings.corpus / source) != (entry.size, entry.mtime_ns)
         passage = mark = exact = None
         if start is not None and end is not None and 0 <= start < end <= len(text):
             passage = (start, end)
@@ -156,10 +103,22 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
                 mark = (hs, he)
                 if xs is not None and xe is not None and hs <= xs < xe <= he:
                     exact = (xs, xe)
+        html = document_html(text, entry.pages, passage, mark, exact)
+        at_page = entry.page_at(passage[0]) if passage else None
+        gone = not (service.assistant.settings.corpus / source).exists()
         return page(
-            request, "document.html", entry=entry, text=text, passage=passage, mark=mark, exact=exact, changed=changed
+            request,
+            "document.html",
+            entry=entry,
+            text=text,
+            html=html,
+            passage=passage,
+            at_page=at_page,
+            changed=changed,
+            removed=gone,
         )
 
-    @app.get("/admin", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/admin", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     def admin(request: Request) -> HTMLResponse:
-        return page(request, "admin.html")
+        skipped = service.assistant.index.manifest.get("skipped", {})
+        return page(request, "admin.html", skipped=skipped, suffixes=service.upload_suffixes)

@@ -26,11 +26,12 @@ from . import indexing, store
 from .answer import Query, Response, load_scorer, respond
 from .config import Settings
 from .conversation import MAX_HISTORY, combine, points_back
-from .documents import Document, read_document
 from .embedding import Encoder
-from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing
+from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing, NotFound
 from .language import language_name, mostly_other_language
 from .retrieval import search, search_lexical
+from .texts import DocumentText
+from .watch import IndexOnDisk
 
 MAX_QUESTION_CHARS = 2000
 MAX_TOP_K = 50
@@ -46,10 +47,24 @@ class Assistant:
 
     def __init__(self, settings: Settings, index: store.Index, encoder: Encoder, cache_size: int = 1024) -> None:
         self.settings = settings
-        self.index = index
         self.encoder = encoder
+        self.live = IndexOnDisk(settings.index, index, self._load_from_disk)
         self.cache = ResponseCache(cache_size)
         self.scorer = load_scorer()
+
+    @property
+    def index(self) -> store.Index:
+        """The index answering; when another process (`rag index`) rebuilt the one on disk, that one is loaded
+        first, so the next answer comes from it (a stat of its manifest, microseconds, when nothing changed)."""
+        return self.live.get()
+
+    @index.setter
+    def index(self, index: store.Index) -> None:
+        """Serve `index`, just built and saved by this process: the change on disk is its own, not reloaded."""
+        self.live.set(index)
+
+    def _load_from_disk(self) -> store.Index:
+        return store.load(self.settings.index, indexing.index_settings(self.settings, self.encoder))
 
     @classmethod
     def open(
@@ -95,11 +110,16 @@ class Assistant:
         self.index, report = indexing.build(self.settings, self.encoder, full=full, progress=progress)
         return report
 
-    def document(self, source: str) -> Document:
-        """A corpus file as it is now; its `text` is what every offset of a response refers to."""
-        return read_document(self.settings.corpus, self.settings.corpus / source)
+    def document(self, source: str) -> DocumentText:
+        """Document `source` as it was indexed: title, format, page starts and the text every offset of a
+        response refers to (`text[start:end]` is the quote). Raises `NotFound` for a source not in the index."""
+        try:
+            return self.index.document(source)
+        except KeyError:
+            raise NotFound(f"{source!r} is not in the index; GET /api/documents lists the documents") from None
 
     def document_text(self, source: str) -> str:
+        """The text of `source` as it was indexed; raises `NotFound` for a source not in the index."""
         return self.document(source).text
 
     def ask(self, question: str, top_k: int | None = None, history: Sequence[str] | None = None) -> Response:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field, StrictInt
@@ -19,10 +19,12 @@ from starlette.exceptions import HTTPException
 
 from . import __version__, errors
 from .pipeline import Assistant
+from .readers import READERS
 from .service import Service
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 MAX_JSON_BODY = 256_000
+UPLOAD_HELP = f"A document in a format the readers know ({', '.join(sorted(READERS))})"
 STATUS = {
     errors.BadQuestion: 400,
     errors.BadRequest: 400,
@@ -98,9 +100,28 @@ def _add_api_routes(app: FastAPI, service: Service) -> None:
     @app.get("/api/documents", tags=["documents"])
     def documents() -> list[dict[str, Any]]:
         return [
-            {"source": d.source, "title": d.title, "chunks": d.chunks, "size": d.size}
+            {
+                "source": d.source,
+                "title": d.title,
+                "format": d.format,
+                "pages": len(d.pages),
+                "chunks": d.chunks,
+                "size": d.size,
+            }
             for d in service.assistant.index.documents
         ]
+
+    @app.get("/api/documents/{source:path}", tags=["documents"])
+    def document(source: str) -> dict[str, Any]:
+        """One document as it was indexed: `text[start:end]` is the quote of every citation into it; `pages` holds
+        the offset where each page starts (PDF)."""
+        return service.assistant.document(source).to_dict()
+
+    @app.get("/files/{source:path}", tags=["documents"])
+    def original(source: str) -> FileResponse:
+        """The document's original file, as a download."""
+        path = service.original_file(source)
+        return FileResponse(path, filename=path.name, content_disposition_type="attachment")
 
     @app.get("/api/index", tags=["status"])
     def index_status() -> dict[str, Any]:
@@ -121,12 +142,19 @@ def _add_api_routes(app: FastAPI, service: Service) -> None:
         return service.start_rebuild(full=full)
 
     @app.post("/api/documents", tags=["admin"], status_code=201, dependencies=admin)
-    def upload(file: Annotated[UploadFile, File(description="A .txt or .md file")]) -> dict[str, Any]:
+    def upload(file: Annotated[UploadFile, File(description=UPLOAD_HELP)]) -> dict[str, Any]:
         """Add a document to the corpus and rebuild the index in the background."""
         limit = service.assistant.settings.max_upload_bytes
         data = file.file.read(limit + 1)
         source = service.add_document(file.filename or "", data, limit)
         return {"source": source, "rebuild": service.state.to_dict()}
+
+    @app.delete("/api/documents/{source:path}", tags=["admin"], status_code=202, dependencies=admin)
+    def remove(source: str) -> dict[str, Any]:
+        """Delete a document (or a skipped file) from the corpus and rebuild the index in the background; it is
+        not cited once `rebuild.running` is false again (GET /api/index). 404 for a source the index does not
+        know, 400 for a path that is not a plain corpus path (`..`)."""
+        return {"source": source, "rebuild": service.remove_document(source)}
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -1,9 +1,10 @@
 """What a long-running server needs beyond the Python API: rebuilding in the background and swapping the new
-index in when it is complete, and adding documents to the corpus safely.
+index in when it is complete, adding and removing documents safely, and (`watch`) rebuilding whenever the corpus
+folder changes (`watch.py`).
 
 Questions keep being answered from the old index while a rebuild runs (each question takes one index reference
 at its start). One rebuild runs at a time; asking for another while one runs is refused, except that a rebuild
-triggered by an upload is queued, so that no change to the corpus is left unindexed.
+triggered by an upload, a removal or the watcher is queued, so that no change to the corpus is left unindexed.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from . import indexing
-from .documents import READERS, Unreadable, check_text, read_plain_text
+from .documents import check_text, extract
 from .embedding import Encoder
-from .errors import BadRequest, Conflict
+from .errors import BadRequest, Conflict, NotFound
 from .pipeline import Assistant
+from .readers import READERS, Unreadable
+from .watch import CorpusWatcher
 
 RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
 MAX_NAME = 200
@@ -33,17 +36,29 @@ class RebuildState:
     queued: bool = False
     started_at: float | None = None
     finished_at: float | None = None
+    last_finished_at: float | None = None
     last_report: dict[str, Any] | None = None
     last_error: str | None = None
     runs: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
+        """The rebuild's state as JSON (times are UTC ISO 8601 to the second, None when there is none yet):
+
+        - `running`: a rebuild runs now; `queued`: another one will run right after it (a change came meanwhile).
+        - `started_at`: when the current run started, or the latest one if none runs now.
+        - `finished_at`: when the run that `started_at` names finished; None while it runs, so it is never
+          earlier than `started_at`.
+        - `last_finished_at`: when the latest completed run finished, kept while a new one runs.
+        - `last_report`, `last_error`: what the latest completed run did, or why it failed (the old index then
+          keeps serving); `runs`: how many runs completed since the server started.
+        """
         return {
             "running": self.running,
             "queued": self.queued,
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
+            "last_finished_at": _iso(self.last_finished_at),
             "last_report": self.last_report,
             "last_error": self.last_error,
             "runs": self.runs,
@@ -53,11 +68,33 @@ class RebuildState:
 class Service:
     """An `Assistant` plus a background rebuilder with its own encoder (the serving one is never blocked)."""
 
+    upload_suffixes = tuple(sorted(READERS))  # every format a reader exists for (the admin page's file picker)
+
     def __init__(self, assistant: Assistant) -> None:
         self.assistant = assistant
         self.state = RebuildState()
         self._builder_encoder: Encoder | None = None
+        self._builder_lock = threading.Lock()  # the rebuild and the watcher's warm-up both may load it first
         self._thread: threading.Thread | None = None
+        self.watcher: CorpusWatcher | None = None
+
+    def builder_encoder(self) -> Encoder:
+        """The rebuilds' own encoder, loaded on first use."""
+        with self._builder_lock:
+            if self._builder_encoder is None:
+                self._builder_encoder = Encoder(self.assistant.settings.model, self.assistant.settings.backend)
+            return self._builder_encoder
+
+    def watch(self) -> None:
+        """Rebuild in the background whenever files in the corpus are added, changed or removed."""
+        if self.watcher is None:
+            self.watcher = CorpusWatcher(self)
+            self.watcher.start()
+
+    def stop_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
 
     def start_rebuild(self, *, full: bool = False, queue: bool = False) -> dict[str, Any]:
         """Start a rebuild in the background; raises `Conflict` if one runs (unless `queue`)."""
@@ -67,7 +104,7 @@ class Service:
                     raise Conflict("a rebuild is already running; wait for it to finish (GET /api/index)")
                 self.state.queued = True
                 return self.state.to_dict()
-            self.state.running, self.state.started_at = True, time.time()
+            self.state.running, self.state.started_at, self.state.finished_at = True, time.time(), None
             self._thread = threading.Thread(target=self._run, args=(full,), name="rag-rebuild", daemon=True)
             self._thread.start()
             return self.state.to_dict()
@@ -81,22 +118,21 @@ class Service:
     def _run(self, full: bool) -> None:
         while True:
             try:
-                if self._builder_encoder is None:
-                    self._builder_encoder = Encoder(self.assistant.settings.model, self.assistant.settings.backend)
-                index, report = indexing.build(
-                    self.assistant.settings, self._builder_encoder, full=full, progress=False
-                )
-                self.assistant.index = index  # the swap: one reference assignment
+                encoder = self.builder_encoder()
+                index, report = indexing.build(self.assistant.settings, encoder, full=full, progress=False)
+                self.assistant.index = index  # the swap: one reference assignment (not loaded again from disk)
                 self.state.last_report, self.state.last_error = report.to_dict(), None
             except Exception as exc:  # reported through GET /api/index; the old index keeps serving
                 self.state.last_error = self._public(exc)
             with self.state.lock:
+                now = time.time()
                 self.state.runs += 1
-                self.state.finished_at = time.time()
+                self.state.last_finished_at = now
                 if not self.state.queued:
-                    self.state.running = False
+                    self.state.running, self.state.finished_at = False, now
                     return
                 self.state.queued, full = False, False
+                self.state.started_at = now  # the queued run starts: `finished_at` stays None until it ends
 
     def _public(self, exc: Exception) -> str:
         """An error message fit for any client: the server's folders are named by their last part only."""
@@ -107,13 +143,22 @@ class Service:
                 message = message.replace(form, folder.name)
         return message
 
+    def original_file(self, source: str) -> Path:
+        """The corpus file of indexed document `source`; raises `NotFound` when it is not indexed or is gone."""
+        self.assistant.document(source)  # NotFound unless indexed
+        corpus = self.assistant.settings.corpus.resolve()
+        path = (corpus / source).resolve()
+        if not path.is_relative_to(corpus) or not path.is_file():
+            raise NotFound(f"{source!r} is in the index but its file is no longer in the corpus")
+        return path
+
     def add_document(self, name: str, data: bytes, max_bytes: int) -> str:
         """Write an uploaded file into the corpus (atomically) and queue a rebuild; returns its source path."""
         name = check_upload_name(name)
         if len(data) > max_bytes:
             raise BadRequest(f"the file is {len(data)} bytes; the limit is {max_bytes}")
         try:
-            check_text(read_plain_text(data))
+            check_text(extract(Path(name).suffix.lower(), data).text)  # the reader of its format, as indexing will
         except Unreadable as exc:
             raise BadRequest(f"{name}: {exc}") from None
         corpus = self.assistant.settings.corpus
@@ -132,6 +177,22 @@ class Service:
             os.unlink(tmp)
         self.start_rebuild(queue=True)
         return name
+
+    def remove_document(self, source: str) -> dict[str, Any]:
+        """Delete the corpus file of `source` (a document of the index, or a file it skipped) and queue the rebuild
+        that drops it from the index; returns the rebuild state. Until that rebuild is done it may still be cited."""
+        parts = Path(source).parts
+        if not source or "\\" in source or "\x00" in source or Path(source).is_absolute() or ".." in parts:
+            raise BadRequest(f"{source!r} is not a document path: use a source as GET /api/documents lists it")
+        index = self.assistant.index
+        if source not in {d.source for d in index.documents} and source not in index.manifest.get("skipped", {}):
+            raise NotFound(f"{source!r} is not in the index; GET /api/documents lists the documents")
+        corpus = self.assistant.settings.corpus
+        # Its folder must lie inside the corpus: a linked folder leading out of it never has a file deleted.
+        if not (corpus / source).parent.resolve().is_relative_to(corpus.resolve()):
+            raise BadRequest(f"{source!r} lies outside the corpus folder (a link); remove it by hand")
+        (corpus / source).unlink(missing_ok=True)  # already gone: the rebuild still has to drop it
+        return self.start_rebuild(queue=True)
 
 
 def check_upload_name(name: str) -> str:

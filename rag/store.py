@@ -13,6 +13,8 @@ An index folder holds:
                           quantity; is a title line) and each term's sentence count (sentences.py)
     sentence_vocabulary.json  the terms those ids stand for
     lexical/              the bm25s index of the chunk texts
+    texts.jsonl           each document's text as its reader extracted it, which every offset refers to, and
+    texts.offsets.npy     where each document's line starts (texts.py)
 
 `save` writes a sibling folder, then swaps it into place with two renames (`swap.py`); a reader that finds the
 folder missing reads the complete copy the swap left. So a crash or Ctrl-C at any moment leaves a complete index
@@ -21,6 +23,7 @@ folder missing reads the complete copy the swap left. So a crash or Ctrl-C at an
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import os
@@ -34,13 +37,15 @@ import faiss
 import numpy as np
 
 from . import dense, sentences, swap
+from . import texts as texts_file
 from .chunking import Chunk
-from .errors import IndexCorrupt, IndexMismatch, IndexMissing
+from .errors import IndexCorrupt, IndexMismatch, IndexMissing, NotFound
 from .lexical import LexicalIndex
 from .sentences import SentenceTable
+from .texts import DocumentText, Texts
 from .words import Words, words_for
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: document texts kept with the index, formats and pages
 FLOAT32_SENTENCES = 2_000_000  # sentence vectors held as float32 in memory up to this many (3 GB)
 _GENERATIONS = itertools.count(1)
 REBUILD = "run `rag index --full` to rebuild it"
@@ -55,6 +60,12 @@ class DocumentEntry:
     mtime_ns: int
     chunks: int
     sentences: int
+    format: str = "text"
+    pages: tuple[int, ...] = ()  # offset in the text where each page starts, for paged formats (PDF)
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page that holds `offset`, or None when the document has no pages."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else None
 
 
 @dataclass
@@ -69,6 +80,7 @@ class Index:
     sentence_vectors: np.ndarray
     lexical: LexicalIndex
     sentence_table: SentenceTable
+    texts: Texts
 
     def __post_init__(self) -> None:
         self.generation = next(_GENERATIONS)  # tells this index from any other loaded in this process
@@ -78,6 +90,7 @@ class Index:
         dtype = np.float32 if len(self.sentence_vectors) <= FLOAT32_SENTENCES else None
         self.sentence_vectors = np.asarray(self.sentence_vectors, dtype=dtype)
         self._titles = {d.source: d.title for d in self.documents}
+        self._entries = {d.source: d for d in self.documents}
         self.words = self.lexical.words  # the word rules of its lexical side and sentence table
         self._sentence_base, self._first_chunk = {}, {}
         self._sentence_count = {d.source: d.sentences for d in self.documents}
@@ -93,6 +106,15 @@ class Index:
 
     def title(self, source: str) -> str:
         return self._titles[source]
+
+    def entry(self, source: str) -> DocumentEntry | None:
+        """The document `source` of this index, or None."""
+        return self._entries.get(source)
+
+    def document(self, source: str) -> DocumentText:
+        """Document `source` as it was indexed (every offset refers to its text); KeyError if it is not indexed."""
+        entry = self._entries[source]
+        return DocumentText(source, entry.title, entry.format, entry.pages, self.texts.get(source))
 
     def first_chunk(self, source: str) -> int:
         """Position in `chunks` of the first chunk of document `source`."""
@@ -139,6 +161,7 @@ def assemble(
     chunks: list[Chunk],
     chunk_vectors: np.ndarray,
     sentence_vectors: np.ndarray,
+    texts: Texts,
 ) -> Index:
     """Build the searchable structures from chunks and their vectors; records the dense structure in `manifest`."""
     chunk_vectors = np.ascontiguousarray(chunk_vectors, dtype=np.float32)
@@ -147,7 +170,7 @@ def assemble(
     table = SentenceTable.build(sentence_texts(documents, chunks), words)
     lexical = LexicalIndex.from_tokens(chunk_terms(documents, chunks, table), words)
     sentence_vectors = np.asarray(sentence_vectors, dtype=np.float16)  # no copy if it is float16 already
-    return Index(manifest, documents, chunks, chunk_vectors, index, sentence_vectors, lexical, table)
+    return Index(manifest, documents, chunks, chunk_vectors, index, sentence_vectors, lexical, table, texts)
 
 
 def chunk_terms(documents: list[DocumentEntry], chunks: list[Chunk], table: SentenceTable) -> list[list[str]]:
@@ -189,10 +212,14 @@ def save(index: Index, folder: Path) -> None:
     (tmp / "lexical").mkdir()
     index.lexical.save(tmp / "lexical")
     index.sentence_table.save(tmp)
+    sources = [d.source for d in index.documents]
+    index.texts.save(tmp, sources)
     # The manifest goes last: a folder with a manifest is a complete one.
     (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=1, ensure_ascii=False))
     _fsync_tree(tmp)
     swap.replace(folder, tmp)
+    # From now on the index reads its texts from the saved copy, not from the memory of the build.
+    index.texts = Texts.open(folder, sources)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -207,10 +234,28 @@ def _read_manifest_at(folder: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         int(manifest["model"]["dimension"])
-        manifest["documents"] = [asdict(DocumentEntry(**d)) for d in manifest["documents"]]
+        manifest["documents"] = [asdict(_entry(d)) for d in manifest["documents"]]
         return manifest
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexCorrupt(f"{path} is damaged ({exc}); {REBUILD}") from None
+
+
+def read_document(folder: Path, source: str) -> DocumentText:
+    """One document of the index in `folder` as it was indexed, without loading the rest of the index (for
+    `rag show`); raises `NotFound` for a source it does not hold, `IndexMissing` or `IndexCorrupt`."""
+    where = swap.locate(folder)
+    manifest = _read_manifest_at(where)
+    documents = [_entry(d) for d in manifest["documents"]]
+    entry = next((d for d in documents if d.source == source), None)
+    if entry is None:
+        raise NotFound(f"{source!r} is not in the index in {folder}; `rag show` takes a source as citations name it")
+    try:
+        text = Texts.open(where, [d.source for d in documents]).get(source)
+    except (OSError, ValueError, KeyError) as exc:
+        raise IndexCorrupt(
+            f"{where / texts_file.FILE} is damaged or missing ({type(exc).__name__}); {REBUILD}"
+        ) from None
+    return DocumentText(source, entry.title, entry.format, entry.pages, text)
 
 
 def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder: Path) -> None:
@@ -240,7 +285,7 @@ def load(folder: Path, expected: dict[str, Any]) -> Index:
 def _load_at(folder: Path, expected: dict[str, Any]) -> Index:
     manifest = _read_manifest_at(folder)
     check_compatible(manifest, expected, folder)
-    documents = [DocumentEntry(**d) for d in manifest["documents"]]  # checked by read_manifest
+    documents = [_entry(d) for d in manifest["documents"]]  # checked by read_manifest
     current = folder / "chunks.jsonl"
     try:
         with open(current, encoding="utf-8") as lines:
@@ -255,6 +300,8 @@ def _load_at(folder: Path, expected: dict[str, Any]) -> Index:
         table = _sentence_table(folder, manifest, documents, chunks)
         current = folder / "lexical"
         lexical = _lexical(folder, manifest, documents, chunks, table)
+        current = folder / texts_file.FILE
+        texts = Texts.open(folder, [d.source for d in documents])
     except Exception as exc:  # any damage to any file means the same thing: rebuild
         named = getattr(exc, "filename", None) or current  # the very file, where one step reads several
         raise IndexCorrupt(f"{named} is damaged or missing ({type(exc).__name__}); {REBUILD}") from None
@@ -262,7 +309,7 @@ def _load_at(folder: Path, expected: dict[str, Any]) -> Index:
     n_sentences = sum(d.sentences for d in documents)
     if counts != (len(chunks),) * 4 or (len(sentence_vectors), len(table)) != (n_sentences, n_sentences):
         raise IndexCorrupt(f"the files in {folder} do not agree with each other; {REBUILD}")
-    return Index(manifest, documents, chunks, vectors, structure, sentence_vectors, lexical, table)
+    return Index(manifest, documents, chunks, vectors, structure, sentence_vectors, lexical, table, texts)
 
 
 def words_of(manifest: dict[str, Any]) -> Words:
@@ -291,6 +338,10 @@ def _lexical(
     if _current_table(manifest):
         return LexicalIndex.load(folder / "lexical", words_of(manifest))
     return LexicalIndex.from_tokens(chunk_terms(documents, chunks, table), words_of(manifest))
+
+
+def _entry(row: dict[str, Any]) -> DocumentEntry:
+    return DocumentEntry(**{**row, "pages": tuple(row.get("pages", ()))})
 
 
 def _chunk(row: dict[str, Any]) -> Chunk:

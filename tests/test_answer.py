@@ -35,8 +35,8 @@ QUESTIONS = [*ANSWERABLE, *OFF_TOPIC]
 # "note" (how the question was read, e.g. in a language the model does not read) and the answer's "exact" span
 # joined it with the calibrated answer scorer.
 RESPONSE_KEYS = {"question", "abstained", "confidence", "answer", "citations", "context", "note"}
-ANSWER_KEYS = {"text", "source", "start", "end", "citation", "exact"}
-CITATION_KEYS = {"n", "source", "title", "chunk_id", "text", "start", "end", "score", "highlight"}
+ANSWER_KEYS = {"text", "source", "start", "end", "citation", "exact", "page"}
+CITATION_KEYS = {"n", "source", "title", "chunk_id", "text", "start", "end", "score", "highlight", "page"}
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,15 @@ def test_to_dict_of_a_hand_made_response() -> None:
         "question": "Q?",
         "abstained": False,
         "confidence": 0.8765,
-        "answer": {"text": "It is so.", "source": "a.txt", "start": 10, "end": 19, "citation": 1, "exact": None},
+        "answer": {
+            "text": "It is so.",
+            "source": "a.txt",
+            "start": 10,
+            "end": 19,
+            "citation": 1,
+            "exact": None,
+            "page": None,
+        },
         "citations": [
             {
                 "n": 1,
@@ -178,6 +186,7 @@ def test_to_dict_of_a_hand_made_response() -> None:
                 "end": 19,
                 "score": 0.1235,
                 "highlight": {"start": 10, "end": 19},
+                "page": None,
             },
         ],
         "context": None,

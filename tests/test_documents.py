@@ -30,9 +30,10 @@ def test_txt_and_md_files_are_found_recursively_and_others_ignored(tmp_path: Pat
             "a.txt": "A text file.",
             "notes/b.md": "# B\n\nMarkdown.",
             "notes/deeper/c.TXT": "Upper-case suffix.",
-            "d.pdf": "not read",
-            "e.html": "<p>not read</p>",
+            "d.pdf": "read by its reader",
+            "e.html": "<p>read by its reader</p>",
             "f.txt.bak": "not read",
+            "g.xlsx": "not read",
             "README": "no suffix",
             ".hidden.txt": "hidden file",
             ".git/config.txt": "hidden folder",
@@ -41,7 +42,7 @@ def test_txt_and_md_files_are_found_recursively_and_others_ignored(tmp_path: Pat
     )
     (tmp_path / "folder.txt").mkdir()  # a folder whose name looks like a document
     found = [p.relative_to(tmp_path).as_posix() for p in list_files(tmp_path)]
-    assert found == ["a.txt", "notes/b.md", "notes/deeper/c.TXT"]
+    assert found == ["a.txt", "d.pdf", "e.html", "notes/b.md", "notes/deeper/c.TXT"]
 
 
 def test_source_is_the_posix_relative_path(tmp_path: Path) -> None:
@@ -54,13 +55,12 @@ def test_source_is_the_posix_relative_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        ("caf\xe9 cr\xe8me".encode("latin-1"), "not valid UTF-8"),
         (b"PK\x03\x04\x00\x00binary", "binary"),
         (b"", "empty"),
         (b"  \n\t\r\n  \n", "empty"),
         ("\ufeff \n".encode(), "empty"),
     ],
-    ids=["latin-1", "nul-bytes", "empty", "whitespace-only", "bom-only"],
+    ids=["nul-bytes", "empty", "whitespace-only", "bom-only"],
 )
 def test_unreadable_files_are_skipped_with_a_reason(tmp_path: Path, content: bytes, reason: str) -> None:
     write_corpus(tmp_path, {"good.txt": "Readable text.", "bad.txt": content})
@@ -113,9 +113,23 @@ def test_title_is_the_first_non_empty_line(tmp_path: Path) -> None:
     assert read_document(tmp_path, tmp_path / "t.md").title == "Japan-Ukraine Relations"
 
 
-def test_title_falls_back_to_the_source_when_the_first_line_is_only_markup(tmp_path: Path) -> None:
+def test_a_line_of_bare_markup_is_not_the_title(tmp_path: Path) -> None:
     write_corpus(tmp_path, {"only-hashes.md": "###\nBody text."})
-    assert read_document(tmp_path, tmp_path / "only-hashes.md").title == "only-hashes.md"
+    assert read_document(tmp_path, tmp_path / "only-hashes.md").title == "Body text."
+
+
+def test_a_latin1_file_is_decoded_and_its_hash_covers_the_raw_bytes(tmp_path: Path) -> None:
+    raw = "Café notes\n\nThe café serves crème brûlée.".encode("latin-1")
+    write_corpus(tmp_path, {"cafe.txt": raw})
+    doc = read_document(tmp_path, tmp_path / "cafe.txt")
+    assert doc.text == raw.decode("latin-1") and doc.title == "Café notes"
+    assert doc.sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_a_damaged_pdf_is_skipped_with_a_reason(tmp_path: Path) -> None:
+    write_corpus(tmp_path, {"good.txt": "Readable text.", "bad.pdf": b"%PDF-1.7 truncated"})
+    docs, skipped = read_all(tmp_path)
+    assert list(docs) == ["good.txt"] and "PDF" in skipped["bad.pdf"]
 
 
 @pytest.mark.parametrize(
@@ -128,7 +142,7 @@ def test_title_falls_back_to_the_source_when_the_first_line_is_only_markup(tmp_p
     ],
 )
 def test_a_long_title_is_shortened(line: str) -> None:
-    title = make_title(line + "\nbody")
+    title = make_title(line, Path("doc.txt"))
     assert len(title) <= TITLE_CHARS + 1
     assert title.endswith("…")
     assert line.startswith(title[:-1])
@@ -136,4 +150,9 @@ def test_a_long_title_is_shortened(line: str) -> None:
 
 def test_a_short_title_is_kept_whole() -> None:
     line = "y" * TITLE_CHARS
-    assert make_title(f"{line}\nbody") == line
+    assert make_title(line, Path("doc.txt")) == line
+
+
+def test_a_file_without_a_title_is_named_by_its_file_name() -> None:
+    assert make_title(None, Path("notes/plan.txt")) == "plan.txt"
+    assert make_title("  \n ", Path("plan.txt")) == "plan.txt"

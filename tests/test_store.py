@@ -15,8 +15,9 @@ import pytest
 
 from rag import sentences, store
 from rag.chunking import make_chunks
-from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
+from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, NotFound
 from rag.store import DocumentEntry, Index
+from rag.texts import Texts
 
 DIM = 8
 EXPECTED: dict[str, Any] = {
@@ -48,7 +49,8 @@ def fake_index(expected: dict[str, Any] = EXPECTED, seed: int = 0) -> Index:
         chunks += doc_chunks
         sentences += n_sentences
     manifest = store.build_manifest(expected, documents, len(chunks), {"broken.txt": "binary file"})
-    return store.assemble(manifest, documents, chunks, unit_vectors(rng, len(chunks)), unit_vectors(rng, sentences))
+    vectors = unit_vectors(rng, len(chunks)), unit_vectors(rng, sentences)
+    return store.assemble(manifest, documents, chunks, *vectors, Texts(dict(TEXTS)))
 
 
 def all_vectors(index: Index) -> np.ndarray:
@@ -74,6 +76,8 @@ def test_save_then_load_round_trips(saved: tuple[Index, Path]) -> None:
     index, folder = saved
     loaded = store.load(folder, EXPECTED)
     assert_same_index(index, loaded)
+    for source, text in TEXTS.items():
+        assert loaded.document(source).text == text == index.document(source).text
     assert loaded.sentence_vectors.dtype == np.float32
     terms = loaded.lexical.query_terms("beta particles")
     assert loaded.lexical.search(terms, 3) == index.lexical.search(terms, 3)
@@ -84,6 +88,8 @@ def test_save_then_load_round_trips(saved: tuple[Index, Path]) -> None:
         "sentence_terms.npz",
         "sentence_vocabulary.json",
         "sentences.npy",
+        "texts.jsonl",
+        "texts.offsets.npy",
         "vectors.npy",
     ]  # a small index is searched exactly: no dense.faiss (see test_dense.py for the approximate one)
 
@@ -292,3 +298,32 @@ def test_a_save_that_fails_midway_keeps_the_previous_index(
         store.save(fake_index(seed=3), folder)
     monkeypatch.undo()
     assert_same_index(index, store.load(folder, EXPECTED))
+
+
+def test_a_loaded_index_keeps_its_texts_after_a_rebuild_replaces_its_folder(saved: tuple[Index, Path]) -> None:
+    # The server answers from a loaded index while a rebuild swaps a new folder in and removes the old one.
+    _, folder = saved
+    loaded = store.load(folder, EXPECTED)
+    store.save(fake_index(seed=1), folder)
+    assert loaded.document("alpha.txt").text == TEXTS["alpha.txt"]
+
+
+def test_read_document_reads_one_text_without_loading_the_index(saved: tuple[Index, Path]) -> None:
+    _, folder = saved
+    doc = store.read_document(folder, "notes/beta.md")
+    assert (doc.source, doc.title, doc.text) == ("notes/beta.md", "NOTES/BETA.MD", TEXTS["notes/beta.md"])
+    with pytest.raises(NotFound):
+        store.read_document(folder, "missing.txt")
+
+
+def test_a_missing_texts_file_is_a_damaged_index(saved: tuple[Index, Path]) -> None:
+    _, folder = saved
+    (folder / "texts.jsonl").unlink()
+    with pytest.raises(IndexCorrupt, match="texts.jsonl"):
+        store.load(folder, EXPECTED)
+
+
+def test_page_at_names_the_page_of_an_offset() -> None:
+    entry = DocumentEntry("a.pdf", "A", "sha", 1, 1, 1, 1, "pdf", (0, 100, 250))
+    assert [entry.page_at(o) for o in (0, 99, 100, 249, 250, 9999)] == [1, 1, 2, 2, 3, 3]
+    assert DocumentEntry("a.txt", "A", "sha", 1, 1, 1, 1).page_at(5) is None

@@ -27,6 +27,7 @@ class Citation:
     end: int
     score: float
     highlight: tuple[int, int]  # the answer sentence, or the passage's own best sentence
+    page: int | None = None  # the page of a paged document (PDF) where the passage starts, 1-based
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Answer:
     end: int
     citation: int  # n of the citation that holds it
     exact: Exact | None = None
+    page: int | None = None  # the page of a paged document (PDF) where the sentence starts, 1-based
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ def _answer_dict(answer: Answer) -> dict[str, Any]:
         "start": answer.start,
         "end": answer.end,
         "citation": answer.citation,
+        "page": answer.page,
         "exact": None
         if exact is None
         else {"text": exact.text, "source": answer.source, "start": exact.start, "end": exact.end},
@@ -87,4 +90,5 @@ def _citation_dict(c: Citation) -> dict[str, Any]:
         "end": c.end,
         "score": round(c.score, 4),
         "highlight": {"start": c.highlight[0], "end": c.highlight[1]},
+        "page": c.page,
     }

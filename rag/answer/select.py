@@ -57,7 +57,8 @@ def respond(
         if cited:
             text = sentence_text(chunk, span)
             exact = _exact(question, query, text, span[0], language)
-            answer = Answer(text, chunk.source, *span, citation=cited, exact=exact)
+            page = _page(index, chunk.source, span[0])
+            answer = Answer(text, chunk.source, *span, citation=cited, exact=exact, page=page)
     by_row = dict(zip(pool.rows.tolist(), logits.tolist(), strict=True))
     citations = [_citation(n, index, hits[h], by_row, answer, float(shares[h])) for n, h in enumerate(order, start=1)]
     return Response(question, answer is None, confidence, answer, citations, context)
@@ -96,9 +97,14 @@ def _citation(
         mark = (answer.start, answer.end)
     else:  # the passage's own best sentence
         mark = chunk.sentences[int(np.argmax(scores))]
-    return Citation(
-        n, chunk.source, index.title(chunk.source), chunk.id, chunk.text, chunk.start, chunk.end, share, mark
-    )
+    title, page = index.title(chunk.source), _page(index, chunk.source, chunk.start)
+    return Citation(n, chunk.source, title, chunk.id, chunk.text, chunk.start, chunk.end, share, mark, page)
+
+
+def _page(index: Index, source: str, offset: int) -> int | None:
+    """The 1-based page of a paged document (PDF) that holds `offset`; None for other formats."""
+    entry = index.entry(source)
+    return entry.page_at(offset) if entry is not None else None
 
 
 def extend_span(chunk: Chunk, span: tuple[int, int]) -> tuple[int, int]:

@@ -1,9 +1,11 @@
-// Admin actions: upload a document, rebuild the index, show its state. The token stays in this tab only.
+// Admin actions: upload a document, remove one, rebuild the index, show its documents, skipped files and state.
+// The token stays in this tab only. The tables are rendered by the page and redrawn here after every change.
 "use strict";
 (function () {
   const token = document.getElementById("token");
   const result = document.getElementById("admin-result");
   const box = document.getElementById("index-status");
+  const REFRESH_MS = 1000; // how often the state is read again while a rebuild runs (a small corpus takes ~1 s)
   token.value = sessionStorage.getItem("rag-admin-token") || "";
   token.addEventListener("change", () => sessionStorage.setItem("rag-admin-token", token.value));
 
@@ -15,10 +17,59 @@
     return data;
   }
 
+  // The same text as Jinja's filesizeformat, which renders the page's first table.
+  function size(bytes) {
+    if (bytes === 1) return "1 Byte";
+    if (bytes < 1000) return bytes + " Bytes";
+    const units = ["kB", "MB", "GB", "TB"];
+    let i = 0, value = bytes / 1000;
+    while (value >= 1000 && i < units.length - 1) { value /= 1000; i += 1; }
+    return value.toFixed(1) + " " + units[i];
+  }
+
+  function cell(row, text, code) {
+    const td = row.insertCell();
+    if (code) td.appendChild(document.createElement("code")).textContent = text;
+    else td.textContent = text;
+  }
+
+  function removeButton(row, source) {
+    const button = row.insertCell().appendChild(document.createElement("button"));
+    button.type = "button";
+    button.className = "remove";
+    button.dataset.source = source;
+    button.textContent = "Remove";
+  }
+
+  function drawDocuments(docs) {
+    const body = document.querySelector("#indexed tbody");
+    body.replaceChildren();
+    for (const d of docs) {
+      const row = body.insertRow();
+      cell(row, d.title); cell(row, d.source, true); cell(row, String(d.chunks)); cell(row, size(d.size));
+      removeButton(row, d.source);
+    }
+  }
+
+  function drawSkipped(skipped) {
+    const body = document.querySelector("#skipped tbody");
+    const sources = Object.keys(skipped).sort();
+    body.replaceChildren();
+    for (const source of sources) {
+      const row = body.insertRow();
+      cell(row, source, true); cell(row, skipped[source].reason);
+      removeButton(row, source);
+    }
+    document.getElementById("skipped").hidden = sources.length === 0;
+    document.getElementById("none-skipped").hidden = sources.length > 0;
+  }
+
   async function refresh() {
     const data = await call("GET", "/api/index");
     box.textContent = JSON.stringify(data, null, 2);
-    if (data.rebuild.running) setTimeout(refresh, 1000);
+    drawSkipped(data.skipped);
+    drawDocuments(await call("GET", "/api/documents"));
+    if (data.rebuild.running) setTimeout(() => refresh().catch(() => {}), REFRESH_MS);
   }
 
   async function run(action) {
@@ -28,6 +79,10 @@
     } catch (err) {
       result.textContent = "Refused: " + err.message;
     }
+  }
+
+  function documentUrl(source) {
+    return "/api/documents/" + source.split("/").map(encodeURIComponent).join("/");
   }
 
   document.getElementById("upload").addEventListener("click", () => run(async () => {
@@ -43,5 +98,15 @@
     return "Rebuild started.";
   }));
   document.getElementById("status-btn").addEventListener("click", () => run(async () => "Status refreshed."));
+  document.querySelector("main").addEventListener("click", (event) => {
+    const button = event.target.closest("button.remove");
+    if (!button) return;
+    const source = button.dataset.source;
+    if (!window.confirm("Remove " + source + "? Its file is deleted from the corpus.")) return;
+    run(async () => {
+      await call("DELETE", documentUrl(source));
+      return "Removed " + source + "; the index is being updated.";
+    });
+  });
   refresh().catch(() => {});
 })();

@@ -1,0 +1,201 @@
+"""What the pages show, as pure functions of a response or a document: a passage cut around its marked sentence,
+the citation cards of a reply (overlapping passages of one document merged), the document view with its marks and
+page markers, counts in words, and the links between them. No request or template in here: `pages.py` uses them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from markupsafe import Markup, escape
+
+
+def passage_parts(text: str, offset: int, mark: tuple[int, int] | None) -> list[tuple[bool, str]]:
+    """`text` (which starts at document offset `offset`) cut into (marked, piece) around the span `mark`."""
+    if mark is None:
+        return [(False, text)]
+    a = min(max(mark[0] - offset, 0), len(text))
+    b = min(max(mark[1] - offset, a), len(text))
+    return [(m, t) for m, t in ((False, text[:a]), (True, text[a:b]), (False, text[b:])) if t]
+
+
+Span = tuple[int, int] | None
+
+
+def document_html(text: str, pages: tuple[int, ...], passage: Span, mark: Span, exact: Span) -> Markup:
+    """`text`, escaped, with the passage marked, the sentence in it, the exact answer in that (bold), and a
+    marker where each page starts. The three spans nest (each lies inside the one around it), so each opens
+    and closes once; a page marker is an empty element whose label CSS draws, so the text is exactly `text`."""
+    has_exact = " has-exact" if exact else ""
+    tags = [
+        (passage, '<mark id="passage" class="passage-mark" tabindex="-1">', "</mark>"),
+        (mark, f'<mark class="answer-mark{has_exact}">', "</mark>"),
+        (exact, '<strong class="exact">', "</strong>"),
+    ]
+    events: list[tuple[int, int, str]] = []  # (offset, order at that offset, markup)
+    for depth, (span, opening, closing) in enumerate(tags):
+        if span is not None:
+            events += [(span[0], 10 + depth, opening), (span[1], 2 - depth, closing)]  # close inner tags first
+    for n, start in enumerate(pages, 1):
+        events.append(
+            (
+                start,
+                5,
+                f'<span class="page-marker" id="page-{n}" data-page="{n}" role="separator" '
+                f'aria-label="Page {n}"></span>',
+            )
+        )
+    out, at = [], 0
+    for offset, _, markup in sorted(events):
+        out += [str(escape(text[at:offset])), markup]
+        at = offset
+    out.append(str(escape(text[at:])))
+    return Markup("".join(out))
+
+
+def exact_span(answer: Any, within: Any = None) -> tuple[int, int] | None:
+    """The answer's short exact span (`answer["exact"]`) as document offsets, or None when there is none or it is
+    not a well-formed span inside the answer sentence (and inside `within`, a {"start", "end"} span, when given).
+
+    `answer` is the response's "answer" dict (or None); a missing "exact" key means no span.
+    """
+    exact = _field(answer, "exact")
+    if exact is None:
+        return None
+    xs, xe, text = _field(exact, "start"), _field(exact, "end"), _field(exact, "text")
+    a_start, a_end, a_text = _field(answer, "start"), _field(answer, "end"), _field(answer, "text")
+    if not all(type(v) is int for v in (xs, xe, a_start, a_end)) or not isinstance(a_text, str):
+        return None
+    if not a_start <= xs < xe <= a_end or a_text[xs - a_start : xe - a_start] != text:
+        return None
+    if within is not None:
+        w_start, w_end = _field(within, "start"), _field(within, "end")
+        if not (type(w_start) is int and type(w_end) is int and w_start <= xs and xe <= w_end):
+            return None
+    return (xs, xe)
+
+
+def _field(obj: Any, name: str) -> Any:
+    """`obj[name]` for a dict, `obj.name` for an object; None when it is missing."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """`count` and `word`, in the plural (`words`, or `word` + "s") unless it is 1: "1 passage", "3 passages"."""
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
+def citation_cards(response: Any) -> list[dict[str, Any]]:
+    """A response's citations as the cards of its reply, best first. Citations of one document whose passages
+    overlap or touch (neighbouring chunks share a sentence) make one card, so no sentence is shown, or marked, twice.
+
+    A card has `ns` (its citation numbers), source, title, start, end, text (the union of its passages), score
+    (the best), `mark` (the sentence its link marks: the answer's when the card holds it, else its best citation's),
+    `exact` (the answer's exact span inside `mark`, or None) and `parts`: runs of its text, each (kind, pieces) with
+    kind None or a marked sentence ("answer", "near") and pieces (bold, text), the exact answer bold.
+    """
+    answer = _field(response, "answer")
+    cards: list[dict[str, Any]] = []
+    for c in _field(response, "citations") or []:
+        hl = _field(c, "highlight")
+        spans = [(_field(hl, "start"), _field(hl, "end"))]
+        card = {k: _field(c, k) for k in ("source", "title", "start", "end", "text", "score")}
+        card |= {"ns": [_field(c, "n")], "highlights": [s for s in spans if all(type(x) is int for x in s)]}
+        home = next((k for k in cards if _joins(k, card)), None)
+        if home is None:
+            cards.append(card)
+            continue
+        _absorb(home, card)
+        while (other := next((k for k in cards if k is not home and _joins(home, k)), None)) is not None:
+            _absorb(home, other)
+            cards.remove(other)
+    for card in cards:
+        _card_parts(card, answer)
+    return cards
+
+
+def _joins(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Do the passages of cards `a` and `b` lie in one document and overlap or touch (and are they well formed)?"""
+    ok = all(
+        type(k["start"]) is int
+        and type(k["end"]) is int
+        and isinstance(k["text"], str)
+        and len(k["text"]) == k["end"] - k["start"]
+        for k in (a, b)
+    )
+    return ok and a["source"] == b["source"] and a["start"] <= b["end"] and b["start"] <= a["end"]
+
+
+def _absorb(card: dict[str, Any], other: dict[str, Any]) -> None:
+    """Merge `other` into `card` (they join): the text of both once, every citation number and marked sentence."""
+    left = other["text"][: max(0, card["start"] - other["start"])]
+    right = other["text"][card["end"] - other["start"] :] if other["end"] > card["end"] else ""
+    card["text"] = left + card["text"] + right
+    card["start"], card["end"] = min(card["start"], other["start"]), max(card["end"], other["end"])
+    card["ns"] = sorted(card["ns"] + other["ns"])
+    card["score"] = max(card["score"], other["score"])
+    card["highlights"] += [h for h in other["highlights"] if h not in card["highlights"]]
+
+
+def _card_parts(card: dict[str, Any], answer: Any) -> None:
+    """Set the card's `parts`, `mark` and `exact` from its marked sentences (overlapping ones are marked once)."""
+    is_answer = _field(answer, "source") == card["source"] and type(_field(answer, "start")) is int
+    marks: list[list[Any]] = []  # [start, end, kind], in document order, none overlapping
+    for s, e in sorted(card["highlights"]):
+        kind = "answer" if is_answer and s == _field(answer, "start") else "near"
+        if marks and s < marks[-1][1]:
+            marks[-1][1] = max(marks[-1][1], e)
+            marks[-1][2] = "answer" if "answer" in (kind, marks[-1][2]) else "near"
+        else:
+            marks.append([s, e, kind])
+    text, start = card["text"], card["start"]
+    answer_mark = next(({"start": m[0], "end": m[1]} for m in marks if m[2] == "answer"), None)
+    best = card["highlights"][0] if card["highlights"] else None
+    card["mark"] = answer_mark or (None if best is None else {"start": best[0], "end": best[1]})
+    card["exact"] = exact_span(answer, answer_mark) if answer_mark else None
+    if not isinstance(text, str) or type(start) is not int:
+        card["parts"] = [(None, [(False, str(text))])]
+        return
+    parts: list[tuple[str | None, list[tuple[bool, str]]]] = []
+    pos, end = start, start + len(text)
+    for s, e, kind in marks:
+        s, e = max(s, pos), min(e, end)
+        if s >= e:
+            continue
+        if s > pos:
+            parts.append((None, [(False, text[pos - start : s - start])]))
+        exact = exact_span(answer, {"start": s, "end": e}) if kind == "answer" else None
+        parts.append((kind, passage_parts(text[s - start : e - start], s, exact)))
+        pos = e
+    if pos < end:
+        parts.append((None, [(False, text[pos - start :])]))
+    card["parts"] = parts
+
+
+def document_link(
+    source: str,
+    start: int | None = None,
+    end: int | None = None,
+    mark: dict[str, int] | None = None,
+    exact: tuple[int, int] | None = None,
+) -> str:
+    """The URL of a document page, at a passage (and a sentence in it, and the exact answer in that) when given."""
+    url = f"/documents/{quote(source)}"
+    if start is None or end is None:
+        return url
+    query = {"start": start, "end": end}
+    if mark:
+        query |= {"hs": mark["start"], "he": mark["end"]}
+        if exact:
+            query |= {"xs": exact[0], "xe": exact[1]}
+    return f"{url}?{urlencode(query)}#passage"
+
+
+def original_link(source: str) -> str:
+    """The URL that downloads a document's original file."""
+    return f"/files/{quote(source)}"

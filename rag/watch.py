@@ -1,0 +1,164 @@
+"""A live corpus: the index a process serves follows the one on disk, and `rag serve --watch` rebuilds it when
+files in the corpus folder are added, changed or removed.
+
+`IndexOnDisk` holds the index an `Assistant` answers from. Every use stats `index/manifest.json` (a few
+microseconds); when its inode, size or modification time changed, another process (`rag index`) swapped a new
+index in, and the asking thread loads it before answering. A save replaces the whole folder (`swap.py`), so a new
+index always has a new manifest file; in the instant between the swap's two renames the manifest is missing and the
+old index keeps answering.
+
+`CorpusWatcher` uses watchfiles (MIT): the operating system's change notifications (inotify, FSEvents,
+ReadDirectoryChangesW, through the Rust `notify` crate, polling where there are none), wheels for every platform,
+no dependency we do not already have (anyio), grouping of bursts of events built in (`step`, `debounce`), and a
+stop event another thread can set. Polling the tree ourselves would stat every file each period; watchdog would
+need its own debouncing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import watchfiles
+
+from . import indexing, store, swap
+from .errors import CorpusError, RagError
+
+if TYPE_CHECKING:
+    from .service import Service
+
+# A batch of changes is handed over once no event came for QUIET_MS: a write that settled. 300 ms covers an
+# editor's save (write a temporary file, rename it: well under 10 ms) and `cp` of a file of a few MB, and leaves
+# most of the 5 s the tests allow from a write to an answer for the rebuild itself (about 1 s for a small corpus).
+QUIET_MS = 300
+# A file written for longer than this (a slow copy) is handed over anyway: watchfiles' default debounce (1.6 s).
+# The rebuild may then read it half written; its later writes are changes too, and queue the rebuild that fixes it.
+MAX_GROUP_MS = 1600
+# How long watchfiles waits for an event before yielding an empty batch: the first one (1 s after the watch began)
+# catches up with whatever changed between the server's start and the start of the watch.
+IDLE_MS = 1000
+WAIT_SECONDS = 0.05  # polling step while a rebuild runs (service.wait uses the same)
+
+Stamp = tuple[int, int, int]
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def manifest_stamp(path: str) -> Stamp | None:
+    """(inode, size, mtime in ns) of a manifest file, or None while it is missing (mid-swap, or never built)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class IndexOnDisk:
+    """The index being served, replaced by the one on disk when another process rebuilt it."""
+
+    def __init__(self, folder: Path, index: store.Index, load: Callable[[], store.Index]) -> None:
+        self._manifest = os.path.join(folder, swap.MANIFEST)
+        self._load = load
+        self._lock = threading.Lock()  # one thread loads; the others wait for its index rather than load it too
+        self.loads = 0  # indexes loaded because the one on disk changed (the tests count them)
+        self.set(index)
+
+    def get(self) -> store.Index:
+        """The current index; costs one stat when nothing changed."""
+        if manifest_stamp(self._manifest) not in (self._stamp, None):
+            self._reload()
+        return self._index
+
+    def set(self, index: store.Index) -> None:
+        """Serve `index`, the one on disk now (this process just built it): it is not loaded again."""
+        with self._lock:
+            self._index, self._stamp = index, manifest_stamp(self._manifest)
+
+    def _reload(self) -> None:
+        with self._lock:
+            stamp = manifest_stamp(self._manifest)
+            if stamp is None or stamp == self._stamp:
+                return  # another thread loaded it meanwhile, or this process's own rebuild set it
+            try:
+                self._index = self._load()
+                self.loads += 1
+            except (RagError, OSError) as exc:
+                _warn(f"the index on disk changed but cannot be used ({exc}); answering from the previous one")
+            # Only now: meanwhile other askers see a changed stamp and wait on the lock for this index. Recorded
+            # after a failure too, so that a damaged index is not tried again on every question.
+            self._stamp = stamp
+
+
+def relevant(corpus: Path) -> Callable[[watchfiles.Change, str], bool]:
+    """The watch filter: paths inside the corpus with no hidden part (uploads' `.upload-*` temporary files,
+    `.git`, editors' `.swp` files). Other suffixes pass too: whether they matter is `indexing.is_stale`'s call."""
+    roots = {corpus.absolute(), corpus.resolve()}
+
+    def keep(change: watchfiles.Change, path: str) -> bool:
+        for root in roots:
+            if Path(path).is_relative_to(root):
+                return not any(part.startswith(".") for part in Path(path).relative_to(root).parts)
+        return False
+
+    return keep
+
+
+class CorpusWatcher:
+    """A thread that watches the corpus folder and starts a rebuild when what it holds differs from the index."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.corpus = service.assistant.settings.corpus
+        self.batches = 0  # batches of changes handled (the tests wait on it)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if not self.corpus.is_dir():
+            raise CorpusError(f"cannot watch {self.corpus}: there is no such folder")
+        self._thread = threading.Thread(target=self._run, name="rag-watch", daemon=True)
+        self._thread.start()
+        # The builder's model loads now (a second or two), before the server says it is ready, not when the first
+        # change is waiting for it; the watch has begun meanwhile.
+        self.service.builder_encoder()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        batches = watchfiles.watch(
+            self.corpus,
+            watch_filter=relevant(self.corpus),
+            step=QUIET_MS,
+            debounce=MAX_GROUP_MS,
+            rust_timeout=IDLE_MS,
+            yield_on_timeout=True,
+            stop_event=self._stop,
+            raise_interrupt=False,
+        )
+        caught_up = False
+        for batch in batches:
+            if batch or not caught_up:
+                caught_up = True
+                self._changed()
+
+    def _changed(self) -> None:
+        """Rebuild if the corpus differs from the index, once any running rebuild is done (it may have read the
+        folder before this change, or after it: only the index it leaves can tell)."""
+        try:
+            while self.service.state.running and not self._stop.wait(WAIT_SECONDS):
+                pass
+            settings = self.service.assistant.settings
+            if not self._stop.is_set() and indexing.is_stale(settings, self.service.assistant.index.manifest):
+                self.service.start_rebuild(queue=True)
+            self.batches += 1
+        except Exception as exc:  # the watch must outlive any one failure (a file vanishing while it is checked)
+            _warn(f"watching {self.corpus}: {type(exc).__name__}: {exc}")
