@@ -50,7 +50,8 @@ WAIT = 120.0  # seconds a background rebuild may take at most (the builder loads
 
 XSS_SOURCE = "spice<b>notes.txt"
 XSS_TEXT = (
-    "<b>Zanzibar Spice Notes</b> <script>alert(1)</script>\n\n"
+    # (A first line that starts with a tag is passed over as a title, as README badges are: this one has a word first.)
+    "Zanzibar <b>Spice Notes</b> <script>alert(1)</script>\n\n"
     "The Zanzibar clove harvest begins in July and lasts until October. <script>alert(1)</script> "
     "Growers dry the clove buds on woven mats for four days. <img src=x onerror=alert(1)> "
     "Traders warn buyers about javascript:alert(1) links in forged clove price lists.\n"
@@ -452,7 +453,7 @@ def test_documents_lists_the_five_corpus_files(plain: Served) -> None:
     assert r.status_code == 200
     docs = r.json()
     assert len(docs) == 5
-    assert all(set(d) == {"source", "title", "chunks", "size"} for d in docs)
+    assert all(set(d) == {"source", "title", "format", "pages", "chunks", "size"} for d in docs)
     files = sorted(p.name for p in plain.corpus.glob("*.txt"))
     assert [d["source"] for d in docs] == files
     for d in docs:
@@ -647,7 +648,7 @@ def test_an_upload_at_the_limit_is_accepted(admin: Served) -> None:
     admin.settle()
 
 
-@pytest.mark.parametrize("name", ["tool.exe", "paper.pdf", "page.html", "noext", "notes.txt.exe", "notes.txt."])
+@pytest.mark.parametrize("name", ["tool.exe", "sheet.xlsx", "noext", "notes.txt.exe", "notes.txt."])
 def test_an_upload_with_another_suffix_is_400(admin: Served, name: str) -> None:
     admin.settle()
     before = snapshot(admin.root)
@@ -690,18 +691,28 @@ def test_an_unsafe_file_name_is_400_and_writes_nothing(admin: Served, name: byte
 @pytest.mark.parametrize(
     "data",
     [
-        b"caf\xe9 au lait is served here.",
-        b"\xff\xfe\x00T\x00e\x00x\x00t",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00",
         b"text with a NUL\x00 byte",
         b"",
         b"   \n\t  ",
     ],
-    ids=["latin-1", "utf-16", "nul-byte", "empty", "blank"],
+    ids=["binary", "nul-byte", "empty", "blank"],
 )
-def test_an_upload_that_is_not_utf8_text_is_400(admin: Served, data: bytes) -> None:
+def test_an_upload_that_is_not_text_is_400(admin: Served, data: bytes) -> None:
     admin.settle()
     before = snapshot(admin.root)
     assert_error(upload(admin, "notes.txt", data), {400})
+    assert snapshot(admin.root) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("bad.pdf", b"%PDF-1.4 not really a PDF"), ("bad.docx", b"PK\x03\x04 not really a zip")],
+)
+def test_a_damaged_document_upload_is_400(admin: Served, name: str, data: bytes) -> None:
+    admin.settle()
+    before = snapshot(admin.root)
+    assert_error(upload(admin, name, data), {400})
     assert snapshot(admin.root) == before
 
 
@@ -848,12 +859,15 @@ def test_the_cited_passage_is_marked_on_the_document_page(plain: Served) -> None
 def test_the_open_in_the_document_links_of_a_reply_lead_to_the_passage(plain: Served) -> None:
     fragment = plain.client.post("/turn", data={"q": QUESTION, "n": "1"}).text
     hrefs = links(fragment, "/documents/")
-    body = plain.ask(QUESTION)
-    assert len(hrefs) == 1 + len(body["citations"])  # the answer's link, then one per citation
-    for href, c in zip(hrefs[1:], body["citations"], strict=True):
+    cards = pages.citation_cards(plain.ask(QUESTION))  # overlapping passages of one document are one card
+    assert len(hrefs) == 1 + len(cards)  # the answer's link, then one per card
+    for href, card in zip(hrefs[1:], cards, strict=True):
         r = plain.client.get(href)
         assert r.status_code == 200, href
-        assert inner_text(r.text, "mark", 'id="passage"') == c["text"]
+        text = plain.assistant.document_text(card["source"])
+        assert card["text"] == text[card["start"] : card["end"]]
+        assert inner_text(r.text, "div", 'class="document"') == text
+        assert marks_of(r.text, "passage-mark").in_cls == card["text"]  # the whole card's passage is marked
 
 
 def test_a_document_page_without_a_passage_shows_the_whole_text(plain: Served) -> None:
@@ -873,7 +887,10 @@ def test_a_document_changed_or_removed_after_indexing(tmp_path: Path, encoder: E
     r = served.client.get("/documents/tea.txt", params={"start": 0, "end": 10})
     assert r.status_code == 200 and "changed after it was indexed" in r.text
     (settings.corpus / "tea.txt").unlink()
-    assert_error(served.client.get("/documents/tea.txt"), {404})
+    r = served.client.get("/documents/tea.txt")  # the text as indexed, which the index still cites
+    assert r.status_code == 200 and "removed from the corpus" in r.text
+    assert inner_text(r.text, "div", 'class="document"') == SMALL_DOCS["tea.txt"]
+    assert_error(served.client.get("/files/tea.txt"), {404})
     body = served.ask("Where is green tea grown?")  # still answered from the index
     assert body["answer"] and body["answer"]["source"] == "tea.txt"
 
@@ -1091,9 +1108,9 @@ def test_a_real_answer_with_an_exact_span_leads_to_it_in_the_document(
     a, exact = body["answer"], body["answer"]["exact"]
     text = plain.assistant.document_text(a["source"])
     assert text[exact["start"] : exact["end"]] == exact["text"]
-    # the cards that hold the answer sentence (overlapping passages may both hold it)
-    holders = [c for c in body["citations"] if (c["source"], c["highlight"]["start"]) == (a["source"], a["start"])]
-    assert holders
+    # the cards that hold the answer sentence (overlapping passages that both hold it are one card)
+    holders = [k for k in pages.citation_cards(body) if k["mark"] and k["mark"]["start"] == a["start"]]
+    assert len(holders) == 1
     fragment = plain.client.post("/turn", data={"q": QUESTION, "n": "1"}).text
     assert strong_exact(fragment) == [exact["text"]] * (1 + len(holders))  # the quoted sentence, then the cards
     quoted = inner_text(fragment, "blockquote", 'class="answer"')
@@ -1262,7 +1279,7 @@ def test_markup_in_a_document_is_escaped_in_the_no_js_chat(hostile: Served) -> N
     page = hostile.client.post("/", data={"q": XSS_QUESTION}).text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert "&lt;b&gt;Zanzibar Spice Notes&lt;/b&gt;" in page  # the title, in the document list and the sources
+    assert "Zanzibar &lt;b&gt;Spice Notes&lt;/b&gt;" in page  # the title, in the document list and the sources
     assert_inert(page)
 
 
@@ -1282,7 +1299,7 @@ def test_markup_in_a_document_and_its_name_is_escaped_on_the_document_page(hosti
     )
     assert r.status_code == 200
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
-    assert "<title>&lt;b&gt;Zanzibar Spice Notes&lt;/b&gt;" in r.text
+    assert "<title>Zanzibar &lt;b&gt;Spice Notes&lt;/b&gt;" in r.text
     assert inner_text(r.text, "div", 'class="document"') == text
     assert inner_text(r.text, "mark", 'id="passage"') == text[start:]
     assert_inert(r.text)
@@ -1481,3 +1498,273 @@ def test_the_core_does_not_import_the_web_edge() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Chat polish: merged citation cards, plurals, HEAD on the pages, coherent rebuild times
+
+
+class _Marked(HTMLParser):
+    """The text inside each `<mark>` of a page (a nested mark's text counts for both), and all the text inside
+    the marks of class `cls` (once, however they nest)."""
+
+    def __init__(self, cls: str = "") -> None:
+        super().__init__(convert_charrefs=True)
+        self.cls = cls
+        self.stack: list[tuple[bool, list[str]]] = []
+        self.marks: list[str] = []
+        self.in_cls = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "mark":
+            classes = (dict(attrs).get("class") or "").split()
+            self.stack.append((bool(self.cls) and self.cls in classes, []))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "mark" and self.stack:
+            is_cls, parts = self.stack.pop()
+            self.marks.append("".join(parts))
+            if is_cls and not any(c for c, _ in self.stack):
+                self.in_cls += "".join(parts)
+
+    def handle_data(self, data: str) -> None:
+        for _, parts in self.stack:
+            parts.append(data)
+
+
+def marks_of(page: str, cls: str = "") -> _Marked:
+    parser = _Marked(cls)
+    parser.feed(page)
+    return parser
+
+
+def overlapping_response() -> dict[str, Any]:
+    """Two neighbouring chunks of one document that share their boundary sentence and both mark it, plus a third
+    citation of another document: as `rag.answer` cites chunks that overlap by one sentence."""
+    doc = "Intro line. The river froze in 1903. Boats stayed in port. Spring came late that year."
+    shared = "The river froze in 1903."
+    s = doc.index(shared)
+    first, second = (0, s + len(shared)), (s, len(doc))
+    other = "Clove buds dry for four days."
+
+    def cite(n: int, source: str, span: tuple[int, int], text: str, hl: tuple[int, int], score: float) -> Any:
+        return {
+            "n": n,
+            "source": source,
+            "title": source.title(),
+            "chunk_id": f"{source}#{n}",
+            "text": text[span[0] : span[1]],
+            "start": span[0],
+            "end": span[1],
+            "score": score,
+            "highlight": {"start": hl[0], "end": hl[1]},
+        }
+
+    answer = {"text": shared, "source": "river.txt", "start": s, "end": s + len(shared), "citation": 3}
+    answer["exact"] = {"text": "1903", "start": s + shared.index("1903"), "end": s + shared.index("1903") + 4}
+    return {
+        "question": "When did the river freeze?",
+        "abstained": False,
+        "confidence": 0.9,
+        "answer": answer,
+        "citations": [
+            cite(1, "river.txt", first, doc, (s, s + len(shared)), 0.7),
+            cite(2, "cloves.txt", (0, len(other)), other, (0, len(other)), 0.6),
+            cite(3, "river.txt", second, doc, (s, s + len(shared)), 0.5),
+        ],
+        "context": None,
+        "note": None,
+        "_doc": doc,
+    }
+
+
+def test_citation_cards_merge_overlapping_passages_of_one_document() -> None:
+    body = overlapping_response()
+    doc = body.pop("_doc")
+    cards = pages.citation_cards(body)
+    assert [k["ns"] for k in cards] == [[1, 3], [2]]  # the merged card where its best citation was
+    river = cards[0]
+    assert (river["start"], river["end"], river["text"]) == (0, len(doc), doc)  # both passages, the shared one once
+    assert river["score"] == 0.7
+    marked = [(kind, "".join(t for _, t in pieces)) for kind, pieces in river["parts"] if kind]
+    assert marked == [("answer", "The river froze in 1903.")]  # the sentence both citations mark, marked once
+    assert "".join(t for _, pieces in river["parts"] for _, t in pieces) == doc  # nothing added or lost
+    assert river["exact"] == (body["answer"]["exact"]["start"], body["answer"]["exact"]["end"])
+    assert cards[1]["text"] == body["citations"][1]["text"] and cards[1]["exact"] is None
+
+
+def test_citation_cards_keep_apart_what_does_not_overlap() -> None:
+    body = overlapping_response()
+    body.pop("_doc")
+    body["citations"][2] |= {"start": 500, "end": 500 + len(body["citations"][2]["text"])}  # far away, same file
+    body["citations"][2]["highlight"] = {"start": 500, "end": 510}
+    assert [k["ns"] for k in pages.citation_cards(body)] == [[1], [2], [3]]
+    # a citation that bridges two cards joins them into one
+    a, b = "Alpha one. Beta two. ", "Gamma three. Delta four."
+    doc = a + b
+
+    def c(n: int, s: int, e: int) -> dict[str, Any]:
+        h = {"start": s, "end": e}
+        return {
+            "n": n,
+            "source": "d.txt",
+            "title": "D",
+            "text": doc[s:e],
+            "start": s,
+            "end": e,
+            "score": 0.1 * n,
+            "highlight": h,
+        }
+
+    bridged = {"answer": None, "citations": [c(1, 0, 10), c(2, 16, 30), c(3, 5, 20)]}
+    cards = pages.citation_cards(bridged)
+    assert [k["ns"] for k in cards] == [[1, 2, 3]] and cards[0]["text"] == doc[0:30]
+
+
+@pytest.mark.parametrize("path", ["/", "/turn"])
+def test_overlapping_citations_show_their_shared_sentence_marked_once(
+    plain: Served, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    body = overlapping_response()
+    body.pop("_doc")
+    answer_with(monkeypatch, plain, body)
+    r = plain.client.post(path, data={"q": body["question"], "n": "2"})
+    assert r.status_code == 200
+    turn = 2 if path == "/turn" else 1
+    fragment = r.text[r.text.index('<ol class="citations">') :]
+    assert fragment.count('<li class="citation"') == 2
+    assert marks_of(fragment).marks.count("The river froze in 1903.") == 1
+    assert 'class="n">[1, 3]</span>' in fragment
+    assert f'id="c{turn}-1"' in fragment and f'id="c{turn}-3"' in fragment  # every number keeps its anchor
+    assert f'href="#c{turn}-3"' in r.text  # the answer's [3] link leads into the merged card [1, 3]
+    assert strong_exact(fragment) == ["1903"]
+    a, x = body["answer"], body["answer"]["exact"]
+    end = body["citations"][2]["end"]
+    hrefs = links(fragment, "/documents/river.txt")
+    assert hrefs == [
+        f"/documents/river.txt?start=0&end={end}&hs={a['start']}&he={a['end']}&xs={x['start']}&xe={x['end']}"
+    ]
+
+
+@pytest.mark.parametrize("question", [QUESTION, ACCORD, OFF_TOPIC])
+def test_no_sentence_is_marked_twice_in_a_real_reply(plain: Served, question: str) -> None:
+    body = plain.ask(question)
+    fragment = plain.client.post("/turn", data={"q": question, "n": "1"}).text
+    cards = pages.citation_cards(body)
+    assert fragment.count('<li class="citation"') == len(cards)
+    assert sorted(n for k in cards for n in k["ns"]) == [c["n"] for c in body["citations"]]
+    spans = [(k["source"], h) for k in cards for h in k["highlights"]]
+    assert len(spans) == len(set(spans))
+    for i, a in enumerate(cards):  # no two cards of one document overlap
+        for b in cards[i + 1 :]:
+            assert a["source"] != b["source"] or a["end"] < b["start"] or b["end"] < a["start"], (a["ns"], b["ns"])
+    sentences = {}
+    for c in body["citations"]:
+        sentences.setdefault((c["source"], c["highlight"]["start"]), c)
+    assert len(marks_of(fragment[fragment.index('<ol class="citations">') :]).marks) == len(sentences)
+
+
+def test_plural() -> None:
+    assert [pages.plural(n, "passage") for n in (0, 1, 2)] == ["0 passages", "1 passage", "2 passages"]
+    assert pages.plural(1, "index", "indexes") == "1 index" and pages.plural(3, "index", "indexes") == "3 indexes"
+
+
+def test_the_document_list_says_1_passage_not_1_passages(hostile: Served) -> None:
+    page = hostile.client.get("/").text
+    counts = re.findall(r"(\d+) (passages?)\b", page)
+    assert counts and not re.search(r"\b1 passages\b", page)
+    assert all((n == "1") == (word == "passage") for n, word in counts), counts
+    assert {int(n) for n, _ in counts} == {d.chunks for d in hostile.assistant.index.documents}
+
+
+@pytest.mark.parametrize("path", ["/", "doc", "/documents/003_7f8c229d719f695d.txt", "/admin", "/documents/nope.txt"])
+def test_head_on_a_page_answers_like_get_without_a_body(plain: Served, path: str) -> None:
+    path = DOCUMENT_PAGE if path == "doc" else path
+    got, head = plain.client.get(path), plain.client.head(path)
+    assert head.status_code == got.status_code and got.status_code in (200, 404)
+    assert head.content == b""
+    same = {k: v for k, v in got.headers.items() if k != "date"}
+    assert {k: v for k, v in head.headers.items() if k != "date"} == same  # Content-Length of the GET among them
+    assert int(head.headers["content-length"]) == len(got.content)
+
+
+def test_head_stays_out_of_the_api_schema(plain: Served) -> None:
+    paths = plain.client.get("/openapi.json").json()["paths"]
+    assert not [(p, m) for p, ops in paths.items() for m in ops if m == "head"]
+    assert "/" not in paths and "/admin" not in paths
+
+
+def iso_times(rebuild: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    return rebuild["started_at"], rebuild["finished_at"], rebuild["last_finished_at"]
+
+
+def test_a_reindex_reply_never_starts_after_it_finished(admin: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    admin.settle()
+    r = admin.client.post("/api/reindex", headers=AUTH)
+    assert r.status_code == 202
+    admin.settle()
+    started, finished, last = iso_times(admin.client.get("/api/index").json()["rebuild"])
+    assert started and finished and started <= finished == last
+    time.sleep(1.1)  # the times are to the second: the second run starts in a later one
+    entered, release = threading.Event(), threading.Event()
+    real_build = indexing.build
+
+    def held_build(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        assert release.wait(WAIT)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(indexing, "build", held_build)
+    try:
+        reply = admin.client.post("/api/reindex", headers=AUTH).json()
+        assert entered.wait(WAIT)
+        for rebuild in (reply, admin.client.get("/api/index").json()["rebuild"]):
+            now_started, now_finished, now_last = iso_times(rebuild)
+            assert rebuild["running"] is True and now_finished is None  # no finish time while it runs
+            assert now_last == finished < now_started  # the earlier run's finish is kept apart
+    finally:
+        release.set()
+        admin.service.wait(WAIT)
+    admin.settle()
+    done_started, done_finished, done_last = iso_times(admin.client.get("/api/index").json()["rebuild"])
+    assert done_started and done_finished and done_started <= done_finished == done_last
+
+
+def test_a_queued_rebuild_gets_its_own_start_time(plain: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upload during a rebuild queues another run: while it runs, nothing says it finished."""
+    from rag.service import Service
+
+    service = Service(plain.assistant)
+    service._builder_encoder = plain.assistant.encoder
+    calls: list[threading.Event] = []
+    entered = threading.Semaphore(0)
+
+    class Report:
+        def to_dict(self) -> dict[str, Any]:
+            return {"fake": True}
+
+    def held_build(*args: Any, **kwargs: Any) -> Any:
+        gate = threading.Event()
+        calls.append(gate)
+        entered.release()
+        assert gate.wait(WAIT)
+        return plain.assistant.index, Report()
+
+    monkeypatch.setattr(indexing, "build", held_build)
+    service.start_rebuild()
+    assert entered.acquire(timeout=WAIT)
+    assert service.start_rebuild(queue=True)["queued"] is True
+    time.sleep(1.1)
+    calls[0].set()
+    try:
+        assert entered.acquire(timeout=WAIT)  # the queued run has started
+        state = service.state.to_dict()
+        assert state["running"] is True and state["queued"] is False and state["finished_at"] is None
+        assert state["last_finished_at"] is not None and state["last_finished_at"] <= state["started_at"]
+    finally:
+        for gate in calls:
+            gate.set()
+        service.wait(WAIT)
+    state = service.state.to_dict()
+    assert state["running"] is False and state["runs"] == 2
+    assert state["started_at"] <= state["finished_at"] == state["last_finished_at"]
