@@ -41,9 +41,10 @@ lint: $(BIN)/rag
 	$(BIN)/mypy rag
 
 bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json, summary.md and plots (~40 min)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,bench,bench-readers]'
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/indexing.py
+	$(BIN)/python bench/readers.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/soak.py

@@ -80,6 +80,35 @@ def ms(fig: dict[str, Any]) -> str:
     return f"{fig['median']:.2f} ({fig['p10']:.2f}–{fig['p90']:.2f})"
 
 
+def one_line_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Files of one line without sentence ends: build speed against prose, splitting time per MB."""
+    if not rows:
+        return []
+    out = [
+        "One-line files without sentence ends (target: at least half the chunks/s of prose; splitting time per MB "
+        "flat as the size grows):",
+        "",
+        "| MB | chunks | chunks/s | vs prose | split s/MB | first progress s |",
+        "|---|---|---|---|---|---|",
+    ]
+    out += [
+        f"| {r['megabytes']:g} | {r['chunks']:,} | {r['build_chunks_per_s']} | {r['vs_prose_chunks_per_s']:.2f} | "
+        f"{r['split_s_per_mb']} | {r['first_progress_s']} |"
+        for r in rows
+    ]
+    return [*out, ""]
+
+
+def reader_lines(figures: dict[str, Any]) -> list[str]:
+    """Pages/s of the chosen PDF and HTML readers (bench/readers.py)."""
+    pdf = [r for r in figures.get("pdf", []) if r["library"].startswith("rag ")]
+    out = ["## Readers", "", "| file | reader | pages | pages/s |", "|---|---|---|---|"]
+    out += [f"| {r['file']} | {r['library']} | {r['pages']} | {r['pages_per_s']} |" for r in pdf]
+    for name, r in figures.get("html", {}).items():
+        out.append(f"| {r['pages']} HTML pages | {name} | {r['pages']} | {r['pages_per_s']} |")
+    return [*out, ""]
+
+
 def summary() -> str:
     lines = ["# Benchmark summary", ""]
     any_result = next((load(n) for n in ("latency", "scale", "http", "indexing", "startup") if load(n)), None)
@@ -154,6 +183,9 @@ def summary() -> str:
             f"{i['fraction_of_full']:.2%} of the full build's {i['full_build_s']:.0f} s (target < 5%).",
             "",
         ]
+        lines += one_line_lines(indexing["figures"].get("one_line", []))
+    if readers := load("readers"):
+        lines += reader_lines(readers["figures"])
     if soak := load("soak"):
         f, w = soak["figures"], soak["figures"]["swap"]
         lines += [

@@ -94,17 +94,18 @@ def citation_cards(response: Any) -> list[dict[str, Any]]:
     """A response's citations as the cards of its reply, best first. Citations of one document whose passages
     overlap or touch (neighbouring chunks share a sentence) make one card, so no sentence is shown, or marked, twice.
 
-    A card has `ns` (its citation numbers), source, title, start, end, text (the union of its passages), score
-    (the best), `mark` (the sentence its link marks: the answer's when the card holds it, else its best citation's),
-    `exact` (the answer's exact span inside `mark`, or None) and `parts`: runs of its text, each (kind, pieces) with
-    kind None or a marked sentence ("answer", "near") and pieces (bold, text), the exact answer bold.
+    A card has `ns` (its citation numbers), source, title, start, end, text (the union of its passages), page (of
+    a PDF, where the card starts), score (the best), `mark` (the sentence its link marks: the answer's when the
+    card holds it, else its best citation's), `exact` (the answer's exact span inside `mark`, or None) and `parts`:
+    runs of its text, each (kind, pieces) with kind None or a marked sentence ("answer", "near") and pieces (bold,
+    text), the exact answer bold.
     """
     answer = _field(response, "answer")
     cards: list[dict[str, Any]] = []
     for c in _field(response, "citations") or []:
         hl = _field(c, "highlight")
         spans = [(_field(hl, "start"), _field(hl, "end"))]
-        card = {k: _field(c, k) for k in ("source", "title", "start", "end", "text", "score")}
+        card = {k: _field(c, k) for k in ("source", "title", "start", "end", "text", "score", "page")}
         card |= {"ns": [_field(c, "n")], "highlights": [s for s in spans if all(type(x) is int for x in s)]}
         home = next((k for k in cards if _joins(k, card)), None)
         if home is None:
@@ -136,6 +137,8 @@ def _absorb(card: dict[str, Any], other: dict[str, Any]) -> None:
     left = other["text"][: max(0, card["start"] - other["start"])]
     right = other["text"][card["end"] - other["start"] :] if other["end"] > card["end"] else ""
     card["text"] = left + card["text"] + right
+    if other["start"] < card["start"]:  # the card starts where `other` does, on its page
+        card["page"] = other["page"]
     card["start"], card["end"] = min(card["start"], other["start"]), max(card["end"], other["end"])
     card["ns"] = sorted(card["ns"] + other["ns"])
     card["score"] = max(card["score"], other["score"])
