@@ -169,7 +169,7 @@ def summary() -> str:
         ]
         plot_http(h)
     if indexing := load("indexing"):
-        t, i = indexing["figures"]["throughput"], indexing["figures"]["incremental"]
+        t, i = indexing["figures"]["throughput"], indexing["figures"].get("incremental")
         lines += [
             "## Indexing",
             "",
@@ -179,10 +179,13 @@ def summary() -> str:
             f"{t['build_vs_bare_same_texts']:.0%} of it (target ≥ 80%). Encoding the chunk texts instead would run at "
             f"{t['bare_chunks_per_s_chunk_texts']} chunks/s.",
             "",
-            f"Adding one document to {i['documents']:,} ({i['chunks']:,} chunks): {ms(i['add_one_document_s'])} s, "
-            f"{i['fraction_of_full']:.2%} of the full build's {i['full_build_s']:.0f} s (target < 5%).",
-            "",
         ]
+        if i:
+            lines += [
+                f"Adding one document to {i['documents']:,} ({i['chunks']:,} chunks): {ms(i['add_one_document_s'])} "
+                f"s, {i['fraction_of_full']:.2%} of the full build's {i['full_build_s']:.0f} s (target < 5%).",
+                "",
+            ]
         lines += one_line_lines(indexing["figures"].get("one_line", []))
     if readers := load("readers"):
         lines += reader_lines(readers["figures"])

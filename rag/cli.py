@@ -1,25 +1,33 @@
-"""Edge: the `rag` command. Parses argv with click, calls the core (`pipeline`), prints.
+"""Edge: the `rag` command. Parses argv with click, calls the core (`pipeline`; `indexing`, `store`), prints.
 
-Core errors (`RagError`) become one line on stderr and exit code 2; nothing a user types produces a traceback.
+Core errors (`RagError`) become one line on stderr and exit code 2; nothing a user types produces a traceback. The
+core's reports (what `Assistant.open` does, warnings logged to the `rag` logger) are printed on stderr too.
+
+`import rag.cli` loads click and light modules only (~0.1 s): the index's libraries (FAISS, bm25s, SciPy: ~0.8 s)
+and the web stack are imported by the commands that use them, and the model's runtime (ONNX Runtime, or PyTorch)
+when the encoder first runs, so `rag --help` pays for none of them (tests/test_layering.py keeps it so).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .config import Settings
 from .errors import RagError
 from .evaluation import format_table, read_questions, reliability, score_one, summarize
+
+if TYPE_CHECKING:
+    from .pipeline import Assistant
 
 EXIT_USAGE = 2
 
@@ -62,12 +70,31 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 def main(ctx: click.Context, corpus: Path | None, index_dir: Path | None, model: str | None) -> None:
     """Ask questions about a folder of documents; answers are quoted from them, with citations."""
     ctx.obj = Settings.from_env(corpus=corpus, index=index_dir, model=model)
+    _print_core_logs()
 
 
-def _assistant(settings: Settings, quiet: bool = False, repair: bool = False) -> Any:
-    from .pipeline import Assistant  # imports torch: only for the commands that need it
+def _say(message: str) -> None:
+    click.echo(message, err=True)
 
-    return Assistant.open(settings, progress=not quiet, repair=repair)
+
+class _Say(logging.Handler):
+    """The `rag` logger's records (the core's warnings) as plain lines on stderr, like every other message."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _say(self.format(record))
+
+
+def _print_core_logs() -> None:
+    log = logging.getLogger("rag")
+    if not any(isinstance(h, _Say) for h in log.handlers):  # once per process: tests invoke `main` many times
+        log.addHandler(_Say())
+
+
+def _assistant(settings: Settings, quiet: bool = False, repair: bool = False) -> Assistant:
+    # Lazily: the pipeline imports FAISS, bm25s and SciPy (~0.8 s); the encoder loads its runtime on first use.
+    from .pipeline import Assistant
+
+    return Assistant.open(settings, progress=not quiet, repair=repair, say=_say)
 
 
 @main.command()
@@ -77,12 +104,12 @@ def _assistant(settings: Settings, quiet: bool = False, repair: bool = False) ->
 @friendly_errors
 def index(settings: Settings, full: bool, as_json: bool) -> None:
     """Build or update the index from the corpus (embeds only added or changed documents)."""
-    from . import indexing
+    from . import indexing  # lazily, as in `_assistant`
     from .embedding import Encoder
 
     _, report = indexing.build(settings, Encoder(settings.model, settings.backend), full=full, progress=not as_json)
     for line in report.skip_lines():
-        click.echo(line, err=True)
+        _say(line)
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.summary())
 
 
@@ -106,11 +133,11 @@ def ask(
         raise click.UsageError("give either a QUESTION or --file QUESTIONS.jsonl")
     items = read_questions(questions_file) if questions_file else None
     bot = _assistant(settings, quiet=as_json or questions_file is not None)
-    if items is None:
+    if question is not None:
         response = bot.ask(question, top_k=top_k).to_dict()
         click.echo(json.dumps(response, ensure_ascii=False, indent=1) if as_json else format_response(response))
         return
-    for item in items:
+    for item in items or []:  # not None: exactly one of the two was given
         try:
             line = bot.ask(item["question"], top_k=item.get("top_k", top_k)).to_dict()
             click.echo(json.dumps(line, ensure_ascii=False))
@@ -188,7 +215,7 @@ def show(settings: Settings, source: str, start: int | None, end: int | None, as
 
     SOURCE is the document's path in the corpus, as citations name it.
     """
-    from . import store  # not the model: printing indexed text needs no encoder
+    from . import store  # lazily (FAISS, bm25s), and not the model: printing indexed text needs no encoder
 
     document = store.read_document(settings.index, source)
     if as_json:
@@ -212,13 +239,17 @@ def serve(settings: Settings, host: str, port: int, watch: bool) -> None:
 
     Without --watch the server still takes up an index that `rag index` rebuilt meanwhile, before its next answer.
     """
+    import asyncio  # lazily, like the web stack: only `serve` needs them
+
     import uvicorn
 
+    from .metrics import log_requests
     from .server import create_app
 
     app = create_app(_assistant(settings, repair=True))
     if watch:
         app.state.service.watch()
+    log_requests()  # one JSON line a request on stderr (rag.access), instead of uvicorn's access log
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     shown = f"[{host}]" if ":" in host else host

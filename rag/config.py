@@ -18,6 +18,18 @@ from .errors import BadRequest
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 LANGUAGE = re.compile(r"auto|none|[a-zA-Z]{2}")
 
+# The limits on what one question may ask for, defined here only: the checks (pipeline.py), the settings check
+# below, the API's field descriptions (server.py) and the chat pages (pages.py) all read them.
+# 2,000: the encoder reads the first 256 word pieces of a question (the bundled model's max_seq_length), about
+# 1,400 characters of English (5.3 a piece on the bundled corpus); longer text is a pasted document, not a question
+# (the longest of bench/tuning.jsonl has 114 characters).
+MAX_QUESTION_CHARS = 2000
+# 50: retrieval proposes 50 candidates from each side (retrieval.CANDIDATES), so no allowed top_k widens the search.
+MAX_TOP_K = 50
+# 20 earlier questions: a follow-up is read with the last one only (conversation.py), but the chat without
+# JavaScript answers every earlier turn again on each post (pages.py), so this bounds that work.
+MAX_HISTORY = 20
+
 
 def _setting(default: Any, help: str, secret: bool = False) -> Any:
     return field(default=default, repr=not secret, metadata={"help": help})
@@ -65,7 +77,7 @@ class Settings:
         checks = [
             (self.chunk_words >= 10, f"chunk_words must be at least 10, not {self.chunk_words}"),
             (0 <= self.chunk_overlap <= 5, f"chunk_overlap must be from 0 to 5, not {self.chunk_overlap}"),
-            (1 <= self.top_k <= 50, f"top_k must be from 1 to 50, not {self.top_k}"),
+            (1 <= self.top_k <= MAX_TOP_K, f"top_k must be from 1 to {MAX_TOP_K}, not {self.top_k}"),
             (0 <= self.min_confidence <= 1, f"min_confidence must be from 0 to 1, not {self.min_confidence}"),
             (self.backend in ("onnx", "torch"), f"backend must be onnx or torch, not {self.backend!r}"),
             (

@@ -14,7 +14,6 @@ POINTERS = re.compile(
     r"the same|such|former|latter)\b",
     re.I,
 )
-MAX_HISTORY = 20
 
 
 def points_back(question: str, content_terms: int) -> bool:

@@ -9,8 +9,8 @@ float32, so inner product is cosine similarity.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,8 +20,10 @@ import numpy as np
 
 from .config import DEFAULT_MODEL
 from .errors import ModelError
+from .onnx_backend import load_or_export
 
 BACKENDS = ("onnx", "torch")
+log = logging.getLogger("rag")
 
 
 def resolve_model(name: str) -> str:
@@ -84,15 +86,14 @@ class Encoder:
         path = Path(resolve_model(self.name))
         if self.backend == "onnx" and path.is_dir():
             try:
-                from .onnx_backend import load_or_export
-
-                onnx = load_or_export(path)
+                onnx = load_or_export(path, lambda: load_torch(str(path), str(path)))
                 return onnx.encode, onnx.dimension
             except Exception as exc:  # any export or runtime failure: PyTorch gives the same vectors, slower
-                print(
-                    f"warning: ONNX backend unavailable for {self.name} ({type(exc).__name__}: "
-                    f"{str(exc)[:160]}); using PyTorch",
-                    file=sys.stderr,
+                log.warning(
+                    "warning: ONNX backend unavailable for %s (%s: %s); using PyTorch",
+                    self.name,
+                    type(exc).__name__,
+                    str(exc)[:160],
                 )
                 self.backend = "torch"
         model = load_torch(str(path) if path.exists() else self.name, self.name)
@@ -101,8 +102,6 @@ class Encoder:
         def run(batch: list[str]) -> np.ndarray:
             with lock:
                 return model.encode(batch, batch_size=len(batch), normalize_embeddings=True, convert_to_numpy=True)
-
-        from .onnx_backend import embedding_dimension
 
         return run, embedding_dimension(model)
 
@@ -163,3 +162,9 @@ def load_torch(location: str, name: str) -> Any:
             f"cannot load the embedding model {name!r} ({type(exc).__name__}: {str(exc)[:200]}); "
             "give a sentence-transformers model folder with --model or RAG_MODEL"
         ) from exc
+
+
+def embedding_dimension(model: Any) -> int:
+    """The vector size of a SentenceTransformer (the method's name changed in sentence-transformers 6)."""
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())

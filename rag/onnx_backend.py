@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +70,13 @@ class OnnxEncoder:
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def export(model_dir: Path, target: Path) -> Path:
-    """Export the sentence-transformers model in `model_dir` to `target` (atomically); returns `target`."""
+def export(model_dir: Path, target: Path, load_torch: Callable[[], Any]) -> Path:
+    """Export the sentence-transformers model in `model_dir`, which `load_torch` loads with PyTorch (the encoder's
+    loader, passed in so that this module needs nothing from `embedding.py`), to `target` (atomically); returns
+    `target`."""
     import torch
 
-    from .embedding import load_torch
-
-    st = load_torch(str(model_dir), str(model_dir)).eval()
+    st = load_torch().eval()
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in st.tokenizer.model_input_names]
     sample = st.tokenizer(PROBES[:2], padding=True, truncation=True, max_length=st.max_seq_length, return_tensors="pt")
 
@@ -105,15 +105,15 @@ def export(model_dir: Path, target: Path) -> Path:
             )
         shutil.copy(model_dir / "tokenizer.json", tmp / "tokenizer.json")
         pad = st.tokenizer.pad_token or "[PAD]"
+        reference = st.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True)
         meta = {
-            "dimension": embedding_dimension(st),
+            "dimension": int(reference.shape[1]),
             "inputs": names,
             "max_seq_length": st.max_seq_length,
             "pad_token": pad,
             "pad_id": st.tokenizer.convert_tokens_to_ids(pad),
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
-        reference = st.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True)
         exported = OnnxEncoder(tmp, threads=1)
         batched = exported.encode(PROBES)  # padded to a common length
         alone = np.vstack([exported.encode([p]) for p in PROBES])  # no padding
@@ -126,16 +126,10 @@ def export(model_dir: Path, target: Path) -> Path:
     return target
 
 
-def load_or_export(model_dir: Path) -> OnnxEncoder:
-    """The ONNX encoder for `model_dir`, exporting it first if this machine has not yet."""
+def load_or_export(model_dir: Path, load_torch: Callable[[], Any]) -> OnnxEncoder:
+    """The ONNX encoder for `model_dir`, exporting it first (see `export`) if this machine has not yet."""
     target = cache_root() / "onnx" / model_key(model_dir)
     if not (target / "meta.json").exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        export(model_dir, target)
+        export(model_dir, target, load_torch)
     return OnnxEncoder(target)
-
-
-def embedding_dimension(model: Any) -> int:
-    """The vector size of a SentenceTransformer (the method's name changed in sentence-transformers 6)."""
-    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(get())

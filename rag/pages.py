@@ -6,19 +6,20 @@ and the script fetches the same fragment from `POST /turn`, so the two never dri
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from .config import MAX_HISTORY
 from .documents import file_stamp
 from .errors import RagError
-from .server import WEB
 from .service import Service
 from .views import citation_cards, document_html, document_link, exact_span, original_link, passage_parts, plural
 
-MAX_TURNS = 20
+WEB = Path(__file__).resolve().parent.parent / "web"  # the templates and the static files (server.py)
 
 
 def add_page_routes(app: FastAPI, service: Service) -> None:
@@ -41,10 +42,10 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
 
     def answer_turns(questions: list[str]) -> list[dict[str, Any]]:
         turns: list[dict[str, Any]] = []
-        for i, question in enumerate(questions[-MAX_TURNS:]):
+        for i, question in enumerate(questions[-MAX_HISTORY:]):
             earlier: list[str] = [t["question"] for t in turns if "response" in t]
             try:
-                response = service.assistant.ask(question, history=earlier[-MAX_TURNS:]).to_dict()
+                response = service.assistant.ask(question, history=earlier[-MAX_HISTORY:]).to_dict()
                 turns.append({"id": i + 1, "question": question, "response": response})
             except RagError as exc:
                 turns.append({"id": i + 1, "question": question, "error": str(exc)})
@@ -71,7 +72,7 @@ def add_page_routes(app: FastAPI, service: Service) -> None:
     ) -> HTMLResponse:
         """One reply as an HTML fragment, for the chat's script; `n` numbers the turn for its anchors."""
         try:
-            response = service.assistant.ask(q, history=(history or [])[-MAX_TURNS:]).to_dict()
+            response = service.assistant.ask(q, history=(history or [])[-MAX_HISTORY:]).to_dict()
             return page(request, "_turn.html", turn={"id": n, "question": q.strip(), "response": response})
         except RagError as exc:
             return page(request, "_turn.html", 400, turn={"id": n, "question": q.strip(), "error": str(exc)})

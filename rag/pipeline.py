@@ -6,15 +6,17 @@
     print(response.answer.text if response.answer else "not in the documents")
     print(response.to_dict())                   # the same JSON as `rag ask --json` and POST /api/ask
 
-Both edges (CLI and server) call only this module.
+The edges answer through an `Assistant` (`rag ask`, `eval`, `serve`; the server's routes and pages), but also call a
+few core modules directly: `indexing` (`rag index`, the server's background rebuilds in `service.py`), `store`
+(`rag show`), `documents` and `readers` (uploads), `embedding` (the rebuilds' own encoder) and `config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import reprlib
-import sys
 import threading
 import unicodedata
 from collections import OrderedDict
@@ -24,8 +26,8 @@ import numpy as np
 
 from . import indexing, store
 from .answer import Query, Response, load_scorer, respond
-from .config import Settings
-from .conversation import MAX_HISTORY, combine, points_back
+from .config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K, Settings
+from .conversation import combine, points_back
 from .embedding import Encoder
 from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing, NotFound
 from .language import language_name, mostly_other_language
@@ -33,13 +35,8 @@ from .retrieval import search, search_lexical
 from .texts import DocumentText
 from .watch import IndexOnDisk
 
-MAX_QUESTION_CHARS = 2000
-MAX_TOP_K = 50
 POOL = 10  # passages whose sentences the answer scorer reads (R@10 on the tune split: see bench/train_answer.py)
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+log = logging.getLogger("rag")
 
 
 class Assistant:
@@ -74,12 +71,14 @@ class Assistant:
         refresh: bool = True,
         repair: bool = False,
         progress: bool = True,
-        say: Callable[[str], None] = _say,
+        say: Callable[[str], None] = log.info,
     ) -> Assistant:
         """Load the index; build it if missing, update it if the corpus changed (when `refresh`).
 
         Args:
             repair: rebuild a damaged index from the corpus instead of stopping with `IndexCorrupt`.
+            say: where to report what is done (building, updating) and which files were skipped; the CLI prints
+                them, the default logs them to the `rag` logger at INFO.
         """
         settings = settings or Settings.from_env()
         encoder = Encoder(settings.model, settings.backend)
@@ -126,7 +125,7 @@ class Assistant:
         """Answer one question from the index; raises `BadQuestion` or `BadRequest` for bad input.
 
         Args:
-            question: the question, up to 2,000 characters of text.
+            question: the question, up to `MAX_QUESTION_CHARS` characters of text.
             top_k: passages to cite (default: the `top_k` setting).
             history: earlier questions of the conversation, oldest first; a follow-up such as "When was it
                 signed?" is read together with the last of them.

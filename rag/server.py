@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import hmac
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
@@ -18,11 +17,13 @@ from pydantic import BaseModel, Field, StrictInt
 from starlette.exceptions import HTTPException
 
 from . import __version__, errors
+from .config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K
+from .pages import WEB, add_page_routes
 from .pipeline import Assistant
 from .readers import READERS
+from .security import add_security
 from .service import Service
 
-WEB = Path(__file__).resolve().parent.parent / "web"
 MAX_JSON_BODY = 256_000
 UPLOAD_HELP = f"A document in a format the readers know ({', '.join(sorted(READERS))})"
 STATUS = {
@@ -37,9 +38,11 @@ STATUS = {
 
 
 class AskRequest(BaseModel):
-    question: str = Field(description="The question, 1 to 2,000 characters.")
-    top_k: StrictInt | None = Field(default=None, description="Passages to cite, 1 to 50.")
-    history: list[str] | None = Field(default=None, description="Earlier questions of the chat, oldest first.")
+    question: str = Field(description=f"The question, 1 to {MAX_QUESTION_CHARS:,} characters.")
+    top_k: StrictInt | None = Field(default=None, description=f"Passages to cite, 1 to {MAX_TOP_K}.")
+    history: list[str] | None = Field(
+        default=None, description=f"Earlier questions of the chat, oldest first; only the last {MAX_HISTORY} count."
+    )
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -54,11 +57,11 @@ def create_app(assistant: Assistant) -> FastAPI:
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     _add_error_handlers(app)
     _add_api_routes(app, service)
-    from .pages import add_page_routes
-    from .security import add_security
-
     add_page_routes(app, service)
     add_security(app, MAX_JSON_BODY, assistant.settings.max_upload_bytes)
+    from .metrics import install
+
+    install(app, service)  # last, so outermost: it times and counts every request, refused ones too
     return app
 
 

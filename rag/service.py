@@ -77,6 +77,7 @@ class Service:
         self._builder_lock = threading.Lock()  # the rebuild and the watcher's warm-up both may load it first
         self._thread: threading.Thread | None = None
         self.watcher: CorpusWatcher | None = None
+        self.observers: list[Any] = []  # called with the state as each run ends (rag/metrics.py counts runs)
 
     def builder_encoder(self) -> Encoder:
         """The rebuilds' own encoder, loaded on first use."""
@@ -128,6 +129,8 @@ class Service:
                 now = time.time()
                 self.state.runs += 1
                 self.state.last_finished_at = now
+                for observe in self.observers:
+                    observe(self.state)
                 if not self.state.queued:
                     self.state.running, self.state.finished_at = False, now
                     return

@@ -11,15 +11,16 @@ clear what killed builds left behind.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 MANIFEST = "manifest.json"  # written last: a folder that has one is complete
+log = logging.getLogger("rag")  # a warning, so that a build that seems stuck says why (the CLI prints it)
 
 
 @contextmanager
@@ -40,7 +41,7 @@ def writer_lock(folder: Path, wait: bool = True) -> Iterator[bool]:
             if not wait:
                 yield False
                 return
-            print(f"waiting for another build of {folder} to finish...", file=sys.stderr, flush=True)
+            log.warning("waiting for another build of %s to finish...", folder)
             fcntl.flock(handle, fcntl.LOCK_EX)
         yield True
 

@@ -16,8 +16,8 @@ need its own debouncing.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -44,10 +44,7 @@ IDLE_MS = 1000
 WAIT_SECONDS = 0.05  # polling step while a rebuild runs (service.wait uses the same)
 
 Stamp = tuple[int, int, int]
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+log = logging.getLogger("rag")  # `rag serve` prints its warnings (cli.py); a program using rag configures logging
 
 
 def manifest_stamp(path: str) -> Stamp | None:
@@ -89,7 +86,9 @@ class IndexOnDisk:
                 self._index = self._load()
                 self.loads += 1
             except (RagError, OSError) as exc:
-                _warn(f"the index on disk changed but cannot be used ({exc}); answering from the previous one")
+                log.warning(
+                    "warning: the index on disk changed but cannot be used (%s); answering from the previous one", exc
+                )
             # Only now: meanwhile other askers see a changed stamp and wait on the lock for this index. Recorded
             # after a failure too, so that a damaged index is not tried again on every question.
             self._stamp = stamp
@@ -161,4 +160,4 @@ class CorpusWatcher:
                 self.service.start_rebuild(queue=True)
             self.batches += 1
         except Exception as exc:  # the watch must outlive any one failure (a file vanishing while it is checked)
-            _warn(f"watching {self.corpus}: {type(exc).__name__}: {exc}")
+            log.warning("warning: watching %s: %s: %s", self.corpus, type(exc).__name__, exc)

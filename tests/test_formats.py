@@ -195,3 +195,9 @@ def test_rag_ask_names_the_pdf_page_and_rag_show_prints_the_passage(mixed: Mixed
     assert shown.exit_code == 0 and shown.stdout.rstrip("\n") == answer["text"]
     missing = CliRunner().invoke(main, [*args, "show", "nothing.pdf"])
     assert missing.exit_code == 2 and "not in the index" in missing.stderr
+
+
+def test_the_chat_names_the_pdf_page_of_the_answer_and_of_its_card(mixed: Mixed) -> None:
+    fragment = mixed.client.post("/turn", data={"q": QUESTIONS[1].question, "n": "1"}).text
+    assert "survey.pdf p. 4</a>" in fragment  # the answer's source line
+    assert "survey.pdf p. 1</span>" in fragment  # its card: the passage starts on page 1
