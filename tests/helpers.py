@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -38,3 +40,27 @@ def write_corpus(folder: Path, docs: Mapping[str, str | bytes]) -> Path:
         else:
             path.write_text(content, encoding="utf-8")
     return folder
+
+
+def make_pdf(pages: list[list[str]], title: str = "", encrypt: str | None = None) -> bytes:
+    """A PDF (reportlab) with one page a list of lines, each line drawn as a string of its own."""
+    from reportlab.pdfgen import canvas
+
+    out = io.BytesIO()
+    pdf = canvas.Canvas(out, encrypt=encrypt, invariant=True)
+    pdf.setTitle(title)
+    for lines in pages:
+        for i, line in enumerate(lines):
+            pdf.drawString(72, 760 - 16 * i, line)
+        pdf.showPage()
+    pdf.save()
+    return out.getvalue()
+
+
+def assistant_over_small_docs(root: Path, encoder: Any) -> Any:
+    """An `Assistant` over `SMALL_DOCS`, its corpus and index written below `root`."""
+    from rag import Assistant, Settings, indexing
+
+    settings = Settings(corpus=write_corpus(root / "corpus", SMALL_DOCS), index=root / "index")
+    index, _ = indexing.build(settings, encoder, progress=False)
+    return Assistant(settings, index, encoder)

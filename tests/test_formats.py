@@ -24,7 +24,7 @@ from rag.embedding import Encoder
 from rag.pipeline import Assistant
 from rag.server import create_app
 
-from .helpers import write_corpus
+from .helpers import make_pdf, write_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -64,19 +64,6 @@ QUESTIONS = [
     Asked("Which day does the café roast its beans?", "cafe.txt", "Thursday"),
     Asked("When is the Fuji apple harvested in Aomori?", "orchard.txt", "late October"),
 ]
-
-
-def make_pdf(pages: list[list[str]]) -> bytes:
-    from reportlab.pdfgen import canvas
-
-    out = io.BytesIO()
-    pdf = canvas.Canvas(out, invariant=True)
-    for lines in pages:
-        for i, line in enumerate(lines):
-            pdf.drawString(72, 760 - 16 * i, line)
-        pdf.showPage()
-    pdf.save()
-    return out.getvalue()
 
 
 def make_docx() -> bytes:

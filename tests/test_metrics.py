@@ -19,12 +19,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from rag import indexing, metrics
-from rag.config import Settings
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
 from rag.server import create_app
 
-from .helpers import SMALL_DOCS, write_corpus
+from .helpers import SMALL_DOCS, assistant_over_small_docs
 
 ANSWERED = "When did the first Shinkansen line open?"
 OFF_TOPIC = "How do I bake sourdough bread at home?"
@@ -34,10 +33,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Assistant:
-    root = tmp_path_factory.mktemp("metrics")
-    settings = Settings(corpus=write_corpus(root / "corpus", SMALL_DOCS), index=root / "index")
-    index, _ = indexing.build(settings, encoder, progress=False)
-    return Assistant(settings, index, encoder)
+    return assistant_over_small_docs(tmp_path_factory.mktemp("metrics"), encoder)
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from rag import indexing, pipeline
+from rag import pipeline
 from rag.config import Settings
 from rag.embedding import Encoder
 from rag.errors import BadQuestion, BadRequest, CorpusError
 from rag.pipeline import MAX_QUESTION_CHARS, Assistant, check_question, check_top_k
 
-from .helpers import SMALL_DOCS, write_corpus
+from .helpers import assistant_over_small_docs, write_corpus
 
 pytestmark = pytest.mark.slow  # the real model
 
@@ -20,10 +20,7 @@ pytestmark = pytest.mark.slow  # the real model
 @pytest.fixture(scope="module")
 def small_assistant(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Assistant:
     """An assistant over the three short documents of conftest, built once for this module."""
-    root = tmp_path_factory.mktemp("small")
-    settings = Settings(corpus=write_corpus(root / "corpus", SMALL_DOCS), index=root / "index")
-    index, _ = indexing.build(settings, encoder, progress=False)
-    return Assistant(settings, index, encoder)
+    return assistant_over_small_docs(tmp_path_factory.mktemp("small"), encoder)
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import pytest
 from rag.readers import READERS, Extracted, Unreadable, read_docx, read_html, read_markdown, read_pdf, read_text
 from rag.readers.titles import first_heading, meaningful
 
+from .helpers import make_pdf
+
 FRENCH = "Le café est très bon. Déjà vu, naïve façade à côté de l'hôtel, près de la forêt où vivait sa grand-mère.\n"
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = bytes(random.Random(0).choices(range(1, 256), k=4000))
@@ -94,20 +96,6 @@ def test_meaningful_titles() -> None:
 
 
 # --- PDF -------------------------------------------------------------------------------------------------------
-
-
-def make_pdf(pages: list[list[str]], title: str = "", encrypt: str | None = None) -> bytes:
-    from reportlab.pdfgen import canvas
-
-    out = io.BytesIO()
-    pdf = canvas.Canvas(out, encrypt=encrypt, invariant=True)
-    pdf.setTitle(title)
-    for lines in pages:
-        for i, line in enumerate(lines):
-            pdf.drawString(72, 760 - 16 * i, line)
-        pdf.showPage()
-    pdf.save()
-    return out.getvalue()
 
 
 def test_pdf_pages_and_offsets() -> None:

@@ -558,11 +558,8 @@ def test_admin_routes_need_the_right_bearer_token(admin: Served, headers: dict[s
     assert snapshot(admin.root) == before
 
 
-def test_reindex_with_the_token_is_202_and_a_second_one_meanwhile_is_409(
-    admin: Served, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    admin.settle()
-    runs = admin.service.state.runs
+def hold_builds(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Make every build wait, once started (`entered` is set), until `release` is set."""
     entered, release = threading.Event(), threading.Event()
     real_build = indexing.build
 
@@ -572,6 +569,15 @@ def test_reindex_with_the_token_is_202_and_a_second_one_meanwhile_is_409(
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(indexing, "build", held_build)
+    return entered, release
+
+
+def test_reindex_with_the_token_is_202_and_a_second_one_meanwhile_is_409(
+    admin: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin.settle()
+    runs = admin.service.state.runs
+    entered, release = hold_builds(monkeypatch)
     try:
         r = admin.client.post("/api/reindex", headers=AUTH)
         assert r.status_code == 202, r.text
@@ -1706,15 +1712,7 @@ def test_a_reindex_reply_never_starts_after_it_finished(admin: Served, monkeypat
     started, finished, last = iso_times(admin.client.get("/api/index").json()["rebuild"])
     assert started and finished and started <= finished == last
     time.sleep(1.1)  # the times are to the second: the second run starts in a later one
-    entered, release = threading.Event(), threading.Event()
-    real_build = indexing.build
-
-    def held_build(*args: Any, **kwargs: Any) -> Any:
-        entered.set()
-        assert release.wait(WAIT)
-        return real_build(*args, **kwargs)
-
-    monkeypatch.setattr(indexing, "build", held_build)
+    entered, release = hold_builds(monkeypatch)
     try:
         reply = admin.client.post("/api/reindex", headers=AUTH).json()
         assert entered.wait(WAIT)
