@@ -4,12 +4,15 @@ which of them were written with a capital letter inside the sentence (names), ho
 (for IDF), and whether the sentence holds a date, a quantity, or is a title line.
 
 Stored as NumPy arrays (CSR-style term ids and name marks, one flag byte a sentence, document frequencies) and a
-JSON vocabulary. `VERSION` changes whenever what is stored changes (the flag rules included): an index whose table
-has another version has its table rebuilt from the sentence texts on the next `rag index`, without re-embedding.
+JSON vocabulary. `VERSION` changes whenever what is stored changes: `LAYOUT` by hand when the arrays change, and a
+digest of the flag rules (the date and quantity patterns, the heading rule) by itself when they do. An index whose
+table has another version has its table rebuilt from the sentence texts on the next `rag index`, without
+re-embedding.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,20 +20,30 @@ from pathlib import Path
 
 import numpy as np
 
-from .question import holds_type
+from .question import ANSWER_PATTERNS, holds_type
 from .words import Words
 
 DATE, QUANTITY, HEADING = 1, 2, 4
 FLAG_OF_TYPE = {"date": DATE, "quantity": QUANTITY}
 FILE = "sentence_terms.npz"
 VOCABULARY = "sentence_vocabulary.json"
-VERSION = 3
+LAYOUT = 3  # bump when the stored arrays change
 HEADING_ENDS = (".", "!", "?", ":", ";", "…", '"', "”", "'", "’", ")")
+HEADING_WORDS = 10  # a heading has fewer words than this; the answer weights were fitted with this value
+
+
+def rules_digest() -> str:
+    """A short digest of the rules the flags are made by: it changes whenever one of them does."""
+    rules = [ANSWER_PATTERNS[k].pattern for k in sorted(FLAG_OF_TYPE)] + [repr(HEADING_ENDS), str(HEADING_WORDS)]
+    return hashlib.sha256("\n".join(rules).encode()).hexdigest()[:12]
+
+
+VERSION = f"{LAYOUT}-{rules_digest()}"
 
 
 def is_heading(text: str) -> bool:
     """A short line without closing punctuation: a title or heading rather than a sentence."""
-    return len(text.split()) < 10 and not text.rstrip().endswith(HEADING_ENDS)
+    return len(text.split()) < HEADING_WORDS and not text.rstrip().endswith(HEADING_ENDS)
 
 
 def flags_of(text: str, language: str | None) -> int:

@@ -200,7 +200,7 @@ def test_an_old_sentence_table_is_made_anew_from_the_texts(saved: tuple[Index, P
     index, folder = saved
     path = folder / "manifest.json"
     manifest = json.loads(path.read_text())
-    manifest["text"]["sentence_table"] = sentences.VERSION - 1
+    manifest["text"]["sentence_table"] = 3  # the version before the flag rules' digest was part of it
     path.write_text(json.dumps(manifest))
     (folder / sentences.FILE).write_bytes(b"an older format")
     loaded = store.load(folder, EXPECTED)
@@ -327,3 +327,10 @@ def test_page_at_names_the_page_of_an_offset() -> None:
     entry = DocumentEntry("a.pdf", "A", "sha", 1, 1, 1, 1, "pdf", (0, 100, 250))
     assert [entry.page_at(o) for o in (0, 99, 100, 249, 250, 9999)] == [1, 1, 2, 2, 3, 3]
     assert DocumentEntry("a.txt", "A", "sha", 1, 1, 1, 1).page_at(5) is None
+
+
+def test_the_sentence_table_version_follows_the_flag_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = sentences.rules_digest()
+    monkeypatch.setattr(sentences, "HEADING_WORDS", sentences.HEADING_WORDS + 1)
+    assert sentences.rules_digest() != before
+    assert sentences.VERSION.startswith(f"{sentences.LAYOUT}-")
