@@ -5,7 +5,8 @@ Why prometheus-client (Apache-2.0, its vendored decorator.py BSD-2-Clause): Prom
 text format is the reference one; its counters and histograms are thread-safe, a `CollectorRegistry` per app keeps
 apps apart (tests make many in one process), and its process, platform and GC collectors come free. Index size is
 read when scraped; requests are counted by a pure ASGI middleware by route template (never the raw URL: few series);
-answers once a request, from the last response its route got from `Assistant.ask`; rebuilds as each run ends.
+answers once a request, from the last response its route got from `Assistant.ask` (an observer of it); rebuilds
+as each run ends.
 
 The access log holds no question text, query string or raw path (a question is the user's data): only the method,
 route template, status, duration, client address and, for an answer, whether it abstained and its confidence.
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import partial, wraps
+from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 import prometheus_client as prom
@@ -35,7 +36,6 @@ from .service import RebuildState, Service
 
 if TYPE_CHECKING:
     from .answer import Response
-    from .pipeline import Assistant
 
 ACCESS = logging.getLogger("rag.access")
 # Seconds. README "Performance": `ask` takes 2.65 ms in-process (8.6 ms at 1M chunks), /api/ask over HTTP 5.3 ms
@@ -159,28 +159,19 @@ def access_line(scope: Scope, route: str, method: str, status: int, seconds: flo
     return json.dumps(line)
 
 
-def observe_answers(assistant: Assistant) -> None:
-    """Wrap `assistant.ask` (once, however many apps serve it) to tell the request in flight what it answered."""
-    if "ask" in vars(assistant):
-        return
-    ask = assistant.ask
-
-    @wraps(ask)
-    def observed(*args: Any, **kwargs: Any) -> Response:
-        response = ask(*args, **kwargs)
-        seen = SEEN.get()
-        if seen is not None:
-            seen.response = response
-        return response
-
-    assistant.ask = observed  # type: ignore[method-assign]
+def seen_by_request(response: Response) -> None:
+    """An `Assistant` observer: tells the request in flight (if any) what `ask` answered it."""
+    seen = SEEN.get()
+    if seen is not None:
+        seen.response = response
 
 
 def install(app: FastAPI, service: Service) -> None:
     """Count requests, answers and rebuilds of `app` and serve them at `GET /metrics` (public, like /api/health)."""
     metrics = Metrics(service)
     app.state.metrics = metrics
-    observe_answers(service.assistant)
+    if seen_by_request not in service.assistant.observers:  # once, however many apps serve this assistant
+        service.assistant.observers.append(seen_by_request)
     service.observers.append(metrics.rebuilt)
     app.add_middleware(Watch, metrics=metrics)  # type: ignore[arg-type]
 

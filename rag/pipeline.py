@@ -47,6 +47,8 @@ class Assistant:
         self.encoder = encoder
         self.live = IndexOnDisk(settings.index, index, self._load_from_disk)
         self.cache = ResponseCache(cache_size)
+        # Called with every response `ask` returns, in the asking thread (the server's metrics count answers so).
+        self.observers: list[Callable[[Response], None]] = []
         self.scorer = load_scorer()
 
     @property
@@ -142,6 +144,8 @@ class Assistant:
         if response is None:
             query = question if context is None else combine(context, question)
             response = self.cache.put(key, self._answer(index, question, query, k, context))
+        for observe in self.observers:
+            observe(response)
         return response
 
     def _answer(self, index: store.Index, question: str, query: str, k: int, context: str | None = None) -> Response:

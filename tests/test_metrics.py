@@ -170,13 +170,13 @@ def test_metrics_are_public_even_with_admin_on_and_documented_under_status(small
         assert client.get("/openapi.json").json()["paths"]["/metrics"]["get"]["tags"] == ["status"]
 
 
-def test_apps_over_one_assistant_count_apart_and_ask_is_wrapped_once(client: TestClient, small: Assistant) -> None:
+def test_apps_over_one_assistant_count_apart_and_observe_it_once(client: TestClient, small: Assistant) -> None:
     with TestClient(create_app(small)) as other:
         before, other_before = scrape(client), scrape(other)
         assert other.post(ASK, json={"question": ANSWERED}).status_code == 200
         assert questions(scrape(other)) - questions(other_before) == 1
     assert questions(scrape(client)) == questions(before)
-    assert small.ask.__wrapped__.__self__ is small  # type: ignore[attr-defined]  # one wrapper over the method
+    assert small.observers.count(metrics.seen_by_request) == 1
 
 
 def access_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
