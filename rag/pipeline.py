@@ -97,7 +97,7 @@ class Assistant:
             if not has_corpus:
                 raise CorpusError(
                     f"the corpus folder {settings.corpus} does not exist and there is no index in {settings.index}; "
-                    "pass --corpus DIR (or set RAG_CORPUS) to a folder of .txt or .md files"
+                    "pass --corpus DIR (or set RAG_CORPUS) to a folder of documents (.txt, .md, .pdf, .html, .docx)"
                 ) from None
             say(f"No index in {settings.index}: building it from {settings.corpus}.")
         except IndexCorrupt as exc:

@@ -1,14 +1,14 @@
 """Edge: the HTTP API (FastAPI). Routes translate requests to core calls and core errors to one JSON shape:
 `{"error": {"code": ..., "message": ...}}` with a 4xx status for anything a client sends. The HTML pages are in
-`pages.py`; the background rebuild and uploads in `service.py`.
+`pages.py`; the dependencies the routes share in `deps.py`; the background rebuild and uploads in `service.py`.
 """
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -18,11 +18,14 @@ from starlette.exceptions import HTTPException
 
 from . import __version__, errors
 from .config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K
-from .pages import WEB, add_page_routes
+from .deps import ServiceDep, get_service, require_admin
+from .pages import WEB, pages
 from .pipeline import Assistant
 from .readers import READERS
 from .security import add_security
 from .service import Service
+
+__all__ = ["AskRequest", "api", "create_app", "error_body", "get_service", "require_admin"]
 
 MAX_JSON_BODY = 256_000
 UPLOAD_HELP = f"A document in a format the readers know ({', '.join(sorted(READERS))})"
@@ -35,6 +38,9 @@ STATUS = {
     errors.Forbidden: 403,
     errors.Conflict: 409,
 }
+ADMIN = [Depends(require_admin)]
+
+api = APIRouter()
 
 
 class AskRequest(BaseModel):
@@ -55,9 +61,10 @@ def create_app(assistant: Assistant) -> FastAPI:
     app = FastAPIOffline(title="rag", version=__version__, description="Answers quoted from your documents.")
     app.state.service = service
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
-    _add_error_handlers(app)
-    _add_api_routes(app, service)
-    add_page_routes(app, service)
+    for exc_class, handler in ERROR_HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)
+    app.include_router(api)
+    app.include_router(pages)
     add_security(app, MAX_JSON_BODY, assistant.settings.max_upload_bytes)
     from .metrics import install
 
@@ -65,120 +72,121 @@ def create_app(assistant: Assistant) -> FastAPI:
     return app
 
 
-def require_admin(request: Request) -> None:
-    """Admin routes need `Authorization: Bearer <RAG_ADMIN_TOKEN>`; with no token set they are off."""
-    expected = request.app.state.service.assistant.settings.admin_token
-    if not expected:
-        raise errors.Forbidden("admin routes are off; set RAG_ADMIN_TOKEN on the server to turn them on")
-    given = request.headers.get("authorization", "")
-    scheme, _, token = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        raise errors.Unauthorized("send the admin token as 'Authorization: Bearer <token>'")
+@api.post("/api/ask", tags=["ask"])
+def ask(body: AskRequest, service: ServiceDep) -> dict[str, Any]:
+    """Answer a question: the same JSON as `rag ask --json`."""
+    return service.assistant.ask(body.question, top_k=body.top_k, history=body.history).to_dict()
 
 
-def _add_api_routes(app: FastAPI, service: Service) -> None:
-    admin = [Depends(require_admin)]
+@api.get("/api/ping", tags=["status"])
+def ping() -> dict[str, bool]:
+    """Does nothing: the ceiling that the benchmark measures `/api/ask` against."""
+    return {"ok": True}
 
-    @app.post("/api/ask", tags=["ask"])
-    def ask(body: AskRequest) -> dict[str, Any]:
-        """Answer a question: the same JSON as `rag ask --json`."""
-        return service.assistant.ask(body.question, top_k=body.top_k, history=body.history).to_dict()
 
-    @app.get("/api/ping", tags=["status"])
-    def ping() -> dict[str, bool]:
-        """Does nothing: the ceiling that the benchmark measures `/api/ask` against."""
-        return {"ok": True}
+@api.get("/api/health", tags=["status"])
+def health(service: ServiceDep) -> dict[str, Any]:
+    index = service.assistant.index
+    return {
+        "status": "ready",
+        "documents": len(index.documents),
+        "chunks": len(index.chunks),
+        "model": index.manifest["model"]["name"],
+        "version": __version__,
+    }
 
-    @app.get("/api/health", tags=["status"])
-    def health() -> dict[str, Any]:
-        index = service.assistant.index
-        return {
-            "status": "ready",
-            "documents": len(index.documents),
-            "chunks": len(index.chunks),
-            "model": index.manifest["model"]["name"],
-            "version": __version__,
+
+@api.get("/api/documents", tags=["documents"])
+def documents(service: ServiceDep) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": d.source,
+            "title": d.title,
+            "format": d.format,
+            "pages": len(d.pages),
+            "chunks": d.chunks,
+            "size": d.size,
         }
-
-    @app.get("/api/documents", tags=["documents"])
-    def documents() -> list[dict[str, Any]]:
-        return [
-            {
-                "source": d.source,
-                "title": d.title,
-                "format": d.format,
-                "pages": len(d.pages),
-                "chunks": d.chunks,
-                "size": d.size,
-            }
-            for d in service.assistant.index.documents
-        ]
-
-    @app.get("/api/documents/{source:path}", tags=["documents"])
-    def document(source: str) -> dict[str, Any]:
-        """One document as it was indexed: `text[start:end]` is the quote of every citation into it; `pages` holds
-        the offset where each page starts (PDF)."""
-        return service.assistant.document(source).to_dict()
-
-    @app.get("/files/{source:path}", tags=["documents"])
-    def original(source: str) -> FileResponse:
-        """The document's original file, as a download."""
-        path = service.original_file(source)
-        return FileResponse(path, filename=path.name, content_disposition_type="attachment")
-
-    @app.get("/api/index", tags=["status"])
-    def index_status() -> dict[str, Any]:
-        manifest = service.assistant.index.manifest
-        return {
-            "documents": manifest["counts"]["documents"],
-            "chunks": manifest["counts"]["chunks"],
-            "built_at": manifest["built_at"],
-            "model": manifest["model"],
-            "chunker": manifest["chunker"],
-            "skipped": manifest.get("skipped", {}),
-            "rebuild": service.state.to_dict(),
-        }
-
-    @app.post("/api/reindex", tags=["admin"], status_code=202, dependencies=admin)
-    def reindex(full: bool = False) -> dict[str, Any]:
-        """Start an incremental rebuild (or `?full=true`); 409 while one runs."""
-        return service.start_rebuild(full=full)
-
-    @app.post("/api/documents", tags=["admin"], status_code=201, dependencies=admin)
-    def upload(file: Annotated[UploadFile, File(description=UPLOAD_HELP)]) -> dict[str, Any]:
-        """Add a document to the corpus and rebuild the index in the background."""
-        limit = service.assistant.settings.max_upload_bytes
-        data = file.file.read(limit + 1)
-        source = service.add_document(file.filename or "", data, limit)
-        return {"source": source, "rebuild": service.state.to_dict()}
-
-    @app.delete("/api/documents/{source:path}", tags=["admin"], status_code=202, dependencies=admin)
-    def remove(source: str) -> dict[str, Any]:
-        """Delete a document (or a skipped file) from the corpus and rebuild the index in the background; it is
-        not cited once `rebuild.running` is false again (GET /api/index). 404 for a source the index does not
-        know, 400 for a path that is not a plain corpus path (`..`)."""
-        return {"source": source, "rebuild": service.remove_document(source)}
+        for d in service.assistant.index.documents
+    ]
 
 
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(errors.RagError)
-    async def rag_error(request: Request, exc: errors.RagError) -> JSONResponse:
-        status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 503)
-        return JSONResponse(error_body(exc.code, str(exc)), status_code=status)
+@api.get("/api/documents/{source:path}", tags=["documents"])
+def document(source: str, service: ServiceDep) -> dict[str, Any]:
+    """One document as it was indexed: `text[start:end]` is the quote of every citation into it; `pages` holds
+    the offset where each page starts (PDF)."""
+    return service.assistant.document(source).to_dict()
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = [
-            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
-            for e in exc.errors()[:5]
-        ]
-        return JSONResponse(error_body("invalid_request", "; ".join(parts)), status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+@api.get("/files/{source:path}", tags=["documents"])
+def original(source: str, service: ServiceDep) -> FileResponse:
+    """The document's original file, as a download."""
+    path = service.original_file(source)
+    return FileResponse(path, filename=path.name, content_disposition_type="attachment")
 
-    @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(error_body("internal", "internal error; the server log has the details"), 500)
+
+@api.get("/api/index", tags=["status"])
+def index_status(service: ServiceDep) -> dict[str, Any]:
+    manifest = service.assistant.index.manifest
+    return {
+        "documents": manifest["counts"]["documents"],
+        "chunks": manifest["counts"]["chunks"],
+        "built_at": manifest["built_at"],
+        "model": manifest["model"],
+        "chunker": manifest["chunker"],
+        "skipped": manifest.get("skipped", {}),
+        "rebuild": service.state.to_dict(),
+    }
+
+
+@api.post("/api/reindex", tags=["admin"], status_code=202, dependencies=ADMIN)
+def reindex(service: ServiceDep, full: bool = False) -> dict[str, Any]:
+    """Start an incremental rebuild (or `?full=true`); 409 while one runs."""
+    return service.start_rebuild(full=full)
+
+
+@api.post("/api/documents", tags=["admin"], status_code=201, dependencies=ADMIN)
+def upload(file: Annotated[UploadFile, File(description=UPLOAD_HELP)], service: ServiceDep) -> dict[str, Any]:
+    """Add a document to the corpus and rebuild the index in the background."""
+    limit = service.assistant.settings.max_upload_bytes
+    data = file.file.read(limit + 1)
+    source = service.add_document(file.filename or "", data, limit)
+    return {"source": source, "rebuild": service.state.to_dict()}
+
+
+@api.delete("/api/documents/{source:path}", tags=["admin"], status_code=202, dependencies=ADMIN)
+def remove(source: str, service: ServiceDep) -> dict[str, Any]:
+    """Delete a document (or a skipped file) from the corpus and rebuild the index in the background; it is
+    not cited once `rebuild.running` is false again (GET /api/index). 404 for a source the index does not
+    know, 400 for a path that is not a plain corpus path (`..`)."""
+    return {"source": source, "rebuild": service.remove_document(source)}
+
+
+async def rag_error(request: Request, exc: errors.RagError) -> JSONResponse:
+    status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 503)
+    return JSONResponse(error_body(exc.code, str(exc)), status_code=status)
+
+
+async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    parts = [
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+        for e in exc.errors()[:5]
+    ]
+    return JSONResponse(error_body("invalid_request", "; ".join(parts)), status_code=422)
+
+
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+
+async def crash(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(error_body("internal", "internal error; the server log has the details"), 500)
+
+
+ERROR_HANDLERS: dict[type[Exception], Callable[..., Awaitable[JSONResponse]]] = {
+    errors.RagError: rag_error,
+    RequestValidationError: invalid,
+    HTTPException: http_error,
+    Exception: crash,
+}

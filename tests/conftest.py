@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# The shared helpers of the test_server_* modules assert too: rewrite them as pytest does a test module.
+pytest.register_assert_rewrite("tests.server_support")
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
@@ -23,6 +26,10 @@ from rag.pipeline import Assistant  # noqa: E402
 
 # ROOT and the others are also imported from here by some test modules.
 from .helpers import CORPUS, ROOT, SMALL_DOCS, write_corpus  # noqa: E402, F401
+
+# The web apps of the server tests (module-scoped: each test module gets its own; a module's own fixture of the same
+# name, as test_live.py's `admin`, wins in that module).
+from .server_support import admin, bundled, hostile, plain  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")
