@@ -120,11 +120,12 @@ def document(
 ) -> HTMLResponse:
     """A document, with the passage `start`-`end` marked, the sentence `hs`-`he` in it and the exact answer
     `xs`-`xe` in that (bold); each span is left out unless it lies inside the one around it."""
-    entry = service.assistant.index.entry(source)
+    index = service.assistant.index  # one index for the page, even if a rebuild swaps in another meanwhile
+    entry = index.entry(source)
     if entry is None:
         return page(request, service, "missing.html", 404, source=source)
-    text = service.assistant.document_text(source)
-    path = service.assistant.settings.corpus / source
+    text = index.document(source).text
+    stamp = file_stamp(service.assistant.settings.corpus / source)  # (-1, -1): the file is gone
     passage, mark, exact = nested_spans(len(text), (start, end), (hs, he), (xs, xe))
     return page(
         request,
@@ -135,8 +136,8 @@ def document(
         html=document_html(text, entry.pages, passage, mark, exact),
         passage=passage,
         at_page=entry.page_at(passage[0]) if passage else None,
-        changed=file_stamp(path) != (entry.size, entry.mtime_ns),
-        removed=not path.exists(),
+        changed=stamp != (entry.size, entry.mtime_ns),
+        removed=stamp == (-1, -1),
     )
 
 
