@@ -33,10 +33,11 @@ def main(path: str) -> None:
         results = []
         for item in items:
             q = item["question"]
-            vector, terms = bot.encoder.encode_one(q), bot.index.lexical.query_terms(q)
-            hits = search(bot.index, vector, terms, 10, weights, fuse)
-            read = Query.read(q, vector, terms, bot.index.sentence_table, bot.index.words.language)
-            response = respond(read, bot.index, hits, bot.scorer, bot.settings.min_confidence, bot.settings.top_k)
+            index = bot.index
+            vector, terms = bot.encoder.encode_one(q), index.vocabulary.query_terms(q)
+            hits, passages = search(index.engine, vector, terms, 10, weights, fuse)
+            read = Query.read(q, vector, terms, index.vocabulary, index.words.language)
+            response = respond(read, index, hits, passages, bot.scorer, bot.settings.min_confidence, bot.settings.top_k)
             response = response.to_dict()
             results.append(score_one(item, response, bot.document_text))
         m = summarize(results)["overall"]

@@ -65,7 +65,7 @@ def throughput(root: Path, encoder: Encoder, n_docs: int, sentences: list[str], 
     for _ in range(repeats):
         seconds, report = timed_build(settings, encoder, full=True)
         builds.append(seconds)
-        index = indexing.store.load(settings.index, indexing.index_settings(settings, encoder))
+        index = indexing.load(settings, encoder)
         own = indexing.store.sentence_texts(index.documents, index.chunks)  # each sentence once
         start = time.perf_counter()
         encoder.encode(own, settings.batch_size)

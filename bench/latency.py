@@ -74,7 +74,7 @@ def main() -> None:
         stages = time_stages(assistant, qs, rounds=args.rounds)
     floor = floors(qs, repeats=args.rounds * len(qs))
     stages["ratio_to_floor"] = round(stages["ask"]["median"] / floor["floor_ms"], 3)
-    figures = {"corpus": "bundled", "chunks": len(assistant.index.chunks), "stages": stages, "floors": floor}
+    figures = {"corpus": "bundled", "chunks": assistant.index.chunk_count, "stages": stages, "floors": floor}
     write_result("latency", figures)
     print(
         f"ask median {stages['ask']['median']:.2f} ms; floor ({floor['floor_backend']}) "

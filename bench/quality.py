@@ -29,9 +29,10 @@ SETS = {
 }
 
 
-def measure(questions: Path, corpus: Path, index: Path) -> dict[str, Any]:
-    """The metrics, calibration and reliability bins of one set."""
-    bot = Assistant.open(Settings(corpus=corpus, index=index), progress=False, say=lambda _: None)
+def measure(questions: Path, corpus: Path, index: Path, engine: str = "local") -> dict[str, Any]:
+    """The metrics, calibration and reliability bins of one set, answered with search engine `engine`."""
+    settings = Settings(corpus=corpus, index=index, engine=engine, collection=f"quality_{corpus.name}")
+    bot = Assistant.open(settings, progress=False, say=lambda _: None)
     items = read_questions(questions)
     results = [score_one(item, bot.ask(item["question"]).to_dict(), bot.document_text) for item in items]
     return {
@@ -65,14 +66,19 @@ def plot_reliability(bins: list[dict[str, Any]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--index", type=Path, default=Path("/tmp/rag-quality-index"))
+    parser.add_argument("--engine", choices=["local", "milvus"], default="local")
+    parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
     args = parser.parse_args()
     figures = {}
-    for name, (questions, corpus) in SETS.items():
-        figures[name] = measure(questions, corpus, args.index.with_name(f"{args.index.name}-{corpus.name}"))
+    for name in args.sets:
+        questions, corpus = SETS[name]
+        folder = args.index.with_name(f"{args.index.name}-{args.engine}-{corpus.name}")
+        figures[name] = measure(questions, corpus, folder, args.engine)
         m, c = figures[name]["metrics"], figures[name]["calibration"]
         print(name, m["overall"], m.get("unanswerable"), c, flush=True)
-    write_result("quality", figures)
-    plot_reliability(figures["check"]["reliability"], RESULTS / "reliability.png")
+    write_result("quality" if args.engine == "local" else f"quality-{args.engine}", figures)
+    if "check" in figures and args.engine == "local":
+        plot_reliability(figures["check"]["reliability"], RESULTS / "reliability.png")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Embedding a million real chunks takes many hours on two cores, so the large corp
   so vectors fill the region real sentence vectors span rather than sit in a few tight clusters; a chunk's vector
   is the normalized mean of its sentences' (as `rag index` does).
 - Questions: the team's own questions (bench/tuning.jsonl), encoded for real; the question encoder is timed too.
-The index is assembled by `rag.store.assemble`, exactly as `rag index` assembles one (BM25, sentence table, FAISS
+The index is assembled by `rag.indexing.assemble`, exactly as `rag index` assembles one (BM25, sentence table, FAISS
 structure chosen by size: exact below 5,000 chunks, HNSW from there), then saved and loaded back from disk.
 
 For each size: build time by part, peak memory, size on disk per chunk, latency by stage, the ratio of `ask` to the
@@ -43,6 +43,7 @@ from bench.stages import time_stages  # noqa: E402
 from rag import Settings, indexing, store  # noqa: E402
 from rag.chunking import Chunk, make_chunks  # noqa: E402
 from rag.embedding import Encoder  # noqa: E402
+from rag.engines.local import LocalEngine  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
 from rag.store import DocumentEntry  # noqa: E402
 from rag.texts import Texts  # noqa: E402
@@ -128,15 +129,28 @@ def document_texts(chunks: list[Chunk]) -> Texts:
 
 def recall_at_10(index: store.Index, queries: np.ndarray) -> float | None:
     """Recall@10 of the index's dense structure against exact search on the same vectors."""
-    if index.manifest["dense"]["type"] == "flat":
+    if index.manifest["engine"]["dense"]["type"] == "flat":
         return None
+    engine = index.engine
+    assert isinstance(engine, LocalEngine)
     exact = faiss.IndexFlatIP(index.dimension)
-    exact.add(np.ascontiguousarray(index.vectors))
+    exact.add(np.ascontiguousarray(engine.vectors))
     faiss.omp_set_num_threads(2)
     _, truth = exact.search(queries, 10)
     faiss.omp_set_num_threads(1)
-    _, found = index.dense.search(queries, 10)
+    _, found = engine.structure.index.search(queries, 10)
     return round(float(np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])), 4)
+
+
+def by_document(
+    documents: list[store.DocumentEntry], chunk_vectors: np.ndarray, sentence_vectors: np.ndarray
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each document's chunk and sentence vectors (views of the arrays of all documents)."""
+    out, chunk, sentence = {}, 0, 0
+    for d in documents:
+        out[d.source] = (chunk_vectors[chunk : chunk + d.chunks], sentence_vectors[sentence : sentence + d.sentences])
+        chunk, sentence = chunk + d.chunks, sentence + d.sentences
+    return out
 
 
 def folder_bytes(folder: Path) -> int:
@@ -152,9 +166,10 @@ def run_size(n: int, words: list[str], base: np.ndarray, encoder: Encoder, qs: l
     settings = Settings(corpus=ROOT / "corpus", index=Path(tempfile.mkdtemp(prefix="rag-scale-")) / "index")
     manifest = store.build_manifest(indexing.index_settings(settings, encoder), documents, len(chunks), {})
     start = time.perf_counter()
-    index = store.assemble(manifest, documents, chunks, chunk_vectors, sentence_vectors, document_texts(chunks))
+    vectors = by_document(documents, chunk_vectors, sentence_vectors)
+    index = indexing.assemble(settings, manifest, documents, chunks, document_texts(chunks), vectors)
     timings["assemble_s"] = time.perf_counter() - start
-    del chunk_vectors, sentence_vectors
+    del chunk_vectors, sentence_vectors, vectors
     start = time.perf_counter()
     store.save(index, settings.index)
     timings["save_s"] = time.perf_counter() - start
@@ -163,16 +178,16 @@ def run_size(n: int, words: list[str], base: np.ndarray, encoder: Encoder, qs: l
     del index, chunks, documents
     gc.collect()
     start = time.perf_counter()
-    loaded = store.load(settings.index, indexing.index_settings(settings, encoder))
+    loaded = indexing.load(settings, encoder)
     timings["load_s"] = time.perf_counter() - start
     assistant = Assistant(settings, loaded, encoder)
     queries = np.vstack([encoder.encode_one(q) for q in qs])
     rng = np.random.default_rng(3)  # more queries for recall: noisy copies of stored chunk vectors
-    extra = loaded.vectors[rng.integers(0, n, size=200)] + rng.normal(0, NOISE, size=(200, loaded.dimension))
+    extra = loaded.engine.vectors[rng.integers(0, n, size=200)]  # type: ignore[attr-defined] + rng.normal(0, NOISE, size=(200, loaded.dimension))
     extra = (extra / np.linalg.norm(extra, axis=1, keepdims=True)).astype(np.float32)
     figures = {
         "chunks": n,
-        "dense": loaded.manifest["dense"],
+        "dense": loaded.manifest["engine"]["dense"],
         "build": {k: round(v, 2) for k, v in timings.items()},
         "disk_bytes_per_chunk": round(disk / n, 1),
         "peak_rss_mb": build_peak_rss_mb,  # generating and building (the peak of the process so far)

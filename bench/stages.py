@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from bench.common import spread
-from rag import dense
 from rag.answer import Query, respond
 from rag.pipeline import POOL, Assistant, ResponseCache
 from rag.retrieval import CANDIDATES, search
@@ -33,15 +32,15 @@ def time_stages(assistant: Assistant, questions: list[str], rounds: int = 5) -> 
             t0 = time.perf_counter()
             vector = encoder.encode_one(q)
             t1 = time.perf_counter()
-            dense.search(index.dense, vector, max(CANDIDATES, k))
+            index.engine.search_dense(vector, max(CANDIDATES, k))
             t2 = time.perf_counter()
-            terms = index.lexical.query_terms(q)
-            index.lexical.search(terms, max(CANDIDATES, k))
+            terms = index.vocabulary.query_terms(q)
+            index.engine.search_lexical(terms, max(CANDIDATES, k))
             t3 = time.perf_counter()
-            hits = search(index, vector, terms, max(k, POOL))
+            hits, passages = search(index.engine, vector, terms, max(k, POOL))
             t4 = time.perf_counter()
-            read = Query.read(q, vector, terms, index.sentence_table, index.words.language)
-            response = respond(read, index, hits, assistant.scorer, assistant.settings.min_confidence, k)
+            read = Query.read(q, vector, terms, index.vocabulary, index.words.language)
+            response = respond(read, index, hits, passages, assistant.scorer, assistant.settings.min_confidence, k)
             t5 = time.perf_counter()
             response.to_dict()
             t6 = time.perf_counter()

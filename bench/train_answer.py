@@ -39,6 +39,7 @@ from rag import indexing, store  # noqa: E402
 from rag.answer import Query, extend_span, gather_pool, question_features, sentence_text  # noqa: E402
 from rag.answer.features import GROUPS, NAMES, QUESTION_NAMES, Pool  # noqa: E402
 from rag.answer.scorer import WEIGHTS, Linear, Scorer  # noqa: E402
+from rag.chunking import Chunk  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.embedding import Encoder, resolve_model  # noqa: E402
 from rag.evaluation import holds, read_questions  # noqa: E402
@@ -73,14 +74,15 @@ def collect(index: store.Index, encoder: Encoder, items: list[dict]) -> list[Exa
     for item, vector in zip(items, vectors, strict=True):
         group = item.get("group") or item.get("source") or group  # unanswerable ones follow their article's
         answers = item.get("answers") or []
-        terms = index.lexical.query_terms(item["question"])
-        hits = search(index, vector, terms, POOL)
-        query = Query.read(item["question"], vector, terms, index.sentence_table, "en")
-        pool = gather_pool(index, hits, query)
-        quoted = [_quoted(index, hits[h].row, span) for h, span in zip(pool.hit.tolist(), pool.spans, strict=True)]
+        terms = index.vocabulary.query_terms(item["question"])
+        hits, passages = search(index.engine, vector, terms, POOL)
+        query = Query.read(item["question"], vector, terms, index.vocabulary, "en")
+        pool = gather_pool(passages, hits, query)
+        chunks = passages.chunks
+        quoted = [_quoted(chunks[h], span) for h, span in zip(pool.hit.tolist(), pool.spans, strict=True)]
         labels = np.asarray([holds(t, answers) for t in quoted])
-        passages = np.asarray([holds(index.chunks[h.row].text, answers) for h in hits])
-        out.append(Example(query, pool, labels, passages, bool(answers), group, bool(item.get("made"))))
+        held = np.asarray([holds(c.text, answers) for c in chunks])
+        out.append(Example(query, pool, labels, held, bool(answers), group, bool(item.get("made"))))
     return out
 
 
@@ -90,18 +92,18 @@ def near_misses(items: list[dict], index: store.Index, words: list[str], seed: i
     asked of documents that mention no tanks. They teach the confidence that a key word found nowhere near any
     candidate means the answer is not there, which SQuAD's near misses (the topic's words all present) do not."""
     rng = np.random.default_rng(seed)
-    table, rules = index.sentence_table, index.words
-    unused = [w for w in words if rules.stem(w) not in table.term_id and not rules.is_stop(w)]
+    vocabulary, rules = index.vocabulary, index.words
+    unused = [w for w in words if rules.stem(w) not in vocabulary and not rules.is_stop(w)]
     out, group = [], ""
     for item in items:
         group = item.get("source") or group
         if not item.get("answers"):
             continue
         spelled = [w for w in TOKEN.findall(item["question"]) if not rules.is_stop(w.lower())]
-        ids = table.lookup([rules.stem(w.lower()) for w in spelled])
+        ids = vocabulary.lookup([rules.stem(w.lower()) for w in spelled])
         if not len(ids) or (ids < 0).all():
             continue
-        rarest = spelled[int(np.argmax(np.where(ids >= 0, table.idf(ids), -1.0)))]
+        rarest = spelled[int(np.argmax(np.where(ids >= 0, vocabulary.idf(ids), -1.0)))]
         new = str(rng.choice(unused))
         new = new.capitalize() if rarest[0].isupper() else new
         question = re.sub(rf"\b{re.escape(rarest)}\b", new, item["question"], count=1)
@@ -117,8 +119,7 @@ def model_words(model_folder: Path) -> list[str]:
     return sorted(w for w in vocabulary if len(w) >= 5 and w.isascii() and w.isalpha() and w.islower())
 
 
-def _quoted(index: store.Index, row: int, span: tuple[int, int]) -> str:
-    chunk = index.chunks[row]
+def _quoted(chunk: Chunk, span: tuple[int, int]) -> str:
     return sentence_text(chunk, extend_span(chunk, span))
 
 

@@ -29,6 +29,8 @@ MAX_TOP_K = 50
 # 20 earlier questions: a follow-up is read with the last one only (conversation.py), but the chat without
 # JavaScript answers every earlier turn again on each post (pages.py), so this bounds that work.
 MAX_HISTORY = 20
+ENGINES = ("local", "milvus")
+COLLECTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")  # Milvus's rule for collection names
 
 
 def _setting(default: Any, help: str, secret: bool = False) -> Any:
@@ -66,6 +68,16 @@ class Settings:
         "", "Bearer token for the server's admin routes (upload, rebuild); empty turns them off.", secret=True
     )
     max_upload_bytes: int = _setting(5_000_000, "Largest document the server accepts as an upload.")
+    engine: str = _setting(
+        "local", "Search engine: local (FAISS and bm25s in the index folder) or milvus (docs/scaling.md)."
+    )
+    milvus_uri: str = _setting(
+        "",
+        "Milvus to use with engine milvus: http://host:19530 for a server, or a path for Milvus Lite (empty: "
+        "a Milvus Lite folder beside the index, INDEX-milvus.db).",
+    )
+    milvus_token: str = _setting("", "Token for a Milvus server (user:password, or an API key).", secret=True)
+    collection: str = _setting("rag_chunks", "Milvus collection that holds the chunks (engine milvus).")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -87,6 +99,11 @@ class Settings:
             (self.batch_size >= 1, f"batch_size must be at least 1, not {self.batch_size}"),
             (self.max_file_bytes >= 1, f"max_file_bytes must be at least 1, not {self.max_file_bytes}"),
             (self.max_upload_bytes >= 1, f"max_upload_bytes must be at least 1, not {self.max_upload_bytes}"),
+            (self.engine in ENGINES, f"engine must be {' or '.join(ENGINES)}, not {self.engine!r}"),
+            (
+                COLLECTION.fullmatch(self.collection) is not None,
+                f"collection must be letters, digits and underscores, starting with a letter, not {self.collection!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -98,6 +115,11 @@ class Settings:
         if self.language == "auto":
             return "en" if self.model in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}") else None
         return None if self.language == "none" else self.language.lower()
+
+    @property
+    def milvus_path(self) -> str:
+        """Where Milvus is: the server's URI, or Milvus Lite's folder."""
+        return self.milvus_uri or str(self.index.with_name(self.index.name + "-milvus.db"))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

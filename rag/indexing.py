@@ -22,9 +22,11 @@ from .chunking import Chunk, pack_chunks, split_sentences
 from .config import Settings
 from .documents import Cached, Document, Skipped, content_hash, file_stamp, list_files, printable, read_corpus
 from .embedding import Encoder
+from .engines import Update, build_engine, engine_settings, opener
 from .errors import CorpusError, IndexMismatch, IndexMissing, RagError
 from .readers import EXTRACTION_VERSION, READERS
 from .sentences import VERSION as TABLE_VERSION
+from .sentences import SentenceTable
 from .texts import Texts
 
 SPLITTER = "pysbd-0.3"
@@ -78,7 +80,13 @@ def index_settings(settings: Settings, encoder: Encoder) -> dict[str, Any]:
             "extraction": EXTRACTION_VERSION,  # what the readers make of a file's bytes (rag/readers)
         },
         "text": text_settings(settings),
+        "engine": engine_settings(settings),
     }
+
+
+def load(settings: Settings, encoder: Encoder) -> store.Index:
+    """The index in `settings.index`, checked against these settings, with its engine opened."""
+    return store.load(settings.index, index_settings(settings, encoder), opener(settings))
 
 
 def text_settings(settings: Settings) -> dict[str, Any]:
@@ -104,21 +112,44 @@ def build(
         fresh = _split([d for d in docs if d.source not in kept], settings, progress)
         report.removed = sorted(set(old) - {d.source for d in docs})
         vectors = _embed(encoder, [d for d in docs if d.source in fresh], fresh, settings.batch_size, progress)
-        parts = _Parts(encoder.dimension)
+        parts = _Parts()
         for doc in docs:
             if doc.source in fresh:
-                parts.add(doc, *fresh[doc.source], *vectors[doc.source])
+                parts.add(doc, len(fresh[doc.source][0]), fresh[doc.source][1])
             else:
                 parts.reuse(doc, previous, old[doc.source])  # type: ignore[arg-type]
         skipped = {s.source: {"reason": s.reason, "size": s.size, "mtime_ns": s.mtime_ns} for s in report.skipped}
         manifest = store.build_manifest(index_settings(settings, encoder), parts.documents, len(parts.chunks), skipped)
-        index = store.assemble(manifest, parts.documents, parts.chunks, *parts.vectors(), parts.texts)
+        removed = frozenset(report.removed)
+        index = assemble(settings, manifest, parts.documents, parts.chunks, parts.texts, vectors, removed, previous)
         store.save(index, settings.index)
     report.chunks_embedded = sum(len(c) for s, c in fresh.values())
     report.sentences_embedded = sum(len(s) for s, c in fresh.values())
     report.chunks = len(parts.chunks)
     report.seconds = time.perf_counter() - started
     return index, report
+
+
+def assemble(
+    settings: Settings,
+    manifest: dict[str, Any],
+    documents: list[store.DocumentEntry],
+    chunks: list[Chunk],
+    texts: Texts,
+    vectors: dict[str, tuple[np.ndarray, np.ndarray]],
+    removed: frozenset[str] = frozenset(),
+    previous: store.Index | None = None,
+) -> store.Index:
+    """The index of `documents`: its sentence table, and its engine brought up to date (`previous`'s, or a new
+    one) with the vectors of the documents embedded now (`vectors`: source -> chunk and sentence vectors).
+    Records the engine in `manifest`."""
+    words = store.words_of(manifest)
+    table = SentenceTable.build(store.sentence_texts(documents, chunks), words)
+    dimension = int(manifest["model"]["dimension"])
+    update = Update(chunks, table, store.first_rows(documents), vectors, removed, dimension, words)
+    engine = build_engine(update, previous.engine if previous else None, settings, words)
+    manifest["engine"] = {**engine.describe(), **manifest["engine"]}
+    return store.Index(manifest, documents, chunks, table, texts, engine)
 
 
 def is_stale(settings: Settings, manifest: dict[str, Any]) -> bool:
@@ -158,7 +189,7 @@ def build_lock(folder: Path) -> Iterator[None]:
 def _reusable(settings: Settings, encoder: Encoder) -> tuple[store.Index | None, str | None]:
     """The current index if its vectors can be reused, or None and why not (None when there is no index)."""
     try:
-        return store.load(settings.index, index_settings(settings, encoder)), None
+        return load(settings, encoder), None
     except IndexMissing:
         return None, None
     except (IndexMismatch, RagError) as exc:
@@ -243,44 +274,21 @@ def mean_vectors(sentence_vectors: np.ndarray, chunks: list[Chunk]) -> np.ndarra
 
 
 class _Parts:
-    """Documents, chunks and vectors of the new index, in corpus order, from new work or the previous index."""
+    """Documents and chunks of the new index, in corpus order, from new work or the previous index."""
 
-    def __init__(self, dimension: int) -> None:
-        self.dimension = dimension
+    def __init__(self) -> None:
         self.documents: list[store.DocumentEntry] = []
         self.chunks: list[Chunk] = []
-        self._chunk_vectors: list[np.ndarray] = []
-        self._sentence_vectors: list[np.ndarray] = []
         self.texts = Texts()
 
-    def add(self, doc: Document, sentences: list, chunks: list[Chunk], cv: np.ndarray, sv: np.ndarray) -> None:
+    def add(self, doc: Document, sentences: int, chunks: list[Chunk]) -> None:
         entry = store.DocumentEntry(
-            doc.source,
-            doc.title,
-            doc.sha256,
-            doc.size,
-            doc.mtime_ns,
-            len(chunks),
-            len(sentences),
-            doc.format,
-            doc.pages,
+            doc.source, doc.title, doc.sha256, doc.size, doc.mtime_ns, len(chunks), sentences, doc.format, doc.pages
         )
         self.documents.append(entry)
         self.texts.add(doc.source, doc.text)
         self.chunks += chunks
-        self._chunk_vectors.append(cv)
-        self._sentence_vectors.append(sv)
 
     def reuse(self, doc: Document, previous: store.Index, entry: store.DocumentEntry) -> None:
         first = previous.first_chunk(entry.source)
-        chunks = previous.chunks[first : first + entry.chunks]
-        base = previous.sentence_base(entry.source)
-        sv = previous.sentence_vectors[base : base + entry.sentences]
-        cv = previous.chunk_vectors(list(range(first, first + entry.chunks)))
-        self.add(doc, [None] * entry.sentences, chunks, cv, sv)
-
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._stack(self._chunk_vectors), self._stack(self._sentence_vectors)
-
-    def _stack(self, parts: list[np.ndarray]) -> np.ndarray:
-        return np.vstack(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
+        self.add(doc, entry.sentences, previous.chunks[first : first + entry.chunks])

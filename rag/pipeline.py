@@ -63,7 +63,7 @@ class Assistant:
         self.live.set(index)
 
     def _load_from_disk(self) -> store.Index:
-        return store.load(self.settings.index, indexing.index_settings(self.settings, self.encoder))
+        return indexing.load(self.settings, self.encoder)
 
     @classmethod
     def open(
@@ -92,7 +92,7 @@ class Assistant:
                 return cls(settings, _build(settings, encoder, progress, say), encoder)
             if not has_corpus:
                 say(f"warning: no corpus folder {settings.corpus}; answering from {settings.index} as it was built.")
-            return cls(settings, store.load(settings.index, indexing.index_settings(settings, encoder)), encoder)
+            return cls(settings, indexing.load(settings, encoder), encoder)
         except IndexMissing:
             if not has_corpus:
                 raise CorpusError(
@@ -137,8 +137,9 @@ class Assistant:
         question = check_question(question)
         history = check_history(history)
         index = self.index  # one index for the whole question, even if a rebuild swaps in a new one meanwhile
-        k = min(check_top_k(self.settings.top_k if top_k is None else top_k), len(index.chunks))
-        context = history[-1] if history and points_back(question, len(index.lexical.query_terms(question))) else None
+        k = min(check_top_k(self.settings.top_k if top_k is None else top_k), index.chunk_count)
+        follows = history and points_back(question, len(index.vocabulary.query_terms(question)))
+        context = history[-1] if follows else None
         key = (index.generation, question, k, context)  # a rebuilt index never sees the old one's answers
         response = self.cache.get(key)
         if response is None:
@@ -153,21 +154,22 @@ class Assistant:
         if other is not None:
             return self._unreadable(index, question, k, other)
         vector = self.encoder.encode_one(query)
-        terms = index.lexical.query_terms(query)
-        hits = search(index, vector, terms, max(k, POOL))
-        read = Query.read(query, vector, terms, index.sentence_table, index.words.language, asked=question)
+        terms = index.vocabulary.query_terms(query)
+        hits, passages = search(index.engine, vector, terms, max(k, POOL))
+        read = Query.read(query, vector, terms, index.vocabulary, index.words.language, asked=question)
+        language = index.words.language
         return respond(
-            read, index, hits, self.scorer, self.settings.min_confidence, k, context, question, index.words.language
+            read, index, hits, passages, self.scorer, self.settings.min_confidence, k, context, question, language
         )
 
     def _unreadable(self, index: store.Index, question: str, k: int, language: str) -> Response:
         """A question in a language the model does not read: no quotation, a note that says so and how to
         configure a model that reads it, and the passages that share names or numbers with it (BM25 alone)."""
-        terms = index.lexical.query_terms(question)
-        hits = search_lexical(index, terms, max(k, POOL))
+        terms = index.vocabulary.query_terms(question)
+        hits, passages = search_lexical(index.engine, terms, max(k, POOL))
         vector = np.zeros(index.dimension, dtype=np.float32)  # its meaning cannot be read: no dense signal
-        read = Query.read(question, vector, terms, index.sentence_table, index.words.language)
-        response = respond(read, index, hits, self.scorer, math.inf, k)
+        read = Query.read(question, vector, terms, index.vocabulary, index.words.language)
+        response = respond(read, index, hits, passages, self.scorer, math.inf, k)
         return dataclasses.replace(response, confidence=0.0, note=language_note(language, self.settings))
 
 

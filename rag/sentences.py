@@ -53,6 +53,34 @@ def flags_of(text: str, language: str | None) -> int:
     return DATE * holds_type(text, "date") + QUANTITY * holds_type(text, "quantity") + HEADING * is_heading(text)
 
 
+@dataclass(frozen=True)
+class SentenceRows:
+    """Some sentences' terms, names and flags, in the layout of `SentenceTable` (what answer selection reads of the
+    sentences of a question's passages). Term ids are the index's vocabulary's; `FOREIGN` marks a term it lacks."""
+
+    indptr: np.ndarray  # sentence i's term ids are ids[indptr[i]:indptr[i + 1]], in order of the text
+    ids: np.ndarray
+    caps: np.ndarray
+    flags: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.flags)
+
+    @classmethod
+    def from_lists(
+        cls, ids: Sequence[Sequence[int]], caps: Sequence[Sequence[bool]], flags: Sequence[int]
+    ) -> SentenceRows:
+        """Rows from each sentence's term ids, capital marks and flags."""
+        indptr = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum([len(i) for i in ids], out=indptr[1:])
+        flat_ids = np.fromiter((t for row in ids for t in row), dtype=np.int64, count=int(indptr[-1]))
+        flat_caps = np.fromiter((c for row in caps for c in row), dtype=bool, count=int(indptr[-1]))
+        return cls(indptr, flat_ids, flat_caps, np.asarray(flags, dtype=np.uint8).reshape(len(ids)))
+
+
+FOREIGN = -2  # the id of a stored sentence's term that the vocabulary lacks: it matches no question term
+
+
 @dataclass
 class SentenceTable:
     indptr: np.ndarray  # sentence i's term ids are ids[indptr[i]:indptr[i + 1]], in order of the text
@@ -98,6 +126,15 @@ class SentenceTable:
         known = self.doc_freq[np.maximum(term_ids, 0)] if len(self.doc_freq) else np.zeros(len(term_ids))
         df = np.where(term_ids >= 0, known, 0)
         return np.log(1 + (len(self) - df + 0.5) / (df + 0.5))
+
+    def gather(self, rows: np.ndarray) -> SentenceRows:
+        """The rows `rows` (sorted or not), as a small table of their own."""
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        counts = ends - starts
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        flat = np.repeat(starts - indptr[:-1], counts) + np.arange(int(indptr[-1]))
+        return SentenceRows(indptr, self.ids[flat].astype(np.int64), self.caps[flat], self.flags[rows])
 
     def lookup(self, terms: Sequence[str]) -> np.ndarray:
         """Ids of `terms` (-1 for a term no sentence holds)."""

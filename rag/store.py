@@ -1,24 +1,21 @@
-"""The index on disk: FAISS vectors, BM25, the chunk table, sentence vectors and a manifest; atomic save and load.
+"""The index on disk: the catalog (manifest, chunk table, sentence table, document texts) and its engine's files;
+atomic save and load.
 
 An index folder holds:
 
-    manifest.json         format version, model and dimension, chunker settings, dense structure, documents
-                          with content hashes
+    manifest.json         format version, model and dimension, chunker settings, the engine and how to open it,
+                          documents with content hashes
     chunks.jsonl          one chunk a line: id, source, start, end, text, sentence spans
-    vectors.npy           chunk vectors (float32, normalized: inner product = cosine), memory-mapped when loaded
-    dense.faiss           the approximate (HNSW) structure over them, for large indexes only (see dense.py)
-    sentences.npy         one vector per sentence (float16), to pick the answer sentence without encoding at
-                          query time
     sentence_terms.npz    each sentence's terms in order (ids), which are names, its flags (holds a date, a
                           quantity; is a title line) and each term's sentence count (sentences.py)
     sentence_vocabulary.json  the terms those ids stand for
-    lexical/              the bm25s index of the chunk texts
     texts.jsonl           each document's text as its reader extracted it, which every offset refers to, and
     texts.offsets.npy     where each document's line starts (texts.py)
 
-`save` writes a sibling folder, then swaps it into place with two renames (`swap.py`); a reader that finds the
-folder missing reads the complete copy the swap left. So a crash or Ctrl-C at any moment leaves a complete index
-(the old or the new one) behind.
+and what its engine keeps there (`rag/engines/local.py`: the vectors, FAISS and bm25s files; Milvus keeps its own
+elsewhere). `save` writes a sibling folder, then swaps it into place with two renames (`swap.py`); a reader that
+finds the folder missing reads the complete copy the swap left. So a crash or Ctrl-C at any moment leaves a
+complete index (the old or the new one) behind.
 """
 
 from __future__ import annotations
@@ -28,27 +25,26 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
-import numpy as np
-
-from . import dense, sentences, swap
+from . import sentences, swap
 from . import texts as texts_file
 from .chunking import Chunk
+from .engines.base import Catalog, Engine
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, NotFound
-from .lexical import LexicalIndex
 from .sentences import SentenceTable
 from .texts import DocumentText, Texts
+from .vocabulary import Vocabulary
 from .words import Words, words_for
 
-FORMAT_VERSION = 4  # 4: document texts kept with the index, formats and pages
-FLOAT32_SENTENCES = 2_000_000  # sentence vectors held as float32 in memory up to this many (3 GB)
+FORMAT_VERSION = 5  # 5: the engine recorded and its files apart from the catalog's
 _GENERATIONS = itertools.count(1)
 REBUILD = "run `rag index --full` to rebuild it"
+# Opens the engine an index was built with, from its manifest entry and the loaded catalog.
+Opener = Callable[[dict[str, Any], Catalog], Engine]
 
 
 @dataclass(frozen=True)
@@ -70,42 +66,35 @@ class DocumentEntry:
 
 @dataclass
 class Index:
-    """A loaded index; row i of the chunk vectors, the BM25 index and `chunks` is the same chunk."""
+    """A loaded index: its catalog, and the engine that searches its chunks."""
 
     manifest: dict[str, Any]
     documents: list[DocumentEntry]
     chunks: list[Chunk]
-    vectors: np.ndarray  # chunk vectors, row i = chunk i
-    dense: faiss.Index
-    sentence_vectors: np.ndarray
-    lexical: LexicalIndex
     sentence_table: SentenceTable
     texts: Texts
+    engine: Engine
 
     def __post_init__(self) -> None:
         self.generation = next(_GENERATIONS)  # tells this index from any other loaded in this process
-        # Plain arrays (a memmap's indexing costs microseconds of Python a call; the data stays mapped).
-        self.vectors = np.asarray(self.vectors)
-        # float16 on disk halves its size; in memory float32 saves a conversion per question, while it is small.
-        dtype = np.float32 if len(self.sentence_vectors) <= FLOAT32_SENTENCES else None
-        self.sentence_vectors = np.asarray(self.sentence_vectors, dtype=dtype)
-        self._titles = {d.source: d.title for d in self.documents}
         self._entries = {d.source: d for d in self.documents}
-        self.words = self.lexical.words  # the word rules of its lexical side and sentence table
-        self._sentence_base, self._first_chunk = {}, {}
-        self._sentence_count = {d.source: d.sentences for d in self.documents}
-        sentence, chunk = 0, 0
-        for doc in self.documents:
-            self._sentence_base[doc.source], self._first_chunk[doc.source] = sentence, chunk
-            sentence, chunk = sentence + doc.sentences, chunk + doc.chunks
-        # Row of each chunk's first sentence and its number of sentences, for vectorized look-ups.
-        self.chunk_first_sentence = np.fromiter(
-            (self._sentence_base[c.source] + c.first_sentence for c in self.chunks), np.int64, len(self.chunks)
-        )
-        self.chunk_sentence_count = np.fromiter((len(c.sentences) for c in self.chunks), np.int64, len(self.chunks))
+        self.words = words_of(self.manifest)  # the word rules of its lexical side and sentence table
+        table = self.sentence_table
+        self.vocabulary = Vocabulary(table.vocabulary, table.doc_freq, len(table), self.words)
+        self.engine.vocabulary = self.vocabulary
+        self.chunk_count = sum(d.chunks for d in self.documents)
+        self._first_chunk, chunk = {}, 0
+        for d in self.documents:
+            self._first_chunk[d.source], chunk = chunk, chunk + d.chunks
+
+    def first_chunk(self, source: str) -> int:
+        """Position in `chunks` of the first chunk of document `source`."""
+        return self._first_chunk[source]
 
     def title(self, source: str) -> str:
-        return self._titles[source]
+        """The title of document `source` (its name, for one a shared engine holds and this catalog not yet)."""
+        entry = self._entries.get(source)
+        return entry.title if entry is not None else source.rsplit("/", 1)[-1]
 
     def entry(self, source: str) -> DocumentEntry | None:
         """The document `source` of this index, or None."""
@@ -116,29 +105,17 @@ class Index:
         entry = self._entries[source]
         return DocumentText(source, entry.title, entry.format, entry.pages, self.texts.get(source))
 
-    def first_chunk(self, source: str) -> int:
-        """Position in `chunks` of the first chunk of document `source`."""
-        return self._first_chunk[source]
-
-    def sentence_base(self, source: str) -> int:
-        """Row of `sentence_vectors` holding the first sentence of document `source`."""
-        return self._sentence_base[source]
-
-    def document_sentences(self, source: str) -> int:
-        """Number of sentences of document `source`."""
-        return self._sentence_count[source]
-
-    def sentence_rows(self, chunk: Chunk) -> range:
-        """Rows of `sentence_vectors` holding the sentences of `chunk`, in order."""
-        first = self._sentence_base[chunk.source] + chunk.first_sentence
-        return range(first, first + len(chunk.sentences))
-
-    def chunk_vectors(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
-        return self.vectors[np.asarray(rows, dtype=np.int64)].reshape(len(rows), self.dimension)
-
     @property
     def dimension(self) -> int:
         return int(self.manifest["model"]["dimension"])
+
+
+def first_rows(documents: list[DocumentEntry]) -> dict[str, int]:
+    """Row of each document's first sentence in the sentence table (documents are consecutive, in order)."""
+    out, row = {}, 0
+    for doc in documents:
+        out[doc.source], row = row, row + doc.sentences
+    return out
 
 
 def build_manifest(
@@ -155,48 +132,14 @@ def build_manifest(
     }
 
 
-def assemble(
-    manifest: dict[str, Any],
-    documents: list[DocumentEntry],
-    chunks: list[Chunk],
-    chunk_vectors: np.ndarray,
-    sentence_vectors: np.ndarray,
-    texts: Texts,
-) -> Index:
-    """Build the searchable structures from chunks and their vectors; records the dense structure in `manifest`."""
-    chunk_vectors = np.ascontiguousarray(chunk_vectors, dtype=np.float32)
-    index, manifest["dense"] = dense.build(chunk_vectors)
-    words = words_of(manifest)
-    table = SentenceTable.build(sentence_texts(documents, chunks), words)
-    lexical = LexicalIndex.from_tokens(chunk_terms(documents, chunks, table), words)
-    sentence_vectors = np.asarray(sentence_vectors, dtype=np.float16)  # no copy if it is float16 already
-    return Index(manifest, documents, chunks, chunk_vectors, index, sentence_vectors, lexical, table, texts)
-
-
-def chunk_terms(documents: list[DocumentEntry], chunks: list[Chunk], table: SentenceTable) -> list[list[str]]:
-    """Each chunk's terms: its sentences' terms, in order (each sentence is cut into terms once, for the table;
-    what lies between two sentences of a chunk holds no word)."""
-    first = _first_sentence_rows(documents, chunks)
-    return [
-        [t for r in range(f, f + len(c.sentences)) for t in table.terms(r)] for f, c in zip(first, chunks, strict=True)
-    ]
-
-
 def sentence_texts(documents: list[DocumentEntry], chunks: list[Chunk]) -> list[str]:
     """The text of every sentence row, taken from the chunks that hold it."""
     texts = [""] * sum(d.sentences for d in documents)
-    for first, chunk in zip(_first_sentence_rows(documents, chunks), chunks, strict=True):
+    first = first_rows(documents)
+    for chunk in chunks:
         for j, (a, b) in enumerate(chunk.sentences):
-            texts[first + j] = chunk.text[a - chunk.start : b - chunk.start]
+            texts[first[chunk.source] + chunk.first_sentence + j] = chunk.text[a - chunk.start : b - chunk.start]
     return texts
-
-
-def _first_sentence_rows(documents: list[DocumentEntry], chunks: list[Chunk]) -> list[int]:
-    """For each chunk, the sentence row of its first sentence."""
-    base, row = {}, 0
-    for doc in documents:
-        base[doc.source], row = row, row + doc.sentences
-    return [base[c.source] + c.first_sentence for c in chunks]
 
 
 def save(index: Index, folder: Path) -> None:
@@ -206,12 +149,8 @@ def save(index: Index, folder: Path) -> None:
     with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as out:
         for c in index.chunks:
             out.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
-    np.save(tmp / "vectors.npy", np.asarray(index.vectors, dtype=np.float32))
-    dense.save(index.dense, index.manifest["dense"], tmp)
-    np.save(tmp / "sentences.npy", np.asarray(index.sentence_vectors, dtype=np.float16))
-    (tmp / "lexical").mkdir()
-    index.lexical.save(tmp / "lexical")
     index.sentence_table.save(tmp)
+    index.engine.save(tmp)
     sources = [d.source for d in index.documents]
     index.texts.save(tmp, sources)
     # The manifest goes last: a folder with a manifest is a complete one.
@@ -259,7 +198,7 @@ def read_document(folder: Path, source: str) -> DocumentText:
 
 
 def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder: Path) -> None:
-    """Refuse an index built with another format, model or chunker."""
+    """Refuse an index built with another format, model, chunker or engine."""
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexMismatch(
             f"the index in {folder} has format {manifest.get('format')}, not {FORMAT_VERSION}; {REBUILD}"
@@ -269,20 +208,27 @@ def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder:
             raise IndexMismatch(
                 f"the index in {folder} was built with {key} {manifest.get(key)}, not {expected[key]}; {REBUILD}"
             )
+    built = {k: manifest.get("engine", {}).get(k) for k in expected["engine"]}
+    if built != expected["engine"]:
+        raise IndexMismatch(
+            f"the index in {folder} was built with engine {built}, not {expected['engine']}; {REBUILD} with "
+            "these settings, or set RAG_ENGINE (and RAG_MILVUS_URI, RAG_COLLECTION) to what it was built with"
+        )
 
 
-def load(folder: Path, expected: dict[str, Any]) -> Index:
-    """Load and check the index in `folder`; `expected` holds the model and chunker settings in use."""
+def load(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
+    """Load and check the index in `folder`; `expected` holds the model, chunker and engine settings in use, and
+    `open_engine` opens the engine the manifest names."""
     where = swap.locate(folder)
     try:
-        return _load_at(where, expected)
+        return _load_at(where, expected, open_engine)
     except IndexCorrupt:
         if where != folder and folder.exists():  # read an old copy while a build put its new one in place
-            return _load_at(folder, expected)
+            return _load_at(folder, expected, open_engine)
         raise
 
 
-def _load_at(folder: Path, expected: dict[str, Any]) -> Index:
+def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
     manifest = _read_manifest_at(folder)
     check_compatible(manifest, expected, folder)
     documents = [_entry(d) for d in manifest["documents"]]  # checked by read_manifest
@@ -290,26 +236,22 @@ def _load_at(folder: Path, expected: dict[str, Any]) -> Index:
     try:
         with open(current, encoding="utf-8") as lines:
             chunks = [_chunk(json.loads(line)) for line in lines]
-        current = folder / "vectors.npy"
-        vectors = np.load(current, mmap_mode="r")
-        current = folder / dense.FILE
-        structure = dense.load(folder, manifest["dense"], vectors)
-        current = folder / "sentences.npy"
-        sentence_vectors = np.load(current, mmap_mode="r")
         current = folder / sentences.FILE
         table = _sentence_table(folder, manifest, documents, chunks)
-        current = folder / "lexical"
-        lexical = _lexical(folder, manifest, documents, chunks, table)
         current = folder / texts_file.FILE
         texts = Texts.open(folder, [d.source for d in documents])
+        current = folder
+        catalog = Catalog(folder, chunks, table, first_rows(documents), words_of(manifest), _current_table(manifest))
+        engine = open_engine(manifest["engine"], catalog)
+    except (IndexMismatch, IndexMissing):
+        raise
     except Exception as exc:  # any damage to any file means the same thing: rebuild
         named = getattr(exc, "filename", None) or current  # the very file, where one step reads several
-        raise IndexCorrupt(f"{named} is damaged or missing ({type(exc).__name__}); {REBUILD}") from None
-    counts = (structure.ntotal, len(vectors), lexical.size, sum(d.chunks for d in documents))
+        raise IndexCorrupt(f"{named} is damaged or missing ({type(exc).__name__}: {exc}); {REBUILD}") from None
     n_sentences = sum(d.sentences for d in documents)
-    if counts != (len(chunks),) * 4 or (len(sentence_vectors), len(table)) != (n_sentences, n_sentences):
+    if (len(chunks), len(table)) != (sum(d.chunks for d in documents), n_sentences):
         raise IndexCorrupt(f"the files in {folder} do not agree with each other; {REBUILD}")
-    return Index(manifest, documents, chunks, vectors, structure, sentence_vectors, lexical, table, texts)
+    return Index(manifest, documents, chunks, table, texts, engine)
 
 
 def words_of(manifest: dict[str, Any]) -> Words:
@@ -329,15 +271,6 @@ def _sentence_table(
     if _current_table(manifest):
         return SentenceTable.load(folder)
     return SentenceTable.build(sentence_texts(documents, chunks), words_of(manifest))
-
-
-def _lexical(
-    folder: Path, manifest: dict[str, Any], documents: list[DocumentEntry], chunks: list[Chunk], table: SentenceTable
-) -> LexicalIndex:
-    """The stored lexical index, or, with an old sentence table, one made from the new table's terms."""
-    if _current_table(manifest):
-        return LexicalIndex.load(folder / "lexical", words_of(manifest))
-    return LexicalIndex.from_tokens(chunk_terms(documents, chunks, table), words_of(manifest))
 
 
 def _entry(row: dict[str, Any]) -> DocumentEntry:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
@@ -73,6 +74,28 @@ def words_for(language: str | None) -> Words:
     listed = getattr(bm25s_stopwords, STOPWORD_LISTS.get(language or "", ""), ())
     extra = QUESTION_WORDS_EN | {"many", "much"} if language == "en" else set()
     return Words(language, frozenset(set(listed) | extra))
+
+
+ENGLISH = words_for("en")
+
+
+def stem(word: str) -> str:
+    """English stemming (`Words.stem` for another language)."""
+    return ENGLISH.stem(word)
+
+
+def is_stop(word: str) -> bool:
+    """Whether a lower-cased word is an English stop word (`Words.is_stop` for another language)."""
+    return ENGLISH.is_stop(word)
+
+
+def terms(text: str, words: Words = ENGLISH) -> list[str]:
+    """Lower-cased, stop words removed, stemmed terms of a text, by `words`' rules."""
+    return words.terms(text)
+
+
+def tokenize(texts: Sequence[str], words: Words = ENGLISH) -> list[list[str]]:
+    return [words.terms(t) for t in texts]
 
 
 _stemmers = threading.local()  # a PyStemmer object must not be shared between threads

@@ -203,10 +203,10 @@ def test_to_dict_carries_the_exact_span_with_its_source() -> None:
 
 
 def test_no_hits_means_an_abstention_without_citations(assistant: Assistant) -> None:
-    query = Query.read(
-        "anything", np.zeros(assistant.index.dimension, np.float32), [], assistant.index.sentence_table, "en"
-    )
-    response = respond(query, assistant.index, [], assistant.scorer, min_confidence=0.5, top_k=5)
+    index = assistant.index
+    query = Query.read("anything", np.zeros(index.dimension, np.float32), [], index.vocabulary, "en")
+    passages = index.engine.fetch([]).passages([])
+    response = respond(query, index, [], passages, assistant.scorer, min_confidence=0.5, top_k=5)
     assert response.abstained and response.answer is None
     assert response.confidence == 0.0
     assert response.citations == []

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rag.answer import spans
-from rag.lexical import terms
+from rag.words import terms
 from rag.question import question_form
 
 # Our own sentences and questions (none from the eval sets), each with the span the answer must hold.

@@ -161,7 +161,7 @@ def run_rag(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProc
 
 
 def load(settings: Settings, encoder: Encoder) -> store.Index:
-    return store.load(settings.index, indexing.index_settings(settings, encoder))
+    return indexing.load(settings, encoder)
 
 
 def assert_answers(settings: Settings, index: store.Index, encoder: Encoder, question: str = QUESTION) -> None:

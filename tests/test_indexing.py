@@ -15,6 +15,7 @@ from rag.chunking import make_chunks
 from rag.config import Settings
 from rag.documents import Skipped
 from rag.embedding import Encoder
+from rag.engines.local import LocalEngine
 from rag.errors import CorpusError
 from rag.store import Index
 
@@ -33,7 +34,7 @@ def build(settings: Settings, encoder: Encoder, **kwargs: Any) -> tuple[Index, i
 
 
 def load(settings: Settings, encoder: Encoder) -> Index:
-    return store.load(settings.index, indexing.index_settings(settings, encoder))
+    return indexing.load(settings, encoder)
 
 
 def chunk_count(text: str, settings: Settings) -> int:
@@ -41,14 +42,23 @@ def chunk_count(text: str, settings: Settings) -> int:
 
 
 def all_chunk_vectors(index: Index) -> np.ndarray:
-    return index.chunk_vectors(list(range(len(index.chunks))))
+    return local(index).vectors
+
+
+def all_sentence_vectors(index: Index) -> np.ndarray:
+    return local(index).sentence_vectors
+
+
+def local(index: Index) -> LocalEngine:
+    assert isinstance(index.engine, LocalEngine)
+    return index.engine
 
 
 def assert_same_index(a: Index, b: Index) -> None:
     assert a.chunks == b.chunks
     assert a.documents == b.documents
     np.testing.assert_array_equal(all_chunk_vectors(a), all_chunk_vectors(b))
-    np.testing.assert_array_equal(a.sentence_vectors, b.sentence_vectors)
+    np.testing.assert_array_equal(all_sentence_vectors(a), all_sentence_vectors(b))
 
 
 def rewrite(path: Path, text: str) -> None:
@@ -69,7 +79,7 @@ def test_first_build_adds_every_document(small_corpus: Settings, encoder: Encode
     assert report.added == sorted(SMALL_DOCS)
     assert report.changed == report.removed == report.unchanged == report.skipped == []
     assert report.chunks_embedded == report.chunks == len(index.chunks) > 0
-    assert report.sentences_embedded == len(index.sentence_vectors)
+    assert report.sentences_embedded == len(all_sentence_vectors(index))
     assert_same_index(index, load(small_corpus, encoder))
 
 
@@ -124,7 +134,7 @@ def test_deleting_a_document_removes_its_chunks(built: tuple[Settings, Index], e
     assert report.chunks_embedded == 0
     assert all(c.source != "bridges.md" for c in index.chunks)
     assert [d.source for d in index.documents] == ["tea.txt", "trains/shinkansen.txt"]
-    assert len(index.sentence_vectors) == sum(d.sentences for d in index.documents)
+    assert len(all_sentence_vectors(index)) == sum(d.sentences for d in index.documents)
     assert_same_index(index, load(settings, encoder))
 
 
@@ -163,7 +173,7 @@ def test_reused_vectors_equal_freshly_computed_ones(built: tuple[Settings, Index
         spans = sorted({s for c in doc_chunks for s in c.sentences})
         assert len(spans) == doc.sentences
         sentences += [text[a:b] for a, b in spans]
-    np.testing.assert_allclose(index.sentence_vectors, encoder.encode(sentences), atol=2e-3)  # float16 on disk
+    np.testing.assert_allclose(all_sentence_vectors(index), encoder.encode(sentences), atol=2e-3)  # float16 on disk
 
 
 def test_skipped_files_are_reported_and_recorded(small_corpus: Settings, encoder: Encoder) -> None:

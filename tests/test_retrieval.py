@@ -9,16 +9,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rag.engines.local import LocalEngine
 from rag.pipeline import Assistant
 from rag.retrieval import (
     Hit,
     Weights,
-    best_sentence_scores,
     fuse_convex,
     fuse_rrf,
     normalize_minmax,
     search,
 )
+
+
+def local(assistant: Assistant) -> LocalEngine:
+    engine = assistant.index.engine
+    assert isinstance(engine, LocalEngine)
+    return engine
 
 SCORES: st.SearchStrategy[Mapping[int, float]] = st.dictionaries(
     st.integers(0, 30), st.floats(-5, 50, allow_nan=False), max_size=12
@@ -143,15 +149,15 @@ QUESTIONS = [
 @pytest.mark.slow
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_faiss_matches_brute_force_inner_product(assistant: Assistant, question: str) -> None:
-    index = assistant.index
+    engine = local(assistant)
     vector = assistant.encoder.encode_one(question)
-    n = index.dense.ntotal
-    matrix = index.chunk_vectors(list(range(n)))
-    assert matrix.shape == (n, index.dimension)
+    n = engine.structure.index.ntotal
+    matrix = engine.vectors
+    assert matrix.shape == (n, assistant.index.dimension)
     np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
     expected = matrix @ vector
     k = 10
-    scores, rows = index.dense.search(vector.reshape(1, -1), k)
+    scores, rows = engine.structure.index.search(vector.reshape(1, -1), k)
     np.testing.assert_allclose(scores[0], np.sort(expected)[::-1][:k], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(expected[rows[0]], scores[0], rtol=1e-5, atol=1e-5)
 
@@ -159,23 +165,26 @@ def test_faiss_matches_brute_force_inner_product(assistant: Assistant, question:
 @pytest.mark.slow
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_search_reports_exact_signals_best_first(assistant: Assistant, question: str) -> None:
-    index = assistant.index
+    engine = local(assistant)
     vector = assistant.encoder.encode_one(question)
-    terms = index.lexical.query_terms(question)
-    hits = search(index, vector, terms, 8)
+    terms = assistant.index.vocabulary.query_terms(question)
+    hits, passages = search(engine, vector, terms, 8)
     assert 1 <= len(hits) <= 8
     assert all(isinstance(h, Hit) for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
-    assert len({h.row for h in hits}) == len(hits)
-    lexical = dict(index.lexical.search(terms, index.lexical.size))
-    for hit in hits:
+    assert len({h.id for h in hits}) == len(hits)
+    assert [c.id for c in passages.chunks] == [h.id for h in hits]
+    lexical = dict(engine.search_lexical(terms, engine.count()))
+    for i, hit in enumerate(hits):
+        row = engine.row[hit.id]
         assert 0.0 <= hit.score <= 1.0 + 1e-9
-        assert hit.dense == pytest.approx(float(index.chunk_vectors([hit.row])[0] @ vector), abs=1e-5)
-        rows = index.sentence_rows(index.chunks[hit.row])
-        best = float(np.max(index.sentence_vectors[rows.start : rows.stop] @ vector))
+        assert hit.dense == pytest.approx(float(engine.vectors[row] @ vector), abs=1e-5)
+        rows = engine.sentence_rows(row)
+        best = float(np.max(engine.sentence_vectors[rows.start : rows.stop] @ vector))
         assert hit.sentence == pytest.approx(best, abs=1e-5)
-        assert best_sentence_scores(index, np.array([hit.row]), vector)[0] == pytest.approx(best, abs=1e-5)
-        assert hit.lexical == pytest.approx(lexical.get(hit.row, 0.0))
+        assert float(np.max(passages.vectors[list(passages.positions(i))] @ vector)) == pytest.approx(best, abs=1e-5)
+        assert engine.fetch([hit.id]).best_sentence_scores(vector)[0] == pytest.approx(best, abs=1e-5)
+        assert hit.lexical == pytest.approx(lexical.get(hit.id, 0.0))
 
 
 @pytest.mark.slow
@@ -183,9 +192,9 @@ def test_search_with_lexical_weight_only_follows_bm25(assistant: Assistant) -> N
     index = assistant.index
     question = "Bortnytsky wastewater treatment plant"
     vector = assistant.encoder.encode_one(question)
-    terms = index.lexical.query_terms(question)
-    hits = search(index, vector, terms, 3, weights=Weights(0, 0, 1))
-    assert hits[0].row == index.lexical.search(terms, 1)[0][0]
+    terms = index.vocabulary.query_terms(question)
+    hits, _ = search(index.engine, vector, terms, 3, weights=Weights(0, 0, 1))
+    assert hits[0].id == index.engine.search_lexical(terms, 1)[0][0]
 
 
 @pytest.mark.slow
@@ -193,5 +202,5 @@ def test_search_with_rrf_fusion(assistant: Assistant) -> None:
     index = assistant.index
     question = "Fukushima University memorandum on radiation control"
     vector = assistant.encoder.encode_one(question)
-    hits = search(index, vector, index.lexical.query_terms(question), 5, fuse=fuse_rrf)
-    assert "Fukushima University" in index.chunks[hits[0].row].text
+    _, passages = search(index.engine, vector, index.vocabulary.query_terms(question), 5, fuse=fuse_rrf)
+    assert "Fukushima University" in passages.chunks[0].text

@@ -13,8 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag import sentences, store
+from rag import indexing, sentences, store
 from rag.chunking import make_chunks
+from rag.config import Settings
+from rag.engines import opener
+from rag.engines.local import LocalEngine
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, NotFound
 from rag.store import DocumentEntry, Index
 from rag.texts import Texts
@@ -24,7 +27,9 @@ EXPECTED: dict[str, Any] = {
     "model": {"name": "fake-model", "dimension": DIM},
     "chunker": {"splitter": "test", "chunk_words": 12, "overlap": 1},
     "text": {"language": "en", "sentence_table": sentences.VERSION},
+    "engine": {"name": "local"},
 }
+LOCAL = Settings()
 TEXTS = {
     "alpha.txt": "Alpha is the first letter. It opens the alphabet. Greek children learn it first. "
     "Alpha also names the brightest star of a constellation.",
@@ -49,12 +54,22 @@ def fake_index(expected: dict[str, Any] = EXPECTED, seed: int = 0) -> Index:
         chunks += doc_chunks
         sentences += n_sentences
     manifest = store.build_manifest(expected, documents, len(chunks), {"broken.txt": "binary file"})
-    vectors = unit_vectors(rng, len(chunks)), unit_vectors(rng, sentences)
-    return store.assemble(manifest, documents, chunks, *vectors, Texts(dict(TEXTS)))
+    vectors = {d.source: (unit_vectors(rng, d.chunks), unit_vectors(rng, d.sentences)) for d in documents}
+    return indexing.assemble(LOCAL, manifest, documents, chunks, Texts(dict(TEXTS)), vectors)
+
+
+def load_index(folder: Path, expected: dict[str, Any] = EXPECTED) -> Index:
+    return store.load(folder, expected, opener(LOCAL))
+
+
+def local(index: Index) -> LocalEngine:
+    assert isinstance(index.engine, LocalEngine)
+    return index.engine
 
 
 def all_vectors(index: Index) -> np.ndarray:
-    return index.dense.reconstruct_n(0, index.dense.ntotal)
+    structure = local(index).structure.index
+    return structure.reconstruct_n(0, structure.ntotal)
 
 
 @pytest.fixture
@@ -69,18 +84,18 @@ def assert_same_index(a: Index, b: Index) -> None:
     assert a.documents == b.documents
     assert a.manifest == b.manifest
     np.testing.assert_array_equal(all_vectors(a), all_vectors(b))
-    np.testing.assert_array_equal(a.sentence_vectors, b.sentence_vectors)
+    np.testing.assert_array_equal(local(a).sentence_vectors, local(b).sentence_vectors)
 
 
 def test_save_then_load_round_trips(saved: tuple[Index, Path]) -> None:
     index, folder = saved
-    loaded = store.load(folder, EXPECTED)
+    loaded = load_index(folder, EXPECTED)
     assert_same_index(index, loaded)
     for source, text in TEXTS.items():
         assert loaded.document(source).text == text == index.document(source).text
-    assert loaded.sentence_vectors.dtype == np.float32
-    terms = loaded.lexical.query_terms("beta particles")
-    assert loaded.lexical.search(terms, 3) == index.lexical.search(terms, 3)
+    assert local(loaded).sentence_vectors.dtype == np.float32
+    terms = loaded.vocabulary.query_terms("beta particles")
+    assert loaded.engine.search_lexical(terms, 3) == index.engine.search_lexical(terms, 3)
     assert sorted(p.name for p in folder.iterdir()) == [
         "chunks.jsonl",
         "lexical",
@@ -91,7 +106,7 @@ def test_save_then_load_round_trips(saved: tuple[Index, Path]) -> None:
         "texts.jsonl",
         "texts.offsets.npy",
         "vectors.npy",
-    ]  # a small index is searched exactly: no dense.faiss (see test_dense.py for the approximate one)
+    ]  # a small index is searched exactly: no dense.faiss (see test_engine_dense.py for the approximate one)
 
 
 def test_the_manifest_describes_the_index(saved: tuple[Index, Path]) -> None:
@@ -106,21 +121,22 @@ def test_the_manifest_describes_the_index(saved: tuple[Index, Path]) -> None:
 
 
 def test_index_maps_chunks_to_their_sentence_vectors(saved: tuple[Index, Path]) -> None:
-    index = store.load(saved[1], EXPECTED)
-    rows = [r for chunk in index.chunks for r in index.sentence_rows(chunk)]
-    assert sorted(set(rows)) == list(range(len(index.sentence_vectors)))  # every sentence belongs to a chunk
+    index = load_index(saved[1], EXPECTED)
+    engine = local(index)
+    rows = [r for i in range(len(index.chunks)) for r in engine.sentence_rows(i)]
+    assert sorted(set(rows)) == list(range(len(engine.sentence_vectors)))  # every sentence belongs to a chunk
     first_beta = index.first_chunk("notes/beta.md")
     assert index.chunks[first_beta].source == "notes/beta.md"
     assert index.chunks[first_beta - 1].source == "alpha.txt"
     assert index.title("notes/beta.md") == "NOTES/BETA.MD"
-    assert index.chunk_vectors([]).shape == (0, DIM)
+    assert engine.fetch([]).vectors.shape == (0, DIM)
 
 
 def test_save_replaces_an_index_and_leaves_no_temporary_folders(saved: tuple[Index, Path]) -> None:
     _, folder = saved
     newer = fake_index(seed=1)
     store.save(newer, folder)
-    assert_same_index(newer, store.load(folder, EXPECTED))
+    assert_same_index(newer, load_index(folder, EXPECTED))
     assert [p.name for p in folder.parent.iterdir()] == ["index"]
 
 
@@ -137,7 +153,7 @@ def test_save_replaces_an_index_and_leaves_no_temporary_folders(saved: tuple[Ind
 )
 def test_loading_with_other_settings_is_refused(saved: tuple[Index, Path], change: dict[str, Any]) -> None:
     with pytest.raises(IndexMismatch, match="rag index --full"):
-        store.load(saved[1], {**EXPECTED, **change})
+        load_index(saved[1], {**EXPECTED, **change})
 
 
 def test_another_format_version_is_refused(saved: tuple[Index, Path]) -> None:
@@ -145,12 +161,12 @@ def test_another_format_version_is_refused(saved: tuple[Index, Path]) -> None:
     manifest = json.loads(path.read_text())
     path.write_text(json.dumps({**manifest, "format": store.FORMAT_VERSION + 1}))
     with pytest.raises(IndexMismatch, match="rag index --full"):
-        store.load(saved[1], EXPECTED)
+        load_index(saved[1], EXPECTED)
 
 
 def test_a_missing_index_says_how_to_build_one(tmp_path: Path) -> None:
     with pytest.raises(IndexMissing, match="rag index"):
-        store.load(tmp_path / "index", EXPECTED)
+        load_index(tmp_path / "index", EXPECTED)
     with pytest.raises(IndexMissing):
         store.read_manifest(tmp_path / "index")
 
@@ -175,7 +191,7 @@ def delete(path: Path) -> None:
 def test_a_damaged_file_is_named_in_the_error(saved: tuple[Index, Path], name: str, damage: Any) -> None:
     damage(saved[1] / name)
     with pytest.raises(IndexCorrupt) as caught:
-        store.load(saved[1], EXPECTED)
+        load_index(saved[1], EXPECTED)
     assert name in str(caught.value)
     assert "rag index --full" in str(caught.value)
 
@@ -193,7 +209,7 @@ def test_a_missing_file_is_named_in_the_error(saved: tuple[Index, Path], name: s
     else:
         path.unlink()
     with pytest.raises(IndexCorrupt, match=name):
-        store.load(saved[1], EXPECTED)
+        load_index(saved[1], EXPECTED)
 
 
 def test_an_old_sentence_table_is_made_anew_from_the_texts(saved: tuple[Index, Path]) -> None:
@@ -203,10 +219,10 @@ def test_an_old_sentence_table_is_made_anew_from_the_texts(saved: tuple[Index, P
     manifest["text"]["sentence_table"] = 3  # the version before the flag rules' digest was part of it
     path.write_text(json.dumps(manifest))
     (folder / sentences.FILE).write_bytes(b"an older format")
-    loaded = store.load(folder, EXPECTED)
+    loaded = load_index(folder, EXPECTED)
     assert np.array_equal(loaded.sentence_table.ids, index.sentence_table.ids)
-    terms = loaded.lexical.query_terms("beta particles")
-    assert loaded.lexical.search(terms, 3) == index.lexical.search(terms, 3)
+    terms = loaded.vocabulary.query_terms("beta particles")
+    assert loaded.engine.search_lexical(terms, 3) == index.engine.search_lexical(terms, 3)
 
 
 @pytest.mark.parametrize("manifest", ["[]", '"text"', '{"format": 1}', '{"model": {}}', "null"])
@@ -226,7 +242,7 @@ def test_a_manifest_with_bad_documents_names_the_manifest(saved: tuple[Index, Pa
         manifest["documents"] = documents
     path.write_text(json.dumps(manifest))
     with pytest.raises(IndexCorrupt, match="manifest.json"):
-        store.load(saved[1], EXPECTED)
+        load_index(saved[1], EXPECTED)
 
 
 def test_files_that_disagree_are_corrupt(saved: tuple[Index, Path]) -> None:
@@ -234,14 +250,14 @@ def test_files_that_disagree_are_corrupt(saved: tuple[Index, Path]) -> None:
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text("".join(lines[:-1]), encoding="utf-8")  # a whole line lost: every line still parses
     with pytest.raises(IndexCorrupt, match="do not agree"):
-        store.load(saved[1], EXPECTED)
+        load_index(saved[1], EXPECTED)
 
 
 def test_too_few_sentence_vectors_are_corrupt(saved: tuple[Index, Path]) -> None:
     path = saved[1] / "sentences.npy"
     np.save(path, np.load(path)[:-1])
     with pytest.raises(IndexCorrupt, match="do not agree"):
-        store.load(saved[1], EXPECTED)
+        load_index(saved[1], EXPECTED)
 
 
 def test_an_interrupted_swap_is_recovered(saved: tuple[Index, Path]) -> None:
@@ -251,7 +267,7 @@ def test_an_interrupted_swap_is_recovered(saved: tuple[Index, Path]) -> None:
     assert manifest == index.manifest
     assert folder.is_dir()
     assert not folder.with_name(".index.old-123").exists()
-    assert_same_index(index, store.load(folder, EXPECTED))
+    assert_same_index(index, load_index(folder, EXPECTED))
 
 
 def test_recovery_takes_the_newest_complete_leftover(saved: tuple[Index, Path]) -> None:
@@ -264,7 +280,7 @@ def test_recovery_takes_the_newest_complete_leftover(saved: tuple[Index, Path]) 
     newer = folder.with_name(".index.old-3")
     seven = fake_index(seed=7)
     store.save(seven, newer)
-    loaded = store.load(folder, EXPECTED)
+    loaded = load_index(folder, EXPECTED)
     assert_same_index(seven, loaded)
 
 
@@ -279,10 +295,10 @@ def test_a_stale_new_folder_does_not_break_loading(saved: tuple[Index, Path]) ->
     stale = folder.with_name(".index.new-99999")
     stale.mkdir()
     (stale / "chunks.jsonl").write_text('{"half": ')
-    assert_same_index(index, store.load(folder, EXPECTED))
+    assert_same_index(index, load_index(folder, EXPECTED))
     new = fake_index(seed=2)  # made once: two would differ in their built_at second
     store.save(new, folder)
-    assert_same_index(new, store.load(folder, EXPECTED))
+    assert_same_index(new, load_index(folder, EXPECTED))
 
 
 def test_a_save_that_fails_midway_keeps_the_previous_index(
@@ -297,13 +313,13 @@ def test_a_save_that_fails_midway_keeps_the_previous_index(
     with pytest.raises(OSError):
         store.save(fake_index(seed=3), folder)
     monkeypatch.undo()
-    assert_same_index(index, store.load(folder, EXPECTED))
+    assert_same_index(index, load_index(folder, EXPECTED))
 
 
 def test_a_loaded_index_keeps_its_texts_after_a_rebuild_replaces_its_folder(saved: tuple[Index, Path]) -> None:
     # The server answers from a loaded index while a rebuild swaps a new folder in and removes the old one.
     _, folder = saved
-    loaded = store.load(folder, EXPECTED)
+    loaded = load_index(folder, EXPECTED)
     store.save(fake_index(seed=1), folder)
     assert loaded.document("alpha.txt").text == TEXTS["alpha.txt"]
 
@@ -320,7 +336,7 @@ def test_a_missing_texts_file_is_a_damaged_index(saved: tuple[Index, Path]) -> N
     _, folder = saved
     (folder / "texts.jsonl").unlink()
     with pytest.raises(IndexCorrupt, match="texts.jsonl"):
-        store.load(folder, EXPECTED)
+        load_index(folder, EXPECTED)
 
 
 def test_page_at_names_the_page_of_an_offset() -> None:

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..chunking import Chunk
+from ..engines import Passages
 from ..question import FORMS, focus_pattern, question_form
 from ..retrieval import Hit
-from ..sentences import DATE, HEADING, QUANTITY, SentenceTable
-from ..store import Index
+from ..sentences import DATE, HEADING, QUANTITY, SentenceRows
+from ..vocabulary import Vocabulary
 
 TYPED = ("date", "quantity", "name")
 # The feature that says a sentence holds what a question form asks for (a form not listed asks for no one kind).
@@ -80,10 +81,11 @@ class Query:
     text: str
     vector: np.ndarray
     terms: tuple[str, ...]  # as searched
-    term_ids: np.ndarray  # its distinct terms, as sentence-table ids (-1: no sentence holds it)
+    term_ids: np.ndarray  # its distinct terms, as vocabulary ids (-1: no sentence holds it)
     idf: np.ndarray
-    pairs: np.ndarray  # codes of its consecutive term pairs (both terms known)
+    pairs: np.ndarray  # codes of its consecutive term pairs (both terms known): first id * `width` + second
     form: str
+    width: int  # the vocabulary's size, which pair codes are made with
 
     @classmethod
     def read(
@@ -91,26 +93,27 @@ class Query:
         text: str,
         vector: np.ndarray,
         terms: list[str],
-        table: SentenceTable,
+        vocabulary: Vocabulary,
         language: str | None,
         asked: str | None = None,
     ) -> Query:
         """`text` is what is searched; `asked`, when given, the question as asked (a follow-up's own words, whose
         form counts rather than the earlier question's it was read with)."""
         distinct = list(dict.fromkeys(terms))
-        ids = table.lookup(distinct)
-        ordered = table.lookup(terms)
+        ids = vocabulary.lookup(distinct)
+        ordered = vocabulary.lookup(terms)
         known = (ordered[:-1] >= 0) & (ordered[1:] >= 0)
-        pairs = ordered[:-1][known] * max(len(table.vocabulary), 1) + ordered[1:][known]
+        width = max(len(vocabulary), 1)
+        pairs = ordered[:-1][known] * width + ordered[1:][known]
         form = question_form(text if asked is None else asked, language)
-        return cls(text, vector, tuple(terms), ids, table.idf(ids), pairs, form)
+        return cls(text, vector, tuple(terms), ids, vocabulary.idf(ids), pairs, form, width)
 
 
 @dataclass(frozen=True)
 class Pool:
     """The candidate sentences of one question, with their features."""
 
-    rows: np.ndarray  # sentence rows
+    rows: np.ndarray  # positions of the sentences in the passages' arrays
     hit: np.ndarray  # position among the hits of the passage each is taken from
     spans: list[tuple[int, int]]  # document offsets
     cos: np.ndarray
@@ -127,12 +130,12 @@ class Pool:
         return self.vectors * self.query_vector
 
 
-def gather_pool(index: Index, hits: list[Hit], query: Query) -> Pool:
-    """Every sentence of the hits' passages, once (with its best passage), and its features."""
-    rows, hit, spans, lo, hi = _candidates(index, hits)
-    table, vectors = index.sentence_table, index.sentence_vectors
-    prev = np.where(rows - 1 >= lo, rows - 1, -1)
-    after = np.where(rows + 1 < hi, rows + 1, -1)
+def gather_pool(passages: Passages, hits: list[Hit], query: Query) -> Pool:
+    """Every sentence of the hits' passages (`passages.chunks[i]` is hit i's), once (with its best passage), and
+    its features."""
+    rows, hit, spans = _candidates(passages)
+    table, vectors = passages.table, passages.vectors
+    prev, after = passages.previous[rows], passages.following[rows]
     # The candidates and their neighbours (mostly candidates too) are read once.
     read = np.unique(np.concatenate([rows, prev[prev >= 0], after[after >= 0]]))
     at, at_prev, at_next = (np.searchsorted(read, np.maximum(r, 0)) for r in (rows, prev, after))
@@ -164,7 +167,7 @@ def gather_pool(index: Index, hits: list[Hit], query: Query) -> Pool:
         "novel": 1.0 - match.sum(axis=1) / np.maximum(counts, 1),
         "length": np.log1p(counts),
         "heading": (flags & HEADING) > 0,
-        "focus": _focus(index, hits, hit, spans, query),
+        "focus": _focus(passages, hit, spans, query),
         "names_new": np.minimum(caps_new, 3) / 3,
         "hit_rank": 1.0 / (1.0 + hit),
         "hit_score": np.asarray([hits[h].score for h in hit.tolist()]),
@@ -212,24 +215,20 @@ def question_features(query: Query, pool: Pool, logits: np.ndarray) -> np.ndarra
     return np.asarray(values, dtype=np.float32)
 
 
-def _candidates(
-    index: Index, hits: list[Hit]
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]], np.ndarray, np.ndarray]:
-    """Sentence rows of the hits (each once, first passage wins), their passage, spans and document row range."""
-    picked: list[tuple[int, int, int, int]] = []  # row, hit, first and past-last row of its document
+def _candidates(passages: Passages) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """Positions of the passages' sentences (each once, first passage wins), their passage and spans."""
+    rows: list[int] = []
+    hit: list[int] = []
     spans: list[tuple[int, int]] = []
     seen: set[int] = set()
-    for i, h in enumerate(hits):
-        chunk = index.chunks[h.row]
-        base = index.sentence_base(chunk.source)
-        end = base + index.document_sentences(chunk.source)
-        for row, span in zip(index.sentence_rows(chunk), chunk.sentences, strict=True):
+    for i, chunk in enumerate(passages.chunks):
+        for row, span in zip(passages.positions(i), chunk.sentences, strict=True):
             if row not in seen:
                 seen.add(row)
-                picked.append((row, i, base, end))
+                rows.append(row)
+                hit.append(i)
                 spans.append(span)
-    rows, hit, lo, hi = np.asarray(picked, dtype=np.int64).reshape(-1, 4).T
-    return rows, hit, spans, lo, hi
+    return np.asarray(rows, dtype=np.int64), np.asarray(hit, dtype=np.int64), spans
 
 
 def _cosines(vectors: np.ndarray, rows: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
@@ -237,7 +236,7 @@ def _cosines(vectors: np.ndarray, rows: np.ndarray, query_vector: np.ndarray) ->
 
 
 def _lexical(
-    table: SentenceTable, rows: np.ndarray, query: Query
+    table: SentenceRows, rows: np.ndarray, query: Query
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For each row: which question terms it holds, how many capitalized terms the question lacks, its number of
     terms, how many of the question's word pairs it holds, and its flags. Rows of -1 count as empty."""
@@ -256,8 +255,8 @@ def _lexical(
     match[owner[found], order[pos[found]]] = True
     caps_new = np.bincount(owner[caps & ~found], minlength=len(rows))
     same = owner[:-1] == owner[1:]
-    codes = ids[:-1] * max(len(table.vocabulary), 1) + ids[1:]
-    paired = same & np.isin(codes, query.pairs)
+    codes = ids[:-1] * query.width + ids[1:]
+    paired = same & (ids[:-1] >= 0) & (ids[1:] >= 0) & np.isin(codes, query.pairs)
     pair_hits = np.bincount(owner[:-1][paired], minlength=len(rows))
     return match, caps_new, counts, pair_hits, np.where(rows >= 0, table.flags[safe], 0)
 
@@ -269,12 +268,12 @@ def _passage_cover(match: np.ndarray, hit: np.ndarray, weight: np.ndarray) -> np
     return (held @ weight)[hit]
 
 
-def _focus(index: Index, hits: list[Hit], hit: np.ndarray, spans: list[tuple[int, int]], query: Query) -> np.ndarray:
+def _focus(passages: Passages, hit: np.ndarray, spans: list[tuple[int, int]], query: Query) -> np.ndarray:
     """For "How many X ...", whether the sentence holds a number just before X."""
     pattern = focus_pattern(query.text) if query.form == "quantity" else None
     if pattern is None:
         return np.zeros(len(spans))
-    chunks: list[Chunk] = [index.chunks[hits[h].row] for h in hit.tolist()]
+    chunks: list[Chunk] = [passages.chunks[h] for h in hit.tolist()]
     return np.asarray(
         [pattern.search(c.text[a - c.start : b - c.start]) is not None for c, (a, b) in zip(chunks, spans, strict=True)]
     )

@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from ..chunking import Chunk
+from ..engines import Passages
 from ..question import holds_type
 from ..retrieval import Hit
 from ..store import Index
@@ -25,6 +26,7 @@ def respond(
     query: Query,
     index: Index,
     hits: list[Hit],
+    passages: Passages,
     scorer: Scorer,
     min_confidence: float,
     top_k: int,
@@ -35,15 +37,17 @@ def respond(
     """The response to `query` from the passages `hits` (more than `top_k` of them may be scored).
 
     Args:
+        index: the catalog the titles and pages come from.
+        passages: the hits' passages (`passages.chunks[i]` is hit i's).
         question: the question as asked, when `query` is a follow-up read together with an earlier one.
         language: the index's language (the exact-span rules are English).
     """
     question = query.text if question is None else question
     if not hits:
         return Response(question, True, 0.0, None, [], context)
-    pool = gather_pool(index, hits, query)
+    pool = gather_pool(passages, hits, query)
     logits = scorer.sentence_logits(pool)
-    best_of = passage_scores(index, hits, pool, logits)
+    best_of = passage_scores(passages, pool, logits)
     order = rank_passages(best_of)[:top_k]
     shares = np.exp(best_of - best_of.max())
     shares /= shares.sum()  # each passage's share of the scorer's belief that it holds the answer sentence
@@ -51,7 +55,7 @@ def respond(
     confidence = scorer.probability(question_features(query, pool, logits))
     answer = None
     if confidence >= min_confidence:
-        chunk = index.chunks[hits[int(pool.hit[best])].row]
+        chunk = passages.chunks[int(pool.hit[best])]
         span = extend_span(chunk, pool.spans[best])
         cited = order.index(int(pool.hit[best])) + 1 if int(pool.hit[best]) in order else 0
         if cited:
@@ -60,7 +64,9 @@ def respond(
             page = _page(index, chunk.source, span[0])
             answer = Answer(text, chunk.source, *span, citation=cited, exact=exact, page=page)
     by_row = dict(zip(pool.rows.tolist(), logits.tolist(), strict=True))
-    citations = [_citation(n, index, hits[h], by_row, answer, float(shares[h])) for n, h in enumerate(order, start=1)]
+    citations = [
+        _citation(n, index, passages, h, by_row, answer, float(shares[h])) for n, h in enumerate(order, start=1)
+    ]
     return Response(question, answer is None, confidence, answer, citations, context)
 
 
@@ -76,11 +82,11 @@ def _exact(question: str, query: Query, sentence: str, offset: int, language: st
     return Exact(sentence[start:end], offset + start, offset + end)
 
 
-def passage_scores(index: Index, hits: list[Hit], pool: Pool, logits: np.ndarray) -> np.ndarray:
+def passage_scores(passages: Passages, pool: Pool, logits: np.ndarray) -> np.ndarray:
     """For each hit, the score of the best candidate sentence its passage holds (passages are cited in this
     order)."""
     by_row = dict(zip(pool.rows.tolist(), logits.tolist(), strict=True))
-    return np.asarray([max(by_row[r] for r in index.sentence_rows(index.chunks[h.row])) for h in hits])
+    return np.asarray([max(by_row[r] for r in passages.positions(i)) for i in range(len(passages.chunks))])
 
 
 def rank_passages(best: np.ndarray) -> list[int]:
@@ -89,10 +95,10 @@ def rank_passages(best: np.ndarray) -> list[int]:
 
 
 def _citation(
-    n: int, index: Index, hit: Hit, by_row: dict[int, float], answer: Answer | None, share: float
+    n: int, index: Index, passages: Passages, i: int, by_row: dict[int, float], answer: Answer | None, share: float
 ) -> Citation:
-    chunk = index.chunks[hit.row]
-    scores = [by_row[r] for r in index.sentence_rows(chunk)]
+    chunk = passages.chunks[i]
+    scores = [by_row[r] for r in passages.positions(i)]
     if answer is not None and answer.source == chunk.source and chunk.start <= answer.start < answer.end <= chunk.end:
         mark = (answer.start, answer.end)
     else:  # the passage's own best sentence

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexCorrupt
-from ..lexical import is_stop, stem, terms
 from ..question import ANSWER_PATTERNS, FORMS, MONTHS, WH, focus_pattern
+from ..words import is_stop, stem, terms
 
 WEIGHTS = Path(__file__).with_name("span_weights.json")
 MAX_TOKENS = 8  # longer SQuAD answers are rare (about 3% of the tune split's) and multiply the candidates
@@ -283,7 +283,7 @@ def exact_span(
 
     Args:
         question: the question as asked; `form` is `rag.question.question_form(question)`.
-        question_terms: the question's stemmed terms (`rag.lexical.terms(question)`).
+        question_terms: the question's stemmed terms (`rag.words.terms(question)`).
         language: the question's language; the rules are English, so any other gives None.
 
     Returns:

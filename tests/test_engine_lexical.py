@@ -1,4 +1,5 @@
-"""BM25 side: scores against a brute-force reference, typo repair, stop words, idf, save and load."""
+"""The local engine's BM25 side, and the vocabulary questions are read by: scores against a brute-force reference,
+typo repair, stop words, idf, save and load."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import lexical as lexical_module
-from rag.lexical import LexicalIndex, tokenize
+from rag.engines import lexical as lexical_module
+from rag.engines.lexical import LexicalIndex
+from rag.sentences import SentenceTable
+from rag.vocabulary import Vocabulary
+from rag.words import ENGLISH, tokenize
 
 DOCS = [
     "Japan supports Ukraine against nuclear terrorism and nuclear threats.",
@@ -44,6 +48,13 @@ def lexical() -> LexicalIndex:
     return LexicalIndex.build(DOCS)
 
 
+@pytest.fixture(scope="module")
+def vocabulary() -> Vocabulary:
+    """The vocabulary of DOCS, each text one sentence."""
+    table = SentenceTable.build(DOCS, ENGLISH)
+    return Vocabulary(table.vocabulary, table.doc_freq, len(table), ENGLISH)
+
+
 @pytest.mark.parametrize(
     "question",
     [
@@ -55,8 +66,8 @@ def lexical() -> LexicalIndex:
         "ministers discussed power plants",
     ],
 )
-def test_scores_agree_with_a_brute_force_bm25(lexical: LexicalIndex, question: str) -> None:
-    terms = lexical.query_terms(question)
+def test_scores_agree_with_a_brute_force_bm25(lexical: LexicalIndex, vocabulary: Vocabulary, question: str) -> None:
+    terms = vocabulary.query_terms(question)
     expected = reference_bm25(tokenize(DOCS), terms)
     hits = lexical.search(terms, k=len(DOCS))
     assert hits, "the question shares words with the documents"
@@ -67,30 +78,30 @@ def test_scores_agree_with_a_brute_force_bm25(lexical: LexicalIndex, question: s
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_search_returns_best_first_and_only_positive_scores(lexical: LexicalIndex) -> None:
-    hits = lexical.search(lexical.query_terms("nuclear"), k=10)
+def test_search_returns_best_first_and_only_positive_scores(lexical: LexicalIndex, vocabulary: Vocabulary) -> None:
+    hits = lexical.search(vocabulary.query_terms("nuclear"), k=10)
     assert [row for row, _ in hits] == [0, 2]
     assert hits[0][1] >= hits[1][1] > 0
 
 
-def test_search_respects_k(lexical: LexicalIndex) -> None:
-    assert len(lexical.search(lexical.query_terms("Japan Ukraine generators"), k=2)) == 2
+def test_search_respects_k(lexical: LexicalIndex, vocabulary: Vocabulary) -> None:
+    assert len(lexical.search(vocabulary.query_terms("Japan Ukraine generators"), k=2)) == 2
 
 
-def test_a_misspelled_query_word_is_mapped_to_a_known_one(lexical: LexicalIndex) -> None:
-    terms = lexical.query_terms("terorism")
+def test_a_misspelled_query_word_is_mapped_to_a_known_one(lexical: LexicalIndex, vocabulary: Vocabulary) -> None:
+    terms = vocabulary.query_terms("terorism")
     assert terms == tokenize(["terrorism"])[0]
     assert lexical.search(terms, k=3)[0][0] == 0
 
 
-def test_two_typos_are_repaired_in_a_long_word_only(lexical: LexicalIndex) -> None:
-    assert lexical.query_terms("humanitarain")[0] == tokenize(["humanitarian"])[0][0]  # long: distance 2
-    assert lexical.query_terms("cst") == ["cst"]  # too short to guess
+def test_two_typos_are_repaired_in_a_long_word_only(lexical: LexicalIndex, vocabulary: Vocabulary) -> None:
+    assert vocabulary.query_terms("humanitarain")[0] == tokenize(["humanitarian"])[0][0]  # long: distance 2
+    assert vocabulary.query_terms("cst") == ["cst"]  # too short to guess
 
 
-def test_an_unrelated_word_is_left_alone(lexical: LexicalIndex) -> None:
-    assert lexical.query_terms("sourdough") == tokenize(["sourdough"])[0]
-    assert lexical.search(lexical.query_terms("sourdough"), k=5) == []
+def test_an_unrelated_word_is_left_alone(lexical: LexicalIndex, vocabulary: Vocabulary) -> None:
+    assert vocabulary.query_terms("sourdough") == tokenize(["sourdough"])[0]
+    assert lexical.search(vocabulary.query_terms("sourdough"), k=5) == []
 
 
 def test_stop_words_and_question_words_are_removed() -> None:
@@ -102,26 +113,28 @@ def test_terms_are_lower_cased_and_stemmed() -> None:
     assert tokenize(["Supports SUPPORTED supporting"]) == [["support"] * 3]
 
 
-def test_a_question_of_stop_words_finds_nothing(lexical: LexicalIndex) -> None:
-    assert lexical.query_terms("What is it?") == []
+def test_a_question_of_stop_words_finds_nothing(lexical: LexicalIndex, vocabulary: Vocabulary) -> None:
+    assert vocabulary.query_terms("What is it?") == []
     assert lexical.search([], k=5) == []
 
 
-def test_idf_is_highest_for_an_unknown_term(lexical: LexicalIndex) -> None:
+def test_idf_is_highest_for_an_unknown_term(vocabulary: Vocabulary) -> None:
+    def idf(term: str) -> float:
+        return float(vocabulary.idf(vocabulary.lookup([term]))[0])
+
     known = {t for doc in tokenize(DOCS) for t in doc}
-    idfs = {t: lexical.idf(t) for t in known}
-    unknown = lexical.idf("zzzunseen")
-    assert all(0 < v < unknown for v in idfs.values())
+    unknown = idf("zzzunseen")
+    assert all(0 < idf(t) < unknown for t in known)
     assert unknown == pytest.approx(math.log(1 + (len(DOCS) + 0.5) / 0.5))
-    assert lexical.idf("nuclear") < lexical.idf("cat")  # in two documents against one
+    assert idf("nuclear") < idf("cat")  # in two documents against one
 
 
-def test_save_and_load_give_the_same_scores(lexical: LexicalIndex, tmp_path: Path) -> None:
+def test_save_and_load_give_the_same_scores(lexical: LexicalIndex, vocabulary: Vocabulary, tmp_path: Path) -> None:
     lexical.save(tmp_path)
     loaded = LexicalIndex.load(tmp_path)
     assert loaded.size == lexical.size
-    assert loaded.vocabulary == lexical.vocabulary
-    terms = lexical.query_terms("Japan nuclear generators")
+    assert loaded.vocabulary_ids == lexical.vocabulary_ids
+    terms = vocabulary.query_terms("Japan nuclear generators")
     before, after = lexical.search(terms, 6), loaded.search(terms, 6)
     assert [row for row, _ in after] == [row for row, _ in before]
     assert [score for _, score in after] == pytest.approx([score for _, score in before])
@@ -135,10 +148,10 @@ def test_an_index_without_terms_finds_nothing(texts: list[str]) -> None:
     assert empty.search(["japan"], k=3) == []
 
 
-def test_a_large_index_leaves_common_query_terms_out(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_index_leaves_common_query_terms_out(vocabulary: Vocabulary, monkeypatch: pytest.MonkeyPatch) -> None:
     texts = [f"japan ukraine report number{i}" + (" rosatom" if i % 50 == 0 else "") for i in range(200)]
     lexical = LexicalIndex.build(texts)
-    terms = lexical.query_terms("japan ukraine rosatom number7")
+    terms = vocabulary.query_terms("japan ukraine rosatom number7")
     everything = lexical.search(terms, 5)
     monkeypatch.setattr(lexical_module, "LARGE", 100)  # this index counts as large now
     selective = lexical.search(terms, 5)

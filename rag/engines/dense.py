@@ -9,6 +9,7 @@ structure is rebuilt from at load time and fusion reads candidates' vectors from
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,37 +29,46 @@ def ef_search(n: int) -> int:
 FILE = "dense.faiss"
 
 
-def build(vectors: np.ndarray, exact_limit: int = EXACT_LIMIT) -> tuple[faiss.Index, dict[str, Any]]:
-    """A search structure over `vectors` (normalized float32 rows) and the parameters that describe it."""
+@dataclass(frozen=True)
+class Structure:
+    """A FAISS index and the parameters that describe it (recorded in the manifest)."""
+
+    index: faiss.Index
+    params: dict[str, Any]
+
+
+def build(vectors: np.ndarray, exact_limit: int = EXACT_LIMIT) -> Structure:
+    """A search structure over `vectors` (normalized float32 rows)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dimension = vectors.shape
     if n < exact_limit:
-        return _flat(vectors, dimension), {"type": "flat"}
+        return Structure(_flat(vectors, dimension), {"type": "flat"})
     index = faiss.IndexHNSWFlat(dimension, HNSW["M"], faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = HNSW["efConstruction"]
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # building is parallel; single queries are not (see `search`)
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     index.hnsw.efSearch = ef_search(n)
-    return index, {"type": "hnsw", **HNSW, "efSearch": index.hnsw.efSearch}
+    return Structure(index, {"type": "hnsw", **HNSW, "efSearch": index.hnsw.efSearch})
 
 
-def save(index: faiss.Index, params: dict[str, Any], folder: Path) -> None:
-    if params["type"] != "flat":  # a flat index is its vectors: nothing more to write
-        faiss.write_index(index, str(folder / FILE))
+def save(structure: Structure, folder: Path) -> None:
+    if structure.params["type"] != "flat":  # a flat index is its vectors: nothing more to write
+        faiss.write_index(structure.index, str(folder / FILE))
 
 
-def load(folder: Path, params: dict[str, Any], vectors: np.ndarray) -> faiss.Index:
+def load(folder: Path, params: dict[str, Any], vectors: np.ndarray) -> Structure:
     if params["type"] == "flat":
-        return _flat(vectors, vectors.shape[1])
+        return Structure(_flat(vectors, vectors.shape[1]), params)
     index = faiss.read_index(str(folder / FILE))
     faiss.downcast_index(index).hnsw.efSearch = int(params["efSearch"])  # type: ignore[attr-defined]
-    return index
+    return Structure(index, params)
 
 
-def search(index: faiss.Index, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def search(structure: Structure, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(scores, rows) of the `k` nearest rows to one query vector; rows of -1 pad a short result."""
     # One query is faster on one thread: OpenMP's start-up costs more than it saves.
     faiss.omp_set_num_threads(1)
-    scores, rows = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k)
+    scores, rows = structure.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k)
     return scores[0], rows[0]
 
 

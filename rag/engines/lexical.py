@@ -1,48 +1,23 @@
-"""The lexical side: BM25 over stemmed words, with misspelled query words mapped onto the index's vocabulary.
+"""The local engine's lexical side: BM25 over the chunks' terms (stemmed words, stop words left out).
 
-bm25s (sparse-matrix BM25, saved as plain NumPy and JSON files) scores; PyStemmer's Snowball stemmer makes
-"supports" match "supported"; rapidfuzz finds, for a query word the index has never seen, the closest word it has
-(edit distance 1, or 2 for long words), which repairs typos such as "terorism" without a dictionary of our own.
+bm25s (sparse-matrix BM25, saved as plain NumPy and JSON files) scores. Terms come from `rag.words` (PyStemmer's
+Snowball stemmer makes "supports" match "supported"); misspelled question words are mapped onto the index's
+vocabulary before they get here (`rag.vocabulary`).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import bm25s
 import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
 
-from .words import TOKEN, Words, words_for
-
-__all__ = ["TOKEN", "LexicalIndex", "is_stop", "stem", "terms", "tokenize"]
+from ..words import ENGLISH, Words, tokenize
 
 LARGE = 50_000  # texts; from here common query terms are left out of BM25 (see LexicalIndex._selective)
 COMMON = 0.1
-ENGLISH = words_for("en")
-
-
-def stem(word: str) -> str:
-    """English stemming (`words.Words.stem` for another language)."""
-    return ENGLISH.stem(word)
-
-
-def is_stop(word: str) -> bool:
-    """Whether a lower-cased word is an English stop word (`words.Words.is_stop` for another language)."""
-    return ENGLISH.is_stop(word)
-
-
-def terms(text: str, words: Words = ENGLISH) -> list[str]:
-    """Lower-cased, stop words removed, stemmed terms of a text, by `words`' rules."""
-    return words.terms(text)
-
-
-def tokenize(texts: Sequence[str], words: Words = ENGLISH) -> list[list[str]]:
-    return [words.terms(t) for t in texts]
 
 
 class LexicalIndex:
@@ -52,11 +27,6 @@ class LexicalIndex:
         self.bm25 = bm25  # None when no text has a single indexable term (stop words only)
         self.size = size
         self.words = words  # the rules its texts were cut into terms by; questions are cut by the same
-        self.vocabulary = frozenset(k for k in bm25.vocab_dict if k) if bm25 else frozenset()
-        # Typo candidates by (first letter, length): a look-up compares a few hundred words, not the vocabulary.
-        self._by_shape: dict[tuple[str, int], list[str]] = defaultdict(list)
-        for word in sorted(self.vocabulary):
-            self._by_shape[(word[0], len(word))].append(word)
         self._doc_freq = np.diff(bm25.scores["indptr"]) if bm25 else np.zeros(0, dtype=np.int64)
         self.vocabulary_ids: dict[str, int] = {k: v for k, v in bm25.vocab_dict.items() if k} if bm25 else {}
 
@@ -83,15 +53,6 @@ class LexicalIndex:
         meta = json.loads((folder / "size.json").read_text())
         bm25 = None if meta.get("empty") else bm25s.BM25.load(str(folder), show_progress=False)
         return cls(bm25, meta["size"], words)
-
-    def query_terms(self, question: str) -> list[str]:
-        """The question's terms, each unknown one replaced by the closest known term if there is one."""
-        found = []
-        for term in self.words.terms(question):
-            if term not in self.vocabulary and len(term) >= 4:
-                term = self._closest(term) or term
-            found.append(term)
-        return found
 
     def search(self, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
         """Up to `k` (row, score) pairs with a score above zero, best first."""
@@ -126,18 +87,3 @@ class LexicalIndex:
             return columns
         by_rarity = sorted(columns, key=lambda c: self._doc_freq[c])
         return by_rarity[:2] + [c for c in by_rarity[2:] if self._doc_freq[c] <= COMMON * self.size]
-
-    def idf(self, term: str) -> float:
-        """Inverse document frequency of a term (BM25's form); unknown terms get the highest value."""
-        column = self.bm25.vocab_dict.get(term) if self.bm25 else None
-        df = int(self._doc_freq[column]) if column is not None and column < len(self._doc_freq) else 0
-        return float(np.log(1 + (self.size - df + 0.5) / (df + 0.5)))
-
-    def _closest(self, term: str) -> str | None:
-        """The closest known term within the edit limit; typos in a word's first letter are not repaired."""
-        limit = 1 if len(term) < 8 else 2
-        near = [
-            w for n in range(len(term) - limit, len(term) + limit + 1) for w in self._by_shape.get((term[0], n), ())
-        ]
-        match = process.extractOne(term, near, scorer=Levenshtein.distance, score_cutoff=limit)
-        return match[0] if match else None

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import dense
+from rag.engines import dense
 
 
 def unit_rows(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -20,9 +20,10 @@ def unit_rows(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
 
 def test_a_small_index_is_exact_and_writes_no_file(tmp_path: Path) -> None:
     vectors = unit_rows(100)
-    index, params = dense.build(vectors)
+    structure = dense.build(vectors)
+    params = structure.params
     assert params == {"type": "flat"}
-    dense.save(index, params, tmp_path)
+    dense.save(structure, tmp_path)
     assert not (tmp_path / dense.FILE).exists()
     loaded = dense.load(tmp_path, params, vectors)
     query = vectors[7]
@@ -32,11 +33,12 @@ def test_a_small_index_is_exact_and_writes_no_file(tmp_path: Path) -> None:
 
 def test_a_large_index_is_hnsw_recorded_and_round_trips(tmp_path: Path) -> None:
     vectors = unit_rows(3000)
-    index, params = dense.build(vectors, exact_limit=1000)
+    structure = dense.build(vectors, exact_limit=1000)
+    params = structure.params
     assert params["type"] == "hnsw" and {"M", "efConstruction", "efSearch"} <= params.keys()
-    dense.save(index, params, tmp_path)
+    dense.save(structure, tmp_path)
     loaded = dense.load(tmp_path, params, vectors)
-    assert loaded.ntotal == 3000
+    assert loaded.index.ntotal == 3000
     queries = unit_rows(50, seed=1)
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     found = np.vstack([dense.search(loaded, q, 10)[1] for q in queries])
@@ -47,7 +49,6 @@ def test_a_large_index_is_hnsw_recorded_and_round_trips(tmp_path: Path) -> None:
 @pytest.mark.parametrize("k", [1, 10, 100])
 def test_search_never_returns_more_than_there_is(k: int) -> None:
     vectors = unit_rows(20)
-    index, _ = dense.build(vectors)
-    scores, rows = dense.search(index, vectors[0], k)
+    scores, rows = dense.search(dense.build(vectors), vectors[0], k)
     assert len(rows) == k and all(r == -1 for r in rows[20:])
     assert rows[0] == 0 and scores[0] == pytest.approx(1.0, abs=1e-5)

@@ -1,0 +1,80 @@
+"""Search engines behind one interface (`base.py`), picked by the `engine` setting: `local` (FAISS and bm25s in
+the index folder, the default) or `milvus` (a Milvus server, or Milvus Lite). Each is imported when it is first
+used, so that importing the core loads neither FAISS nor pymilvus."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..config import Settings
+from ..errors import IndexMismatch
+from ..words import Words
+from .base import Candidates, Catalog, Engine, Passages, Scored, Update
+
+if TYPE_CHECKING:
+    from ..store import Opener
+
+__all__ = [
+    "Candidates",
+    "Catalog",
+    "Engine",
+    "Passages",
+    "Scored",
+    "Update",
+    "build_engine",
+    "engine_settings",
+    "opener",
+    "redact",
+]
+
+
+def redact(uri: str) -> str:
+    """`uri` without a password in it (http://user:secret@host -> http://user@host): the manifest is not secret."""
+    return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1@", uri)
+
+
+def engine_settings(settings: Settings) -> dict[str, Any]:
+    """What an index must have been built with, of its engine, to be opened with these settings."""
+    if settings.engine == "local":
+        return {"name": "local"}
+    return {"name": "milvus", "uri": redact(settings.milvus_path), "collection": settings.collection}
+
+
+def opener(settings: Settings) -> Opener:
+    """Opens the engine an index's manifest names, with the connection settings of `settings`."""
+
+    def open_engine(described: dict[str, Any], catalog: Catalog) -> Engine:
+        if described["name"] == "local":
+            from .local import LocalEngine
+
+            engine = LocalEngine.load(catalog.folder, described, catalog.chunks, catalog.table, catalog.first_row)
+            return engine if catalog.table_current else engine.with_lexical(catalog.words)
+        if not catalog.table_current:
+            raise IndexMismatch(
+                "the answer rules changed since the index was built, and Milvus holds the old sentence terms; "
+                "run `rag index --full` to rebuild it"
+            )
+        from .milvus import MilvusEngine
+
+        dimension = int(described["dimension"])
+        return MilvusEngine.connect(settings.milvus_path, settings.milvus_token, settings.collection, dimension)
+
+    return open_engine
+
+
+def build_engine(update: Update, previous: Engine | None, settings: Settings, words: Words) -> Engine:
+    """The engine holding the index `update` describes: `previous` brought up to date when it is of the kind
+    `settings` asks for, else a new one (a full build)."""
+    if previous is not None and previous.name == settings.engine:
+        return previous.apply(update)
+    if settings.engine == "local":
+        from .local import LocalEngine
+
+        return LocalEngine.build(update, None, words)
+    from .milvus import MilvusEngine
+
+    fresh = MilvusEngine.connect(
+        settings.milvus_path, settings.milvus_token, settings.collection, update.dimension, fresh=True
+    )
+    return fresh.apply(update)
