@@ -43,6 +43,12 @@ class ModelError(RagError):
     code = "model_error"
 
 
+class EngineError(RagError):
+    """The search engine cannot be used: its library is not installed, or its server cannot be reached."""
+
+    code = "engine_error"
+
+
 class Conflict(RagError):
     """The request clashes with the current state (a rebuild already running, a file name already taken)."""
 

@@ -31,9 +31,9 @@ from .conversation import combine, points_back
 from .embedding import Encoder
 from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing, NotFound
 from .language import language_name, mostly_other_language
+from .live import IndexOnDisk
 from .retrieval import search, search_lexical
 from .texts import DocumentText
-from .watch import IndexOnDisk
 
 POOL = 10  # passages whose sentences the answer scorer reads (R@10 on the tune split: see bench/train_answer.py)
 log = logging.getLogger("rag")

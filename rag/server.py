@@ -37,6 +37,7 @@ STATUS = {
     errors.Unauthorized: 401,
     errors.Forbidden: 403,
     errors.Conflict: 409,
+    errors.EngineError: 503,
 }
 ADMIN = [Depends(require_admin)]
 

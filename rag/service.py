@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from . import indexing
+from .corpus_watch import CorpusWatcher
 from .documents import check_text, extract
 from .embedding import Encoder
 from .errors import BadRequest, Conflict, NotFound
 from .pipeline import Assistant
 from .readers import READERS, Unreadable
-from .watch import CorpusWatcher
 
 RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
 MAX_NAME = 200

@@ -34,7 +34,7 @@ from . import sentences, swap
 from . import texts as texts_file
 from .chunking import Chunk
 from .engines.base import Catalog, Engine
-from .errors import IndexCorrupt, IndexMismatch, IndexMissing, NotFound
+from .errors import EngineError, IndexCorrupt, IndexMismatch, IndexMissing, NotFound
 from .sentences import SentenceTable
 from .texts import DocumentText, Texts
 from .vocabulary import Vocabulary
@@ -243,7 +243,7 @@ def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Ind
         current = folder
         catalog = Catalog(folder, chunks, table, first_rows(documents), words_of(manifest), _current_table(manifest))
         engine = open_engine(manifest["engine"], catalog)
-    except (IndexMismatch, IndexMissing):
+    except (IndexMismatch, IndexMissing, EngineError):
         raise
     except Exception as exc:  # any damage to any file means the same thing: rebuild
         named = getattr(exc, "filename", None) or current  # the very file, where one step reads several

@@ -31,7 +31,7 @@ RAG = Path(__file__).resolve().parent.parent / "rag"
 # Modules longer than MAX_LINES today: to be split by the relayout of issue #10. No module may join them, and each
 # leaves the list once it is split (the test fails on a name here that is no longer over the limit).
 MAX_LINES = 300
-OVER_300 = {"rag/answer/spans.py"}
+OVER_300: set[str] = set()
 
 
 def _module_name(path: Path) -> str:

@@ -26,6 +26,7 @@ def local(assistant: Assistant) -> LocalEngine:
     assert isinstance(engine, LocalEngine)
     return engine
 
+
 SCORES: st.SearchStrategy[Mapping[int, float]] = st.dictionaries(
     st.integers(0, 30), st.floats(-5, 50, allow_nan=False), max_size=12
 )

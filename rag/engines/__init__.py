@@ -8,12 +8,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
-from ..errors import IndexMismatch
+from ..errors import EngineError, IndexMismatch, RagError
 from ..words import Words
 from .base import Candidates, Catalog, Engine, Passages, Scored, Update
 
 if TYPE_CHECKING:
     from ..store import Opener
+    from .milvus import MilvusEngine
 
 __all__ = [
     "Candidates",
@@ -55,12 +56,20 @@ def opener(settings: Settings) -> Opener:
                 "the answer rules changed since the index was built, and Milvus holds the old sentence terms; "
                 "run `rag index --full` to rebuild it"
             )
-        from .milvus import MilvusEngine
-
-        dimension = int(described["dimension"])
-        return MilvusEngine.connect(settings.milvus_path, settings.milvus_token, settings.collection, dimension)
+        return connect_milvus(settings, int(described["dimension"]))
 
     return open_engine
+
+
+def milvus_engine() -> type[MilvusEngine]:
+    """The Milvus engine's class; a clear error when pymilvus is not installed (it is an optional dependency)."""
+    try:
+        from .milvus import MilvusEngine
+    except ImportError as exc:
+        raise EngineError(
+            f"engine milvus needs pymilvus ({exc.name} is missing): pip install 'rag[milvus]', or set RAG_ENGINE=local"
+        ) from None
+    return MilvusEngine
 
 
 def build_engine(update: Update, previous: Engine | None, settings: Settings, words: Words) -> Engine:
@@ -72,9 +81,18 @@ def build_engine(update: Update, previous: Engine | None, settings: Settings, wo
         from .local import LocalEngine
 
         return LocalEngine.build(update, None, words)
-    from .milvus import MilvusEngine
+    return connect_milvus(settings, update.dimension, fresh=True).apply(update)
 
-    fresh = MilvusEngine.connect(
-        settings.milvus_path, settings.milvus_token, settings.collection, update.dimension, fresh=True
-    )
-    return fresh.apply(update)
+
+def connect_milvus(settings: Settings, dimension: int, fresh: bool = False) -> Engine:
+    """The Milvus engine of `settings`; `EngineError` when it cannot be reached."""
+    engine = milvus_engine()
+    try:
+        return engine.connect(settings.milvus_path, settings.milvus_token, settings.collection, dimension, fresh=fresh)
+    except RagError:
+        raise
+    except Exception as exc:  # pymilvus raises its own errors and grpc's: all mean the same to a user
+        raise EngineError(
+            f"cannot use Milvus at {redact(settings.milvus_path)} ({type(exc).__name__}: {exc}); check that it runs "
+            "and RAG_MILVUS_URI, RAG_MILVUS_TOKEN and RAG_COLLECTION"
+        ) from None

@@ -1,11 +1,4 @@
-"""A live corpus: the index a process serves follows the one on disk, and `rag serve --watch` rebuilds it when
-files in the corpus folder are added, changed or removed.
-
-`IndexOnDisk` holds the index an `Assistant` answers from. Every use stats `index/manifest.json` (a few
-microseconds); when its inode, size or modification time changed, another process (`rag index`) swapped a new
-index in, and the asking thread loads it before answering. A save replaces the whole folder (`swap.py`), so a new
-index always has a new manifest file; in the instant between the swap's two renames the manifest is missing and the
-old index keeps answering.
+"""`rag serve --watch`: the index is rebuilt when files in the corpus folder are added, changed or removed.
 
 `CorpusWatcher` uses watchfiles (MIT): the operating system's change notifications (inotify, FSEvents,
 ReadDirectoryChangesW, through the Rust `notify` crate, polling where there are none), wheels for every platform,
@@ -17,7 +10,6 @@ need its own debouncing.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import watchfiles
 
-from . import indexing, store, swap
-from .errors import CorpusError, RagError
+from . import indexing
+from .errors import CorpusError
 
 if TYPE_CHECKING:
     from .service import Service
@@ -42,56 +34,7 @@ MAX_GROUP_MS = 1600
 # catches up with whatever changed between the server's start and the start of the watch.
 IDLE_MS = 1000
 WAIT_SECONDS = 0.05  # polling step while a rebuild runs (service.wait uses the same)
-
-Stamp = tuple[int, int, int]
-log = logging.getLogger("rag")  # `rag serve` prints its warnings (cli.py); a program using rag configures logging
-
-
-def manifest_stamp(path: str) -> Stamp | None:
-    """(inode, size, mtime in ns) of a manifest file, or None while it is missing (mid-swap, or never built)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-class IndexOnDisk:
-    """The index being served, replaced by the one on disk when another process rebuilt it."""
-
-    def __init__(self, folder: Path, index: store.Index, load: Callable[[], store.Index]) -> None:
-        self._manifest = os.path.join(folder, swap.MANIFEST)
-        self._load = load
-        self._lock = threading.Lock()  # one thread loads; the others wait for its index rather than load it too
-        self.loads = 0  # indexes loaded because the one on disk changed (the tests count them)
-        self.set(index)
-
-    def get(self) -> store.Index:
-        """The current index; costs one stat when nothing changed."""
-        if manifest_stamp(self._manifest) not in (self._stamp, None):
-            self._reload()
-        return self._index
-
-    def set(self, index: store.Index) -> None:
-        """Serve `index`, the one on disk now (this process just built it): it is not loaded again."""
-        with self._lock:
-            self._index, self._stamp = index, manifest_stamp(self._manifest)
-
-    def _reload(self) -> None:
-        with self._lock:
-            stamp = manifest_stamp(self._manifest)
-            if stamp is None or stamp == self._stamp:
-                return  # another thread loaded it meanwhile, or this process's own rebuild set it
-            try:
-                self._index = self._load()
-                self.loads += 1
-            except (RagError, OSError) as exc:
-                log.warning(
-                    "warning: the index on disk changed but cannot be used (%s); answering from the previous one", exc
-                )
-            # Only now: meanwhile other askers see a changed stamp and wait on the lock for this index. Recorded
-            # after a failure too, so that a damaged index is not tried again on every question.
-            self._stamp = stamp
+log = logging.getLogger("rag")
 
 
 def relevant(corpus: Path) -> Callable[[watchfiles.Change, str], bool]:
