@@ -31,9 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.common import ROOT, peak_rss_mb, spread, write_result  # noqa: E402
-from rag import Settings, indexing  # noqa: E402
-from rag.chunking import make_chunks, split_sentences  # noqa: E402
+from rag import (
+    Settings,  # noqa: E402
+    indexing,  # noqa: E402
+)
 from rag.embedding import Encoder  # noqa: E402
+from rag.text.chunking import make_chunks, split_sentences  # noqa: E402
 
 
 def real_sentences() -> list[str]:

@@ -28,8 +28,12 @@ import numpy as np  # noqa: E402
 from bench.common import write_result  # noqa: E402
 from bench.indexing import real_sentences, write_corpus  # noqa: E402
 from bench.server import RAG, rag_env  # noqa: E402
-from rag import Settings, indexing, store  # noqa: E402
+from rag import (
+    Settings,  # noqa: E402
+    indexing,  # noqa: E402
+)
 from rag.embedding import Encoder  # noqa: E402
+from rag.indexing import store  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
 
 

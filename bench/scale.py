@@ -40,13 +40,17 @@ import numpy as np  # noqa: E402
 
 from bench.common import RESULTS, ROOT, peak_rss_mb, questions, write_result  # noqa: E402
 from bench.stages import time_stages  # noqa: E402
-from rag import Settings, indexing, store  # noqa: E402
-from rag.chunking import Chunk, make_chunks  # noqa: E402
+from rag import (
+    Settings,  # noqa: E402
+    indexing,  # noqa: E402
+)
 from rag.embedding import Encoder  # noqa: E402
 from rag.engines.local import LocalEngine  # noqa: E402
+from rag.indexing import store  # noqa: E402
+from rag.indexing.store import DocumentEntry  # noqa: E402
+from rag.indexing.texts import Texts  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
-from rag.store import DocumentEntry  # noqa: E402
-from rag.texts import Texts  # noqa: E402
+from rag.text.chunking import Chunk, make_chunks  # noqa: E402
 
 VOCABULARY = 200_000
 ZIPF = 1.07

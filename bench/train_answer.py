@@ -35,17 +35,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.grouped import Groups, standardize  # noqa: E402
-from rag import indexing, store  # noqa: E402
+from rag import indexing  # noqa: E402
 from rag.answer import Query, extend_span, gather_pool, question_features, sentence_text  # noqa: E402
 from rag.answer.features import GROUPS, NAMES, QUESTION_NAMES, Pool  # noqa: E402
 from rag.answer.scorer import WEIGHTS, Linear, Scorer  # noqa: E402
-from rag.chunking import Chunk  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.embedding import Encoder, resolve_model  # noqa: E402
 from rag.evaluation import holds, read_questions  # noqa: E402
+from rag.indexing import store  # noqa: E402
 from rag.pipeline import POOL  # noqa: E402
 from rag.retrieval import search  # noqa: E402
-from rag.words import TOKEN  # noqa: E402
+from rag.text.chunking import Chunk  # noqa: E402
+from rag.text.words import TOKEN  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "eval"
 SEED = 0

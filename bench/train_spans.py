@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.grouped import Groups, standardize  # noqa: E402
 from rag.answer import spans  # noqa: E402
-from rag.chunking import split_sentences  # noqa: E402
 from rag.evaluation import best_over, holds, read_questions, squad_em, squad_f1  # noqa: E402
-from rag.question import FORMS, question_form  # noqa: E402
-from rag.words import terms  # noqa: E402
+from rag.text.chunking import split_sentences  # noqa: E402
+from rag.text.question import FORMS, question_form  # noqa: E402
+from rag.text.words import terms  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "eval" / "squad11"
 SEED = 0

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["Answer", "Assistant", "Citation", "RagError", "Response", "Settings"]
 __version__ = "0.1.0"
 
-# Loaded on first use (PEP 562): `rag.pipeline` brings FAISS, bm25s and SciPy (about 0.9 s), which the `rag` command
+# Loaded on first use (PEP 562): `rag.pipeline` brings bm25s and SciPy (about 0.9 s), which the `rag` command
 # (every submodule import runs this file first) needs only for the commands that read an index, not for `--help`.
 _LAZY = {"Answer": "answer", "Citation": "answer", "Response": "answer", "Assistant": "pipeline"}
 

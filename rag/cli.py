@@ -91,7 +91,8 @@ def _print_core_logs() -> None:
 
 
 def _assistant(settings: Settings, quiet: bool = False, repair: bool = False) -> Assistant:
-    # Lazily: the pipeline imports FAISS, bm25s and SciPy (~0.8 s); the encoder loads its runtime on first use.
+    # Lazily: the pipeline imports bm25s and SciPy (~0.8 s), and an engine's library as the index opens; the
+    # encoder loads its runtime on first use.
     from .pipeline import Assistant
 
     return Assistant.open(settings, progress=not quiet, repair=repair, say=_say)
@@ -100,14 +101,34 @@ def _assistant(settings: Settings, quiet: bool = False, repair: bool = False) ->
 @main.command()
 @click.option("--full", is_flag=True, help="Rebuild everything instead of only what changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@click.option(
+    "--shard",
+    metavar="I/N",
+    help="Index only share I of N of the documents into the shared engine (engine milvus; docs/scaling.md).",
+)
+@click.option(
+    "--merge",
+    "merge_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Join the index folders of every shard into --index, embedding nothing (repeat it for each shard).",
+)
 @click.pass_obj
 @friendly_errors
-def index(settings: Settings, full: bool, as_json: bool) -> None:
+def index(settings: Settings, full: bool, as_json: bool, shard: str | None, merge_dirs: tuple[Path, ...]) -> None:
     """Build or update the index from the corpus (embeds only added or changed documents)."""
     from . import indexing  # lazily, as in `_assistant`
     from .embedding import Encoder
 
-    _, report = indexing.build(settings, Encoder(settings.model, settings.backend), full=full, progress=not as_json)
+    if merge_dirs:
+        from .indexing.merge import merge
+
+        merged = merge(settings, list(merge_dirs))
+        click.echo(f"merged {len(merge_dirs)} shards: {len(merged.documents)} documents, {merged.chunk_count} chunks")
+        return
+    share = indexing.parse_shard(shard) if shard is not None else None
+    encoder = Encoder(settings.model, settings.backend)
+    _, report = indexing.build(settings, encoder, full=full, progress=not as_json, shard=share)
     for line in report.skip_lines():
         _say(line)
     click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.summary())
@@ -215,9 +236,9 @@ def show(settings: Settings, source: str, start: int | None, end: int | None, as
 
     SOURCE is the document's path in the corpus, as citations name it.
     """
-    from . import store  # lazily (FAISS, bm25s), and not the model: printing indexed text needs no encoder
+    from .indexing import catalog  # lazily, and not the model: printing indexed text needs no encoder
 
-    document = store.read_document(settings.index, source)
+    document = catalog.read_document(settings.index, source)
     if as_json:
         click.echo(json.dumps(document.to_dict(), ensure_ascii=False, indent=1))
         return
@@ -243,8 +264,8 @@ def serve(settings: Settings, host: str, port: int, watch: bool) -> None:
 
     import uvicorn
 
-    from .metrics import log_requests
-    from .server import create_app
+    from .server.api import create_app
+    from .server.metrics import log_requests
 
     app = create_app(_assistant(settings, repair=True))
     if watch:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .documents import Unreadable
 from .errors import BadRequest, RagError
+from .readers.documents import Unreadable
 
 SPACE = re.compile(r"\s+")
 ARTICLES = re.compile(r"\b(a|an|the)\b")

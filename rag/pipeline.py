@@ -7,8 +7,8 @@
     print(response.to_dict())                   # the same JSON as `rag ask --json` and POST /api/ask
 
 The edges answer through an `Assistant` (`rag ask`, `eval`, `serve`; the server's routes and pages), but also call a
-few core modules directly: `indexing` (`rag index`, the server's background rebuilds in `service.py`), `store`
-(`rag show`), `documents` and `readers` (uploads), `embedding` (the rebuilds' own encoder) and `config`.
+few core modules directly: `indexing` (`rag index`, the server's background rebuilds in `server/service.py`),
+`indexing.catalog` (`rag show`), `readers` (uploads), `embedding` (the rebuilds' own encoder) and `config`.
 """
 
 from __future__ import annotations
@@ -24,16 +24,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import indexing, store
+from . import indexing
 from .answer import Query, Response, load_scorer, respond
+from .answer.conversation import combine, points_back
 from .config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K, Settings
-from .conversation import combine, points_back
 from .embedding import Encoder
 from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing, NotFound
-from .language import language_name, mostly_other_language
-from .live import IndexOnDisk
+from .indexing import store
+from .indexing.live import IndexOnDisk
+from .indexing.texts import DocumentText
 from .retrieval import search, search_lexical
-from .texts import DocumentText
+from .text.language import language_name, mostly_other_language
 
 POOL = 10  # passages whose sentences the answer scorer reads (R@10 on the tune split: see bench/train_answer.py)
 log = logging.getLogger("rag")

@@ -51,6 +51,7 @@ def search(
     lexical = dict(engine.search_lexical(terms, pool))
     ids = list(dict.fromkeys([i for i, _ in engine.search_dense(query_vector, pool)] + list(lexical)))
     found = engine.fetch(ids)
+    ids = found.ids  # those still held: a shared engine may have lost one to another process's build meanwhile
     if not ids:
         return [], found.passages([])
     dense_scores = dict(zip(ids, (found.vectors @ query_vector).tolist(), strict=True))
@@ -67,8 +68,10 @@ def search_lexical(engine: Engine, terms: list[str], k: int) -> tuple[list[Hit],
     only the names and numbers it shares with the text can find anything), and their passages."""
     found = engine.search_lexical(terms, k)
     top = found[0][1] if found else 1.0
-    hits = [Hit(i, score / top, 0.0, 0.0, score) for i, score in found]
-    return hits, engine.fetch([h.id for h in hits]).passages(range(len(hits)))
+    fetched = engine.fetch([i for i, _ in found])
+    held = set(fetched.ids)
+    hits = [Hit(i, score / top, 0.0, 0.0, score) for i, score in found if i in held]
+    return hits, fetched.passages(range(len(hits)))
 
 
 def normalize_minmax(scores: Mapping[K, float]) -> dict[K, float]:

@@ -31,7 +31,7 @@ from rag import indexing
 from rag.config import Settings
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
-from rag.server import create_app
+from rag.server.api import create_app
 
 from .helpers import SMALL_DOCS, write_corpus
 

@@ -472,7 +472,7 @@ def test_the_admin_page_has_no_script_error_when_admin_is_off(page: Page, server
         "/documents/%2e%2e/%2e%2e/etc/passwd",
         "/documents//etc/passwd",
         "/documents/..%2f..%2fetc%2fpasswd",
-        "/static/../rag/server.py",
+        "/static/../rag/server/api.py",
         "/static/..%2frag%2fserver.py",
     ],
 )

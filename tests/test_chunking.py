@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import LONGEST_WORD, Chunk, is_word, make_chunks, pack_chunks, split_sentences
+from rag.text.chunking import LONGEST_WORD, Chunk, is_word, make_chunks, pack_chunks, split_sentences
 
 WORD = re.compile(r"\S+")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.documents import TITLE_CHARS, Document, Skipped, list_files, make_title, read_corpus, read_document
+from rag.readers.documents import TITLE_CHARS, Document, Skipped, list_files, make_title, read_corpus, read_document
 
 from .helpers import write_corpus
 

@@ -12,9 +12,9 @@ import pytest
 
 from rag.engines import lexical as lexical_module
 from rag.engines.lexical import LexicalIndex
-from rag.sentences import SentenceTable
-from rag.vocabulary import Vocabulary
-from rag.words import ENGLISH, tokenize
+from rag.text.sentences import SentenceTable
+from rag.text.vocabulary import Vocabulary
+from rag.text.words import ENGLISH, tokenize
 
 DOCS = [
     "Japan supports Ukraine against nuclear terrorism and nuclear threats.",

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from rag.documents import read_document
 from rag.errors import BadRequest
 from rag.evaluation import (
     Bin,
@@ -32,6 +31,7 @@ from rag.evaluation import (
     squad_normalize,
     summarize,
 )
+from rag.readers.documents import read_document
 
 SCORER = Path(__file__).resolve().parents[1].parent / "shared/eval/score.py"
 

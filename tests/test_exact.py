@@ -7,8 +7,8 @@ import json
 import pytest
 
 from rag.answer import spans
-from rag.question import question_form
-from rag.words import terms
+from rag.text.question import question_form
+from rag.text.words import terms
 
 # Our own sentences and questions (none from the eval sets), each with the span the answer must hold.
 CASES = [

@@ -31,14 +31,15 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from rag import embedding, indexing, store
+from rag import embedding, indexing
 from rag.cli import main
 from rag.config import FIELDS, Settings
-from rag.documents import content_hash
 from rag.embedding import Encoder
 from rag.errors import IndexCorrupt
+from rag.indexing import store
 from rag.pipeline import Assistant
-from rag.server import create_app
+from rag.readers.documents import content_hash
+from rag.server.api import create_app
 
 from .helpers import SMALL_DOCS, write_corpus
 

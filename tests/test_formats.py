@@ -22,7 +22,7 @@ from rag import Settings, indexing
 from rag.cli import main
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
-from rag.server import create_app
+from rag.server.api import create_app
 
 from .helpers import make_pdf, write_corpus
 

@@ -27,11 +27,11 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
 from rag import indexing
-from rag.chunking import make_chunks, split_sentences
 from rag.embedding import Encoder
 from rag.errors import RagError
 from rag.pipeline import MAX_QUESTION_CHARS, MAX_TOP_K, Assistant, check_history, check_question, check_top_k
-from rag.server import create_app
+from rag.server.api import create_app
+from rag.text.chunking import make_chunks, split_sentences
 
 from .helpers import ROOT
 

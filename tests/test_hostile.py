@@ -36,10 +36,10 @@ from fastapi.testclient import TestClient
 from rag import embedding, indexing
 from rag.cli import main
 from rag.config import Settings
-from rag.documents import Document, Skipped, read_corpus, read_document
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
-from rag.server import create_app
+from rag.readers.documents import Document, Skipped, read_corpus, read_document
+from rag.server.api import create_app
 
 from .helpers import ROOT, SMALL_DOCS, write_corpus
 

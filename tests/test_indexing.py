@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag import indexing, store
-from rag.chunking import make_chunks
+from rag import indexing
 from rag.config import Settings
-from rag.documents import Skipped
 from rag.embedding import Encoder
 from rag.engines.local import LocalEngine
 from rag.errors import CorpusError
-from rag.store import Index
+from rag.indexing import store
+from rag.indexing.store import Index
+from rag.readers.documents import Skipped
+from rag.text.chunking import make_chunks
 
 from .helpers import SMALL_DOCS, write_corpus
 

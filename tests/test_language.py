@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from lingua import Language, LanguageDetectorBuilder
 
-from rag import language
-from rag.language import language_name, mostly_other_language, question_language
+from rag.text import language
+from rag.text.language import language_name, mostly_other_language, question_language
 
 OTHER = [
     ("uk", "Коли Японія підписала угоду з Україною?"),

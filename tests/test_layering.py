@@ -106,3 +106,75 @@ def test_the_cli_loads_no_heavy_library_on_import() -> None:
     code = f"import json, sys, rag.cli\nprint(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+# The layers, top to bottom (../shared/STYLE.md): a module imports only from its own layer or the ones below it,
+# imports inside functions included (`_imports`), so no import runs back up. The engine interface is two parts: the
+# factory (`rag.engines`, which picks an engine) above the engines, and the types every engine implements
+# (`rag.engines.base`) below them. A module belongs to the layer of its longest prefix listed here.
+LAYERS = [
+    ["rag", "rag.cli", "rag.server"],  # the edges, and the package's facade
+    ["rag.pipeline", "rag.evaluation"],
+    ["rag.indexing", "rag.indexing.builder"],
+    ["rag.answer", "rag.retrieval"],
+    ["rag.indexing.store", "rag.indexing.live", "rag.indexing.texts", "rag.indexing.swap"],  # the index on disk
+    ["rag.engines"],  # the engine interface: the factory
+    [
+        "rag.engines.local",
+        "rag.engines.dense",
+        "rag.engines.lexical",
+        "rag.engines.milvus",
+        "rag.engines.milvus_records",
+    ],
+    ["rag.engines.base"],  # the engine interface: the types
+    ["rag.text", "rag.readers", "rag.embedding", "rag.onnx_backend", "rag.config", "rag.errors"],  # the ground
+]
+ENGINE_LIBRARIES = ("faiss", "bm25s", "pymilvus", "milvus_lite")
+# The only use of an engine library outside the engines: bm25s's stop-word lists (data, no search code), which the
+# word rules share with the local engine's BM25 so that both cut text into the same terms.
+ENGINE_LIBRARY_USERS = {"rag.engines.local", "rag.engines.dense", "rag.engines.lexical", "rag.engines.milvus"}
+STOP_WORD_LISTS = {"rag.text.words": {"bm25s.stopwords"}}
+
+
+def _layer(module: str) -> int:
+    best, depth = -1, -1
+    for rank, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and prefix.count(".") > depth:
+                best, depth = rank, prefix.count(".")
+    assert best >= 0, f"{module} is in no layer: add it to LAYERS"
+    return best
+
+
+def test_imports_only_go_down_the_layers() -> None:
+    modules = {_module_name(p) for p in _rag_files()}
+    upward = [
+        f"{_module_name(p)} -> {target}"
+        for p in _rag_files()
+        for target in sorted(_imports(p, modules))
+        if _layer(target) < _layer(_module_name(p))
+    ]
+    assert upward == [], "imports running back up the layers: " + "; ".join(upward)
+
+
+def _external_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_only_the_engines_import_search_libraries() -> None:
+    offenders = []
+    for path in _rag_files():
+        module = _module_name(path)
+        if any(module == m or module.startswith(m + ".") or module.startswith(m + "_") for m in ENGINE_LIBRARY_USERS):
+            continue
+        used = {m for m in _external_imports(path) if m.split(".")[0] in ENGINE_LIBRARIES}
+        if used - STOP_WORD_LISTS.get(module, set()):
+            offenders.append(f"{module}: {sorted(used)}")
+    assert offenders == [], "search libraries imported above rag/engines: " + "; ".join(offenders)

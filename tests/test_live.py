@@ -30,10 +30,10 @@ from fastapi.testclient import TestClient
 from rag import indexing
 from rag.config import Settings
 from rag.embedding import Encoder
-from rag.live import IndexOnDisk
+from rag.indexing.live import IndexOnDisk
 from rag.pipeline import Assistant
 from rag.readers import READERS
-from rag.server import create_app
+from rag.server.api import create_app
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

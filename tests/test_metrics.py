@@ -1,4 +1,4 @@
-"""`GET /metrics` and the `rag.access` log (rag/metrics.py), through FastAPI's TestClient over a small corpus.
+"""`GET /metrics` and the `rag.access` log (rag/server/metrics.py), through FastAPI's TestClient over a small corpus.
 
 The app is shared by the module, so every test compares the metrics before and after what it does.
 """
@@ -18,10 +18,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from rag import indexing, metrics
+from rag import indexing
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
-from rag.server import create_app
+from rag.server import metrics
+from rag.server.api import create_app
 
 from .helpers import SMALL_DOCS, assistant_over_small_docs
 

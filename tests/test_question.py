@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.question import expected_type, focus_pattern, holds_type
+from rag.text.question import expected_type, focus_pattern, holds_type
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,7 @@ from hypothesis import strategies as st
 
 from rag.engines.local import LocalEngine
 from rag.pipeline import Assistant
-from rag.retrieval import (
-    Hit,
-    Weights,
-    fuse_convex,
-    fuse_rrf,
-    normalize_minmax,
-    search,
-)
+from rag.retrieval import Hit, Weights, fuse_convex, fuse_rrf, normalize_minmax, search
 
 
 def local(assistant: Assistant) -> LocalEngine:

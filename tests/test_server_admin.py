@@ -390,7 +390,7 @@ def test_a_reindex_reply_never_starts_after_it_finished(admin: Served, monkeypat
 
 def test_a_queued_rebuild_gets_its_own_start_time(plain: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     """An upload during a rebuild queues another run: while it runs, nothing says it finished."""
-    from rag.service import Service
+    from rag.server.service import Service
 
     service = Service(plain.assistant)
     service._builder_encoder = plain.assistant.encoder

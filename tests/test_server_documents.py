@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from rag import indexing, pages
+from rag import indexing
 from rag.config import Settings
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
+from rag.server import pages
 
 from .helpers import ROOT, SMALL_DOCS, write_corpus
 from .server_support import QUESTION, Served, assert_error, inner_text, links, marks_of, raw_get, serve
@@ -168,8 +169,8 @@ TRAVERSALS = [
     "/documents/%2fetc%2fpasswd",
     "/documents/000_db4dff55abc0f5d8.txt/../../../etc/passwd",
     "/documents/./000_db4dff55abc0f5d8.txt%00.txt",
-    "/static/../rag/server.py",
-    "/static/%2e%2e/rag/server.py",
+    "/static/../rag/server/api.py",
+    "/static/%2e%2e/rag/server/api.py",
     "/static/..%2frag%2fserver.py",
 ]
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from markupsafe import escape
 
-from rag import pages
+from rag.server import pages
 
 from .server_support import (
     DOCUMENT_PAGE,

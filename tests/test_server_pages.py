@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from markupsafe import escape
 
-from rag import pages
+from rag.server import pages
 
 from .server_support import (
     ACCORD,

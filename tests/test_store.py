@@ -13,14 +13,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag import indexing, sentences, store
-from rag.chunking import make_chunks
+from rag import indexing
 from rag.config import Settings
 from rag.engines import opener
 from rag.engines.local import LocalEngine
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, NotFound
-from rag.store import DocumentEntry, Index
-from rag.texts import Texts
+from rag.indexing import catalog, store
+from rag.indexing.store import DocumentEntry, Index
+from rag.indexing.texts import Texts
+from rag.text import sentences
+from rag.text.chunking import make_chunks
 
 DIM = 8
 EXPECTED: dict[str, Any] = {
@@ -326,10 +328,10 @@ def test_a_loaded_index_keeps_its_texts_after_a_rebuild_replaces_its_folder(save
 
 def test_read_document_reads_one_text_without_loading_the_index(saved: tuple[Index, Path]) -> None:
     _, folder = saved
-    doc = store.read_document(folder, "notes/beta.md")
+    doc = catalog.read_document(folder, "notes/beta.md")
     assert (doc.source, doc.title, doc.text) == ("notes/beta.md", "NOTES/BETA.MD", TEXTS["notes/beta.md"])
     with pytest.raises(NotFound):
-        store.read_document(folder, "missing.txt")
+        catalog.read_document(folder, "missing.txt")
 
 
 def test_a_missing_texts_file_is_a_damaged_index(saved: tuple[Index, Path]) -> None:

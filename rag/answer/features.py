@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..chunking import Chunk
 from ..engines import Passages
-from ..question import FORMS, focus_pattern, question_form
 from ..retrieval import Hit
-from ..sentences import DATE, HEADING, QUANTITY, SentenceRows
-from ..vocabulary import Vocabulary
+from ..text.chunking import Chunk
+from ..text.question import FORMS, focus_pattern, question_form
+from ..text.sentences import DATE, HEADING, QUANTITY, SentenceRows
+from ..text.vocabulary import Vocabulary
 
 TYPED = ("date", "quantity", "name")
 # The feature that says a sentence holds what a question form asks for (a form not listed asks for no one kind).

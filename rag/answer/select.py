@@ -8,11 +8,11 @@ import re
 
 import numpy as np
 
-from ..chunking import Chunk
 from ..engines import Passages
-from ..question import holds_type
+from ..indexing.store import Index
 from ..retrieval import Hit
-from ..store import Index
+from ..text.chunking import Chunk
+from ..text.question import holds_type
 from .features import Pool, Query, gather_pool, question_features
 from .response import Answer, Citation, Exact, Response
 from .scorer import Scorer

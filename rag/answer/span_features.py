@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..question import FORMS
+from ..text.question import FORMS
 from .span_nearness import nearness
 from .span_runs import MAX_TOKENS, run_grids
 from .span_tokens import (

@@ -11,8 +11,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..question import ANSWER_PATTERNS, WH, focus_pattern
-from ..words import is_stop, stem, terms
+from ..text.question import ANSWER_PATTERNS, WH, focus_pattern
+from ..text.words import is_stop, stem, terms
 from .span_words import (
     AUX,
     BREAKS,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from ..question import MONTHS
+from ..text.question import MONTHS
 
 # One pass over the sentence: "U.S.", an initial "F." before a name, "1,214.5", "12th", "Disney–ABC", a
 # possessive "'s", or one punctuation mark.

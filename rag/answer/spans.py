@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import IndexCorrupt
-from ..question import FORMS
+from ..text.question import FORMS
 from .span_features import BASE, CROSSED, NAMES, Candidates, candidate_spans
 from .span_runs import MAX_TOKENS
 from .span_tokens import tokenize

@@ -4,16 +4,15 @@ used, so that importing the core loads neither FAISS nor pymilvus."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import EngineError, IndexMismatch, RagError
-from ..words import Words
-from .base import Candidates, Catalog, Engine, Passages, Scored, Update
+from ..text.words import Words
+from .base import Candidates, Catalog, Engine, Passages, Scored, Update, redact
 
 if TYPE_CHECKING:
-    from ..store import Opener
+    from ..indexing.store import Opener
     from .milvus import MilvusEngine
 
 __all__ = [
@@ -28,11 +27,6 @@ __all__ = [
     "opener",
     "redact",
 ]
-
-
-def redact(uri: str) -> str:
-    """`uri` without a password in it (http://user:secret@host -> http://user@host): the manifest is not secret."""
-    return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1@", uri)
 
 
 def engine_settings(settings: Settings) -> dict[str, Any]:
@@ -72,16 +66,18 @@ def milvus_engine() -> type[MilvusEngine]:
     return MilvusEngine
 
 
-def build_engine(update: Update, previous: Engine | None, settings: Settings, words: Words) -> Engine:
+def build_engine(
+    update: Update, previous: Engine | None, settings: Settings, words: Words, shared: bool = False
+) -> Engine:
     """The engine holding the index `update` describes: `previous` brought up to date when it is of the kind
-    `settings` asks for, else a new one (a full build)."""
+    `settings` asks for, else a new one (a full build; a shared one, holding other shards too, is not emptied)."""
     if previous is not None and previous.name == settings.engine:
         return previous.apply(update)
     if settings.engine == "local":
         from .local import LocalEngine
 
         return LocalEngine.build(update, None, words)
-    return connect_milvus(settings, update.dimension, fresh=True).apply(update)
+    return connect_milvus(settings, update.dimension, fresh=not shared).apply(update)
 
 
 def connect_milvus(settings: Settings, dimension: int, fresh: bool = False) -> Engine:

@@ -12,6 +12,7 @@ server, or Milvus Lite for a folder of its own).
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,12 +21,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..chunking import Chunk
-from ..sentences import SentenceRows, SentenceTable
-from ..vocabulary import Vocabulary
-from ..words import Words
+from ..text.chunking import Chunk
+from ..text.sentences import SentenceRows, SentenceTable
+from ..text.vocabulary import Vocabulary
+from ..text.words import Words
 
 Scored = list[tuple[str, float]]  # (chunk id, score), best first
+
+
+def redact(uri: str) -> str:
+    """`uri` without a password in it (http://user:secret@host -> http://user@host): the manifest is not secret."""
+    return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1@", uri)
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,8 @@ class Engine(ABC):
 
     @abstractmethod
     def fetch(self, ids: Sequence[str]) -> Candidates:
-        """The chunks `ids` (every one must be held), in that order."""
+        """The chunks of `ids` the engine holds, in that order (`Candidates.ids`): an engine other processes write
+        to may have lost one that a search found a moment before."""
 
     @abstractmethod
     def count(self) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from ..words import ENGLISH, Words, tokenize
+from ..text.words import ENGLISH, Words, tokenize
 
 LARGE = 50_000  # texts; from here common query terms are left out of BM25 (see LexicalIndex._selective)
 COMMON = 0.1

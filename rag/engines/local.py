@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..chunking import Chunk
-from ..sentences import SentenceTable
-from ..words import Words
+from ..text.chunking import Chunk
+from ..text.sentences import SentenceTable
+from ..text.words import Words
 from . import dense
 from .base import Candidates, Engine, Passages, Scored, Update
 from .lexical import LexicalIndex

@@ -23,7 +23,6 @@ Where Lite and a server differ in a way that shapes this module (measured on mil
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,10 +31,10 @@ from typing import Any, ClassVar
 import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
 
-from ..chunking import Chunk
 from ..errors import Conflict
-from ..vocabulary import Vocabulary
-from .base import Engine, Scored, Update
+from ..text.chunking import Chunk
+from ..text.vocabulary import Vocabulary
+from .base import Engine, Scored, Update, redact
 from .dense import HNSW, ef_search  # the graph and search width of the local engine's FAISS index
 from .milvus_records import PIECE, PIECES, MilvusCandidates, Record, document_records
 
@@ -46,8 +45,9 @@ FIELDS = ["id", "source", "vector", "payload"]
 WINDOW = 16_384  # the most rows a server's query returns (its maxQueryResultWindow)
 ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
-_lite_users: dict[str, int] = {}  # open engines per Lite path, to stop its server when the last one closes
-_lite_lock = threading.Lock()
+_clients: dict[str, MilvusClient] = {}  # one client a Milvus (a server's uri, or a Lite folder) in this process
+_users: dict[str, int] = {}  # open engines of each, to close it (and stop Lite's server) when the last one closes
+_lock = threading.Lock()
 
 
 def literal(value: str) -> str:
@@ -82,21 +82,8 @@ class MilvusEngine(Engine):
         if not collection.replace("_", "a").isalnum() or not collection.isascii() or collection[0].isdigit():
             raise ValueError(f"a Milvus collection name is letters, digits and underscores: {collection!r}")
         lite = uri.endswith(".db")  # pymilvus's own rule for a Lite path
-        if lite:
-            path = str(Path(uri).resolve())
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                client = MilvusClient(path)  # Lite has no authentication: the token would be ignored
-            except MilvusException as e:  # pymilvus logs Lite's DataDirLockedError and raises this instead
-                raise Conflict(
-                    f"cannot open Milvus Lite at {path}: another process holds it (one process a folder)"
-                ) from e
-        else:
-            path = ""
-            client = MilvusClient(uri=uri, token=token)
-        if lite:
-            with _lite_lock:
-                _lite_users[path] = _lite_users.get(path, 0) + 1
+        path = str(Path(uri).resolve()) if lite else ""
+        client = _client(uri, token, path)
         engine = cls(client, uri, path, collection, dimension)
         try:
             engine._open(fresh)
@@ -242,11 +229,10 @@ class MilvusEngine(Engine):
         for group in batches(list(dict.fromkeys(ids))):
             for row in self.client.query(self.collection, filter=one_of("id", group), output_fields=FIELDS):
                 rows[row["id"]] = row
-        missing = [i for i in ids if i not in rows]
-        if missing:
-            raise KeyError(f"chunks not in collection {self.collection}: {missing[:5]}")
+        # A chunk found by a search may be gone by now (another process's build replaced its document): it is left
+        # out, and the candidates are the ones still held.
         records = {i: Record(rows[i], self.dimension) for i in rows}
-        return MilvusCandidates([records[i] for i in ids], self.dimension, self.vocabulary)
+        return MilvusCandidates([records[i] for i in ids if i in records], self.dimension, self.vocabulary)
 
     def count(self) -> int:
         return self._count
@@ -269,20 +255,38 @@ class MilvusEngine(Engine):
         if self._closed:
             return
         self._closed = True
-        self.client.close()
-        if self.lite:
-            with _lite_lock:
-                _lite_users[self.path] -= 1
-                last = _lite_users[self.path] == 0
-                if last:
-                    del _lite_users[self.path]
-            if last:  # stop Lite's in-process server, which holds the folder's lock for other processes
+        with _lock:
+            key = self.path or self.uri
+            _users[key] -= 1
+            last = _users[key] == 0
+            if last:
+                del _users[key]
+                _clients.pop(key, None)
+        if last:
+            self.client.close()
+            if self.lite:  # stop Lite's in-process server, which holds the folder's lock for other processes
                 from milvus_lite.server_manager import server_manager_instance
 
                 server_manager_instance.release_server(self.path)
 
 
-def redact(uri: str) -> str:
-    """`uri` without a password, exactly as `rag.engines.redact` (which `engine_settings` compares the manifest's
-    uri with; not imported from there, which would make an import cycle)."""
-    return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1@", uri)
+def _client(uri: str, token: str, path: str) -> MilvusClient:
+    """The process's one client of `uri` (Lite: of the folder `path`): every index loaded in this process (a
+    server reloads one after each rebuild) shares it, rather than opening a connection each."""
+    key = path or uri
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    client = MilvusClient(path)  # Lite has no authentication: a token would be ignored
+                except MilvusException as e:  # pymilvus logs Lite's DataDirLockedError and raises this instead
+                    raise Conflict(
+                        f"cannot open Milvus Lite at {path}: another process holds it (one process a folder)"
+                    ) from e
+            else:
+                client = MilvusClient(uri=uri, token=token)
+            _clients[key] = client
+        _users[key] = _users.get(key, 0) + 1
+    return client

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..chunking import Chunk
-from ..sentences import FOREIGN, SentenceRows, SentenceTable
-from ..vocabulary import Vocabulary
+from ..text.chunking import Chunk
+from ..text.sentences import FOREIGN, SentenceRows, SentenceTable
+from ..text.vocabulary import Vocabulary
 from .base import Candidates, Passages, Update
 
 PIECE = 65_535  # bytes of one ARRAY element; the payload is ASCII, so characters

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .question import ANSWER_PATTERNS, holds_type
-from .words import Words
+from .words import Words, words_for
 
 DATE, QUANTITY, HEADING = 1, 2, 4
 FLAG_OF_TYPE = {"date": DATE, "quantity": QUANTITY}
@@ -90,9 +90,6 @@ class SentenceTable:
     doc_freq: np.ndarray  # sentences holding each term of the vocabulary
     vocabulary: list[str]
 
-    def __post_init__(self) -> None:
-        self.term_id = {t: i for i, t in enumerate(self.vocabulary)}
-
     @classmethod
     def build(cls, texts: Sequence[str], words: Words) -> SentenceTable:
         """The table of sentence rows `texts`, cut into terms by `words`."""
@@ -121,12 +118,6 @@ class SentenceTable:
         pairs = np.unique(owner.astype(np.int64) * len(self.vocabulary) + self.ids)
         return np.bincount(pairs % max(len(self.vocabulary), 1), minlength=len(self.vocabulary)).astype(np.int32)
 
-    def idf(self, term_ids: np.ndarray) -> np.ndarray:
-        """BM25's inverse document frequency over sentences; an id of -1 (a term no sentence has) gets the most."""
-        known = self.doc_freq[np.maximum(term_ids, 0)] if len(self.doc_freq) else np.zeros(len(term_ids))
-        df = np.where(term_ids >= 0, known, 0)
-        return np.log(1 + (len(self) - df + 0.5) / (df + 0.5))
-
     def gather(self, rows: np.ndarray) -> SentenceRows:
         """The rows `rows` (sorted or not), as a small table of their own."""
         starts, ends = self.indptr[rows], self.indptr[rows + 1]
@@ -135,10 +126,6 @@ class SentenceTable:
         np.cumsum(counts, out=indptr[1:])
         flat = np.repeat(starts - indptr[:-1], counts) + np.arange(int(indptr[-1]))
         return SentenceRows(indptr, self.ids[flat].astype(np.int64), self.caps[flat], self.flags[rows])
-
-    def lookup(self, terms: Sequence[str]) -> np.ndarray:
-        """Ids of `terms` (-1 for a term no sentence holds)."""
-        return np.fromiter((self.term_id.get(t, -1) for t in terms), dtype=np.int64, count=len(terms))
 
     def term_ids(self, row: int) -> np.ndarray:
         return self.ids[self.indptr[row] : self.indptr[row + 1]]
@@ -151,6 +138,18 @@ class SentenceTable:
         with open(folder / FILE, "wb") as out:
             np.savez(out, indptr=self.indptr, ids=self.ids, caps=self.caps, flags=self.flags, doc_freq=self.doc_freq)
         (folder / VOCABULARY).write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load_vocabulary(cls, folder: Path) -> tuple[list[str], np.ndarray, int]:
+        """The saved table's vocabulary, each term's sentence count and the number of sentences, without its rows
+        (an `.npz` member is read only when asked for)."""
+        with np.load(folder / FILE) as data:
+            doc_freq, sentences = data["doc_freq"], len(data["flags"])
+        return json.loads((folder / VOCABULARY).read_text(encoding="utf-8")), doc_freq, sentences
+
+    @classmethod
+    def empty(cls) -> SentenceTable:
+        return cls.build([], words_for(None))
 
     @classmethod
     def load(cls, folder: Path) -> SentenceTable:

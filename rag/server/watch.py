@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import watchfiles
 
-from . import indexing
-from .errors import CorpusError
+from .. import indexing
+from ..errors import CorpusError
 
 if TYPE_CHECKING:
     from .service import Service

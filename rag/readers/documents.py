@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISREG
 
-from .readers import READERS, Extracted, Unreadable
+from . import READERS, Extracted, Unreadable
 
 TITLE_CHARS = 80  # a title fits one line of a citation card and of `rag ask`'s output
 

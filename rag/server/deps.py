@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from . import errors
+from .. import errors
 from .service import Service
 
 

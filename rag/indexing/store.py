@@ -30,15 +30,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from . import sentences, swap
+from ..engines.base import Catalog, Engine
+from ..errors import EngineError, IndexCorrupt, IndexMismatch, IndexMissing
+from ..text import sentences
+from ..text.chunking import Chunk
+from ..text.sentences import SentenceTable
+from ..text.vocabulary import Vocabulary
+from ..text.words import Words, words_for
+from . import swap
 from . import texts as texts_file
-from .chunking import Chunk
-from .engines.base import Catalog, Engine
-from .errors import EngineError, IndexCorrupt, IndexMismatch, IndexMissing, NotFound
-from .sentences import SentenceTable
 from .texts import DocumentText, Texts
-from .vocabulary import Vocabulary
-from .words import Words, words_for
 
 FORMAT_VERSION = 5  # 5: the engine recorded and its files apart from the catalog's
 _GENERATIONS = itertools.count(1)
@@ -64,28 +65,55 @@ class DocumentEntry:
         return bisect.bisect_right(self.pages, offset) if self.pages else None
 
 
-@dataclass
 class Index:
-    """A loaded index: its catalog, and the engine that searches its chunks."""
+    """A loaded index: its catalog, and the engine that searches its chunks.
 
-    manifest: dict[str, Any]
-    documents: list[DocumentEntry]
-    chunks: list[Chunk]
-    sentence_table: SentenceTable
-    texts: Texts
-    engine: Engine
+    The chunk list and the sentence table are what a build reads of the previous index (and the local engine
+    searches); a server answering through Milvus needs only the vocabulary, so for it they are read from `folder`
+    on first use (about 2.3 kB a chunk in memory, docs/scaling.md), by the build that holds the writer lock."""
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        documents: list[DocumentEntry],
+        chunks: list[Chunk] | None,
+        sentence_table: SentenceTable | None,
+        texts: Texts,
+        engine: Engine,
+        *,
+        folder: Path | None = None,
+        vocabulary: Vocabulary | None = None,
+    ) -> None:
+        self.manifest, self.documents, self.texts, self.engine = manifest, documents, texts, engine
+        self._chunks, self._table, self._folder = chunks, sentence_table, folder
         self.generation = next(_GENERATIONS)  # tells this index from any other loaded in this process
         self._entries = {d.source: d for d in self.documents}
         self.words = words_of(self.manifest)  # the word rules of its lexical side and sentence table
-        table = self.sentence_table
-        self.vocabulary = Vocabulary(table.vocabulary, table.doc_freq, len(table), self.words)
+        if vocabulary is None:
+            table = self.sentence_table
+            vocabulary = Vocabulary(table.vocabulary, table.doc_freq, len(table), self.words)
+        self.vocabulary = vocabulary
         self.engine.vocabulary = self.vocabulary
         self.chunk_count = sum(d.chunks for d in self.documents)
         self._first_chunk, chunk = {}, 0
         for d in self.documents:
             self._first_chunk[d.source], chunk = chunk, chunk + d.chunks
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        """Every chunk, documents in order."""
+        if self._chunks is None:
+            assert self._folder is not None
+            self._chunks = read_chunks(self._folder)
+        return self._chunks
+
+    @property
+    def sentence_table(self) -> SentenceTable:
+        """Every sentence's terms, names and flags, rows in document order."""
+        if self._table is None:
+            assert self._folder is not None
+            self._table = SentenceTable.load(self._folder)
+        return self._table
 
     def first_chunk(self, source: str) -> int:
         """Position in `chunks` of the first chunk of document `source`."""
@@ -163,38 +191,20 @@ def save(index: Index, folder: Path) -> None:
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     """The manifest of the index in `folder`; raises `IndexMissing` or `IndexCorrupt`."""
-    return _read_manifest_at(swap.locate(folder))
+    return read_manifest_at(swap.locate(folder))
 
 
-def _read_manifest_at(folder: Path) -> dict[str, Any]:
+def read_manifest_at(folder: Path) -> dict[str, Any]:
     path = folder / "manifest.json"
     if not path.exists():
         raise IndexMissing(f"no index in {folder}; run `rag index` to build it")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         int(manifest["model"]["dimension"])
-        manifest["documents"] = [asdict(_entry(d)) for d in manifest["documents"]]
+        manifest["documents"] = [asdict(document_entry(d)) for d in manifest["documents"]]
         return manifest
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexCorrupt(f"{path} is damaged ({exc}); {REBUILD}") from None
-
-
-def read_document(folder: Path, source: str) -> DocumentText:
-    """One document of the index in `folder` as it was indexed, without loading the rest of the index (for
-    `rag show`); raises `NotFound` for a source it does not hold, `IndexMissing` or `IndexCorrupt`."""
-    where = swap.locate(folder)
-    manifest = _read_manifest_at(where)
-    documents = [_entry(d) for d in manifest["documents"]]
-    entry = next((d for d in documents if d.source == source), None)
-    if entry is None:
-        raise NotFound(f"{source!r} is not in the index in {folder}; `rag show` takes a source as citations name it")
-    try:
-        text = Texts.open(where, [d.source for d in documents]).get(source)
-    except (OSError, ValueError, KeyError) as exc:
-        raise IndexCorrupt(
-            f"{where / texts_file.FILE} is damaged or missing ({type(exc).__name__}); {REBUILD}"
-        ) from None
-    return DocumentText(source, entry.title, entry.format, entry.pages, text)
 
 
 def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder: Path) -> None:
@@ -229,13 +239,14 @@ def load(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
 
 
 def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
-    manifest = _read_manifest_at(folder)
+    manifest = read_manifest_at(folder)
     check_compatible(manifest, expected, folder)
-    documents = [_entry(d) for d in manifest["documents"]]  # checked by read_manifest
+    documents = [document_entry(d) for d in manifest["documents"]]  # checked by read_manifest
+    if manifest["engine"]["name"] != "local" and _current_table(manifest):
+        return _load_catalog_only(folder, manifest, documents, open_engine)
     current = folder / "chunks.jsonl"
     try:
-        with open(current, encoding="utf-8") as lines:
-            chunks = [_chunk(json.loads(line)) for line in lines]
+        chunks = read_chunks(folder)
         current = folder / sentences.FILE
         table = _sentence_table(folder, manifest, documents, chunks)
         current = folder / texts_file.FILE
@@ -252,6 +263,32 @@ def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Ind
     if (len(chunks), len(table)) != (sum(d.chunks for d in documents), n_sentences):
         raise IndexCorrupt(f"the files in {folder} do not agree with each other; {REBUILD}")
     return Index(manifest, documents, chunks, table, texts, engine)
+
+
+def _load_catalog_only(
+    folder: Path, manifest: dict[str, Any], documents: list[DocumentEntry], open_engine: Opener
+) -> Index:
+    """An index whose engine holds its chunks and their sentences (not the local one): of the catalog, only the
+    vocabulary and the texts are read now."""
+    try:
+        terms, doc_freq, n_sentences = SentenceTable.load_vocabulary(folder)
+        texts = Texts.open(folder, [d.source for d in documents])
+        if n_sentences != sum(d.sentences for d in documents):
+            raise ValueError("the sentence table does not agree with the manifest")
+        catalog = Catalog(folder, [], SentenceTable.empty(), first_rows(documents), words_of(manifest), True)
+        engine = open_engine(manifest["engine"], catalog)
+    except (IndexMismatch, IndexMissing, EngineError):
+        raise
+    except Exception as exc:
+        named = getattr(exc, "filename", None) or folder
+        raise IndexCorrupt(f"{named} is damaged or missing ({type(exc).__name__}: {exc}); {REBUILD}") from None
+    vocabulary = Vocabulary(terms, doc_freq, n_sentences, words_of(manifest))
+    return Index(manifest, documents, None, None, texts, engine, folder=folder, vocabulary=vocabulary)
+
+
+def read_chunks(folder: Path) -> list[Chunk]:
+    with open(folder / "chunks.jsonl", encoding="utf-8") as lines:
+        return [chunk_from(json.loads(line)) for line in lines]
 
 
 def words_of(manifest: dict[str, Any]) -> Words:
@@ -273,11 +310,11 @@ def _sentence_table(
     return SentenceTable.build(sentence_texts(documents, chunks), words_of(manifest))
 
 
-def _entry(row: dict[str, Any]) -> DocumentEntry:
+def document_entry(row: dict[str, Any]) -> DocumentEntry:
     return DocumentEntry(**{**row, "pages": tuple(row.get("pages", ()))})
 
 
-def _chunk(row: dict[str, Any]) -> Chunk:
+def chunk_from(row: dict[str, Any]) -> Chunk:
     row["sentences"] = tuple(tuple(s) for s in row["sentences"])
     return Chunk(**row)
 

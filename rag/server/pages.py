@@ -13,14 +13,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from .config import MAX_HISTORY
+from ..config import MAX_HISTORY
+from ..errors import RagError
+from ..readers.documents import file_stamp
 from .deps import ServiceDep
-from .documents import file_stamp
-from .errors import RagError
 from .service import Service
 from .views import citation_cards, document_html, document_link, exact_span, original_link, passage_parts, plural
 
-WEB = Path(__file__).resolve().parent.parent / "web"  # the templates and the static files (server.py)
+WEB = Path(__file__).resolve().parents[2] / "web"  # the templates and the static files (server.py)
 Span = tuple[int, int]
 Bounds = tuple[int | None, int | None]  # a span as the query string gives it, either end may be missing
 

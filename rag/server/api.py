@@ -16,12 +16,12 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field, StrictInt
 from starlette.exceptions import HTTPException
 
-from . import __version__, errors
-from .config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K
+from .. import __version__, errors
+from ..config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K
+from ..pipeline import Assistant
+from ..readers import READERS
 from .deps import ServiceDep, get_service, require_admin
 from .pages import WEB, pages
-from .pipeline import Assistant
-from .readers import READERS
 from .security import add_security
 from .service import Service
 
@@ -91,7 +91,7 @@ def health(service: ServiceDep) -> dict[str, Any]:
     return {
         "status": "ready",
         "documents": len(index.documents),
-        "chunks": len(index.chunks),
+        "chunks": index.chunk_count,
         "model": index.manifest["model"]["name"],
         "version": __version__,
     }

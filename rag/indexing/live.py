@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import RagError
 from . import store, swap
-from .errors import RagError
 
 Stamp = tuple[int, int, int]
 log = logging.getLogger("rag")  # `rag serve` prints its warnings (cli.py); a program using rag configures logging

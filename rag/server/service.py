@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import indexing
-from .corpus_watch import CorpusWatcher
-from .documents import check_text, extract
-from .embedding import Encoder
-from .errors import BadRequest, Conflict, NotFound
-from .pipeline import Assistant
-from .readers import READERS, Unreadable
+from .. import indexing
+from ..embedding import Encoder
+from ..errors import BadRequest, Conflict, NotFound
+from ..pipeline import Assistant
+from ..readers import READERS, Unreadable
+from ..readers.documents import check_text, extract
+from .watch import CorpusWatcher
 
 RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
 MAX_NAME = 200
@@ -77,7 +77,7 @@ class Service:
         self._builder_lock = threading.Lock()  # the rebuild and the watcher's warm-up both may load it first
         self._thread: threading.Thread | None = None
         self.watcher: CorpusWatcher | None = None
-        self.observers: list[Any] = []  # called with the state as each run ends (rag/metrics.py counts runs)
+        self.observers: list[Any] = []  # called with the state as each run ends (server/metrics.py counts runs)
 
     def builder_encoder(self) -> Encoder:
         """The rebuilds' own encoder, loaded on first use."""

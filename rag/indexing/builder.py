@@ -10,61 +10,30 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from ..config import Settings
+from ..embedding import Encoder
+from ..engines import Engine, Update, build_engine, engine_settings, opener
+from ..errors import CorpusError, IndexMismatch, IndexMissing, RagError
+from ..readers import EXTRACTION_VERSION, READERS
+from ..readers.documents import Cached, Document, Skipped, content_hash, file_stamp, list_files, read_corpus
+from ..text.chunking import Chunk, pack_chunks, split_sentences
+from ..text.sentences import VERSION as TABLE_VERSION
+from ..text.sentences import SentenceTable
 from . import store, swap
-from .chunking import Chunk, pack_chunks, split_sentences
-from .config import Settings
-from .documents import Cached, Document, Skipped, content_hash, file_stamp, list_files, printable, read_corpus
-from .embedding import Encoder
-from .engines import Update, build_engine, engine_settings, opener
-from .errors import CorpusError, IndexMismatch, IndexMissing, RagError
-from .readers import EXTRACTION_VERSION, READERS
-from .sentences import VERSION as TABLE_VERSION
-from .sentences import SentenceTable
+from .report import BuildReport
+from .shards import Shard, check_shard, in_shard
 from .texts import Texts
 
 SPLITTER = "pysbd-0.3"
 CHUNKER_VERSION = 6  # bump when sentence or chunk boundaries, or chunk vectors, change: old indexes are rebuilt
 CHUNK_VECTORS = "mean-of-sentences"
 Split = tuple[list[tuple[int, int]], list[Chunk]]  # a document's sentence spans and chunks
-
-
-@dataclass
-class BuildReport:
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    chunks_embedded: int = 0
-    sentences_embedded: int = 0
-    chunks: int = 0
-    seconds: float = 0.0
-    rebuilt: str | None = None  # why every document was embedded again, when it was
-
-    def summary(self) -> str:
-        why = f"rebuilt from scratch: {self.rebuilt}; " if self.rebuilt else ""
-        return why + (
-            f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
-            f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; {self.chunks_embedded} chunks "
-            f"embedded ({self.chunks} in the index) in {self.seconds:.1f} s"
-        )
-
-    def skip_lines(self) -> list[str]:
-        """One line a skipped file, its name made safe to print."""
-        return [f"skipped {printable(s.source)}: {s.reason}" for s in self.skipped]
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "skipped"}
-        out["skipped"] = [{"source": s.source, "reason": s.reason} for s in self.skipped]
-        out["seconds"] = round(self.seconds, 3)
-        return out
 
 
 def index_settings(settings: Settings, encoder: Encoder) -> dict[str, Any]:
@@ -95,14 +64,19 @@ def text_settings(settings: Settings) -> dict[str, Any]:
 
 
 def build(
-    settings: Settings, encoder: Encoder, *, full: bool = False, progress: bool = True
+    settings: Settings, encoder: Encoder, *, full: bool = False, progress: bool = True, shard: Shard | None = None
 ) -> tuple[store.Index, BuildReport]:
-    """Bring the index up to date with the corpus and save it; returns the new index and what changed."""
+    """Bring the index up to date with the corpus and save it; returns the new index and what changed.
+
+    Args:
+        shard: (i, n): index only the i-th of n shares of the documents into a shared engine (`shards.py`).
+    """
     started = time.perf_counter()
+    check_shard(settings, shard)
     with build_lock(settings.index):
         previous, rebuilt = (None, "--full was asked for") if full else _reusable(settings, encoder)
         old = {d.source: d for d in previous.documents} if previous else {}
-        docs, report = _read(settings.corpus, settings.max_file_bytes, _cached(previous), progress)
+        docs, report = _read(settings.corpus, settings.max_file_bytes, _cached(previous), progress, shard)
         report.rebuilt = rebuilt
         for doc in docs:
             before = old.get(doc.source)
@@ -120,8 +94,13 @@ def build(
                 parts.reuse(doc, previous, old[doc.source])  # type: ignore[arg-type]
         skipped = {s.source: {"reason": s.reason, "size": s.size, "mtime_ns": s.mtime_ns} for s in report.skipped}
         manifest = store.build_manifest(index_settings(settings, encoder), parts.documents, len(parts.chunks), skipped)
+        if shard is not None:
+            manifest["shard"] = list(shard)
         removed = frozenset(report.removed)
-        index = assemble(settings, manifest, parts.documents, parts.chunks, parts.texts, vectors, removed, previous)
+        engine = previous.engine if previous else None
+        index = assemble(
+            settings, manifest, parts.documents, parts.chunks, parts.texts, vectors, removed, engine, shard is not None
+        )
         store.save(index, settings.index)
     report.chunks_embedded = sum(len(c) for s, c in fresh.values())
     report.sentences_embedded = sum(len(s) for s, c in fresh.values())
@@ -138,16 +117,18 @@ def assemble(
     texts: Texts,
     vectors: dict[str, tuple[np.ndarray, np.ndarray]],
     removed: frozenset[str] = frozenset(),
-    previous: store.Index | None = None,
+    previous: Engine | None = None,
+    shared: bool = False,
 ) -> store.Index:
-    """The index of `documents`: its sentence table, and its engine brought up to date (`previous`'s, or a new
+    """The index of `documents`: its sentence table, and its engine brought up to date (`previous`, or a new
     one) with the vectors of the documents embedded now (`vectors`: source -> chunk and sentence vectors).
-    Records the engine in `manifest`."""
+    `shared`: the engine holds other shards' documents too, so a new one is never emptied first. Records the
+    engine in `manifest`."""
     words = store.words_of(manifest)
     table = SentenceTable.build(store.sentence_texts(documents, chunks), words)
     dimension = int(manifest["model"]["dimension"])
     update = Update(chunks, table, store.first_rows(documents), vectors, removed, dimension, words)
-    engine = build_engine(update, previous.engine if previous else None, settings, words)
+    engine = build_engine(update, previous, settings, words, shared)
     manifest["engine"] = {**engine.describe(), **manifest["engine"]}
     return store.Index(manifest, documents, chunks, table, texts, engine)
 
@@ -224,12 +205,14 @@ def _cached(previous: store.Index | None) -> Cached | None:
     return known
 
 
-def _read(corpus: Path, max_bytes: int, cached: Cached | None, progress: bool) -> tuple[list[Document], BuildReport]:
+def _read(
+    corpus: Path, max_bytes: int, cached: Cached | None, progress: bool, shard: Shard | None = None
+) -> tuple[list[Document], BuildReport]:
     if not corpus.is_dir():
         raise CorpusError(f"the corpus folder {corpus} does not exist; create it or pass --corpus DIR")
     report = BuildReport()
     docs = []
-    files = list_files(corpus)
+    files = [f for f in list_files(corpus) if shard is None or in_shard(f.relative_to(corpus).as_posix(), shard)]
     with tqdm(total=len(files), desc="reading", unit="file", disable=not progress or not files) as bar:
         for item in read_corpus(corpus, max_bytes, cached, files):
             if isinstance(item, Skipped):
@@ -237,7 +220,7 @@ def _read(corpus: Path, max_bytes: int, cached: Cached | None, progress: bool) -
             else:
                 docs.append(item)
             bar.update()
-    if not docs:
+    if not docs and shard is None:  # a share of a small corpus may hold nothing
         raise CorpusError(
             f"no readable documents ({', '.join(sorted(READERS))}) in {corpus}; add some and run `rag index`"
         )

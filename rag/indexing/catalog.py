@@ -1,0 +1,48 @@
+"""Reading parts of an index without opening its engine: one document's text (`rag show`), and a whole catalog
+(to merge shards' catalogs, `merge.py`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import IndexCorrupt, NotFound
+from ..text.chunking import Chunk
+from . import store, swap
+from . import texts as texts_file
+from .store import DocumentEntry
+from .texts import DocumentText, Texts
+
+
+def read_document(folder: Path, source: str) -> DocumentText:
+    """One document of the index in `folder` as it was indexed, without loading the rest of the index (for
+    `rag show`); raises `NotFound` for a source it does not hold, `IndexMissing` or `IndexCorrupt`."""
+    where = swap.locate(folder)
+    manifest = store.read_manifest_at(where)
+    documents = [store.document_entry(d) for d in manifest["documents"]]
+    entry = next((d for d in documents if d.source == source), None)
+    if entry is None:
+        raise NotFound(f"{source!r} is not in the index in {folder}; `rag show` takes a source as citations name it")
+    try:
+        text = Texts.open(where, [d.source for d in documents]).get(source)
+    except (OSError, ValueError, KeyError) as exc:
+        raise IndexCorrupt(
+            f"{where / texts_file.FILE} is damaged or missing ({type(exc).__name__}); {store.REBUILD}"
+        ) from None
+    return DocumentText(source, entry.title, entry.format, entry.pages, text)
+
+
+def read_catalog(folder: Path) -> tuple[dict[str, Any], list[DocumentEntry], list[Chunk], dict[str, str]]:
+    """The manifest, documents, chunks and document texts of the index in `folder`, without its engine (to merge
+    shards' catalogs); raises `IndexMissing` or `IndexCorrupt`."""
+    where = swap.locate(folder)
+    manifest = store.read_manifest_at(where)
+    documents = [store.document_entry(d) for d in manifest["documents"]]
+    try:
+        with open(where / "chunks.jsonl", encoding="utf-8") as lines:
+            chunks = [store.chunk_from(json.loads(line)) for line in lines]
+        texts = Texts.open(where, [d.source for d in documents])
+        return manifest, documents, chunks, {d.source: texts.get(d.source) for d in documents}
+    except Exception as exc:  # any damage means the same thing: rebuild that shard
+        raise IndexCorrupt(f"the index in {where} is damaged ({type(exc).__name__}: {exc}); {store.REBUILD}") from None
