@@ -50,6 +50,7 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/kill.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/engines.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/report.py
 

@@ -25,7 +25,7 @@ from ..engines import Passages
 from ..retrieval import Hit
 from ..text.chunking import Chunk
 from ..text.question import FORMS, focus_pattern, question_form
-from ..text.sentences import DATE, HEADING, QUANTITY, SentenceRows
+from ..text.sentences import DATE, HEADING, QUANTITY, Rows
 from ..text.vocabulary import Vocabulary
 
 TYPED = ("date", "quantity", "name")
@@ -236,7 +236,7 @@ def _cosines(vectors: np.ndarray, rows: np.ndarray, query_vector: np.ndarray) ->
 
 
 def _lexical(
-    table: SentenceRows, rows: np.ndarray, query: Query
+    table: Rows, rows: np.ndarray, query: Query
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For each row: which question terms it holds, how many capitalized terms the question lacks, its number of
     terms, how many of the question's word pairs it holds, and its flags. Rows of -1 count as empty."""

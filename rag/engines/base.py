@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..text.chunking import Chunk
-from ..text.sentences import SentenceRows, SentenceTable
+from ..text.sentences import Rows, SentenceTable
 from ..text.vocabulary import Vocabulary
 from ..text.words import Words
 
@@ -49,14 +49,15 @@ class Catalog:
 @dataclass(frozen=True)
 class Passages:
     """Chunks fetched by id with their sentences: each sentence once (chunks overlap), with the sentence before and
-    after each chunk too, so that every sentence of a chunk has its neighbours at hand."""
+    after each chunk too, so that every sentence of a chunk has its neighbours at hand. The arrays may hold more
+    sentences than these (the local engine hands out views of all of its own)."""
 
     chunks: list[Chunk]
     first: np.ndarray  # chunk i's sentences are positions first[i] .. first[i] + len(chunks[i].sentences) - 1
-    vectors: np.ndarray  # (sentences, dimension) float32
+    vectors: np.ndarray  # (sentences, dimension), float32 (or float16 in a very large local index)
     previous: np.ndarray  # position of the sentence before each in its document, -1 when it has none
     following: np.ndarray  # position of the sentence after each in its document, -1 when it has none
-    table: SentenceRows  # each sentence's terms (ids of the index's vocabulary), names and flags
+    table: Rows  # each sentence's terms (ids of the index's vocabulary), names and flags
 
     def positions(self, i: int) -> range:
         """Positions of chunk i's sentences, in order."""

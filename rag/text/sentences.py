@@ -17,6 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -51,6 +52,20 @@ def flags_of(text: str, language: str | None) -> int:
     if language != "en":
         return HEADING * is_heading(text)
     return DATE * holds_type(text, "date") + QUANTITY * holds_type(text, "quantity") + HEADING * is_heading(text)
+
+
+class Rows(Protocol):
+    """Sentences' terms, names and flags in CSR layout: what answer selection reads (`SentenceRows`, or a whole
+    `SentenceTable`)."""
+
+    @property
+    def indptr(self) -> np.ndarray: ...
+    @property
+    def ids(self) -> np.ndarray: ...
+    @property
+    def caps(self) -> np.ndarray: ...
+    @property
+    def flags(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
