@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from rag.engines.base import Update
-from rag.engines.milvus import MilvusEngine, literal
+from rag.engines.milvus import MilvusEngine
+from rag.engines.milvus_client import literal
 from rag.text.chunking import Chunk, pack_chunks, split_sentences
 from rag.text.sentences import FOREIGN, SentenceTable
 from rag.text.vocabulary import Vocabulary

@@ -16,7 +16,7 @@ import pytest
 
 from rag import Assistant, Settings, indexing
 from rag.embedding import Encoder
-from rag.errors import BadRequest, IndexMismatch
+from rag.errors import BadRequest, EngineError, IndexMismatch
 from rag.indexing.merge import merge
 from tests.helpers import SMALL_DOCS, write_corpus
 
@@ -174,7 +174,16 @@ def test_shards_indexed_apart_then_merged_answer_from_every_share(tmp_path: Path
     assert bot.ask("Where is green tea grown?").answer.source == "tea.txt"  # type: ignore[union-attr]
     with pytest.raises(IndexMismatch, match="missing"):
         merge(served, folders[:1])
+    with pytest.raises(BadRequest, match="new split"):  # another split would remove documents others hold
+        indexing.build(Settings(index=folders[0], **shared), encoder, progress=False, shard=(0, 2))
     merged.engine.close()
+
+
+def test_an_unreachable_milvus_says_so(tmp_path: Path, encoder: Encoder) -> None:
+    corpus = write_corpus(tmp_path / "corpus", SMALL_DOCS)
+    settings = Settings(corpus=corpus, index=tmp_path / "index", engine="milvus", milvus_uri="http://127.0.0.1:9")
+    with pytest.raises(EngineError, match="cannot use Milvus at http://127.0.0.1:9"):
+        indexing.build(settings, encoder, progress=False)
 
 
 def test_a_shard_needs_a_shared_engine(tmp_path: Path, encoder: Encoder) -> None:

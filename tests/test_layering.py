@@ -117,7 +117,8 @@ LAYERS = [
     ["rag.pipeline", "rag.evaluation"],
     ["rag.indexing", "rag.indexing.builder"],
     ["rag.answer", "rag.retrieval"],
-    ["rag.indexing.store", "rag.indexing.live", "rag.indexing.texts", "rag.indexing.swap"],  # the index on disk
+    # the index on disk
+    ["rag.indexing.store", "rag.indexing.index", "rag.indexing.live", "rag.indexing.texts", "rag.indexing.swap"],
     ["rag.engines"],  # the engine interface: the factory
     [
         "rag.engines.local",
@@ -125,6 +126,7 @@ LAYERS = [
         "rag.engines.lexical",
         "rag.engines.milvus",
         "rag.engines.milvus_records",
+        "rag.engines.milvus_client",
     ],
     ["rag.engines.base"],  # the engine interface: the types
     ["rag.text", "rag.readers", "rag.embedding", "rag.onnx_backend", "rag.config", "rag.errors"],  # the ground

@@ -146,7 +146,8 @@ class LocalEngine(Engine):
         return [(self.chunks[r].id, s) for r, s in self.lexical.search(terms, k)]
 
     def fetch(self, ids: Sequence[str]) -> LocalCandidates:
-        return LocalCandidates(self, np.fromiter((self.row[i] for i in ids), np.int64, len(ids)))
+        rows = [self.row[i] for i in ids if i in self.row]  # every id a search of this engine found is held
+        return LocalCandidates(self, np.asarray(rows, dtype=np.int64))
 
     def count(self) -> int:
         return len(self.chunks)

@@ -23,45 +23,25 @@ Where Lite and a server differ in a way that shapes this module (measured on mil
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pymilvus import DataType, Function, FunctionType, MilvusClient, MilvusException
+from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-from ..errors import Conflict
+from ..errors import IndexMismatch
 from ..text.chunking import Chunk
 from ..text.vocabulary import Vocabulary
 from .base import Engine, Scored, Update, redact
 from .dense import HNSW, ef_search  # the graph and search width of the local engine's FAISS index
+from .milvus_client import BATCH, batches, client_key, one_of, open_client, reachable, release_client
 from .milvus_records import PIECE, PIECES, MilvusCandidates, Record, document_records
 
 BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}  # bm25s's defaults, which the local engine uses
 ID_BYTES = 4_096  # chunk ids and sources are file paths and "#n"
-BATCH = 256  # records a request: a few MB, well under a server's 64 MB gRPC message limit
 FIELDS = ["id", "source", "vector", "payload"]
 WINDOW = 16_384  # the most rows a server's query returns (its maxQueryResultWindow)
-ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
-
-_clients: dict[str, MilvusClient] = {}  # one client a Milvus (a server's uri, or a Lite folder) in this process
-_users: dict[str, int] = {}  # open engines of each, to close it (and stop Lite's server) when the last one closes
-_lock = threading.Lock()
-
-
-def literal(value: str) -> str:
-    """`value` as a string literal of a Milvus filter (Lite's parser and a server's read the same escapes)."""
-    return '"' + value.translate(ESCAPES) + '"'
-
-
-def one_of(field: str, values: Sequence[str], negate: bool = False) -> str:
-    return f"{field} {'not in' if negate else 'in'} [{', '.join(literal(v) for v in values)}]"
-
-
-def batches(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 class MilvusEngine(Engine):
@@ -74,6 +54,7 @@ class MilvusEngine(Engine):
         self.vocabulary: Vocabulary | None = None  # set by the pipeline when the index loads; `passages` needs it
         self._closed = False
         self._count = 0
+        self._key: tuple[str, str] = (path, "") if path else (uri, "")  # its client's in the process's cache
 
     @classmethod
     def connect(cls, uri: str, token: str, collection: str, dimension: int, *, fresh: bool = False) -> MilvusEngine:
@@ -83,8 +64,9 @@ class MilvusEngine(Engine):
             raise ValueError(f"a Milvus collection name is letters, digits and underscores: {collection!r}")
         lite = uri.endswith(".db")  # pymilvus's own rule for a Lite path
         path = str(Path(uri).resolve()) if lite else ""
-        client = _client(uri, token, path)
+        client = open_client(uri, token, path)
         engine = cls(client, uri, path, collection, dimension)
+        engine._key = client_key(uri, token, path)
         try:
             engine._open(fresh)
         except BaseException:
@@ -101,7 +83,10 @@ class MilvusEngine(Engine):
         else:
             held = next(f for f in c.describe_collection(name)["fields"] if f["name"] == "vector")
             if int(held["params"]["dim"]) != self.dimension:
-                raise ValueError(f"collection {name} holds {held['params']['dim']}-d vectors, not {self.dimension}")
+                raise IndexMismatch(
+                    f"collection {name} holds {held['params']['dim']}-d vectors, and the model makes {self.dimension}"
+                    "-d ones; set RAG_COLLECTION to another collection, or RAG_MODEL to the model it was built with"
+                )
         c.load_collection(name)  # a reopened Lite collection is unloaded; loading a loaded one does nothing
         self._count = self._query_count()
 
@@ -143,12 +128,13 @@ class MilvusEngine(Engine):
         # A shorter new version of a document leaves its old last chunks behind: find them before writing. One
         # query for many sources, then deletes by id: Lite evaluates a filter row by row (a delete by `source`
         # costs a scan of the collection, ~0.3 s at 2k chunks, each), while a delete by ids costs milliseconds.
+        too_long = [s for s in update.fresh if len(s.encode()) > ID_BYTES - 16]
+        if too_long:  # refused before anything is written
+            raise ValueError(f"a source path over {ID_BYTES - 16} bytes: {too_long[0][:80]}...")
         held = self._ids_of(list(update.fresh)) if self._count else set()
         write = self.client.upsert if self._count else self.client.insert  # insert: nothing to replace, faster
         pending: list[dict[str, Any]] = []
         for source in update.fresh:
-            if len(source.encode()) > ID_BYTES - 16:
-                raise ValueError(f"a source path over {ID_BYTES - 16} bytes: {source[:80]}...")
             chunks = by_source.get(source, [])
             pending += document_records(update, source, chunks)
             held.difference_update(c.id for c in chunks)
@@ -196,6 +182,18 @@ class MilvusEngine(Engine):
         self.client.flush(self.collection)
 
     def search_dense(self, vector: np.ndarray, k: int) -> Scored:
+        with reachable(self.uri):
+            return self._search_dense(vector, k)
+
+    def search_lexical(self, terms: Sequence[str], k: int) -> Scored:
+        with reachable(self.uri):
+            return self._search_lexical(terms, k)
+
+    def fetch(self, ids: Sequence[str]) -> MilvusCandidates:
+        with reachable(self.uri):
+            return self._fetch(ids)
+
+    def _search_dense(self, vector: np.ndarray, k: int) -> Scored:
         if k <= 0:
             return []
         ef = max(ef_search(self._count), k)  # a server refuses an ef below k
@@ -209,7 +207,7 @@ class MilvusEngine(Engine):
         )[0]
         return [(str(h["id"]), float(h["distance"])) for h in hits]
 
-    def search_lexical(self, terms: Sequence[str], k: int) -> Scored:
+    def _search_lexical(self, terms: Sequence[str], k: int) -> Scored:
         if k <= 0 or not terms:
             return []
         hits = self.client.search(
@@ -224,7 +222,7 @@ class MilvusEngine(Engine):
         scored = [(str(h["id"]), sign * float(h["distance"])) for h in hits]
         return sorted((s for s in scored if s[1] > 0), key=lambda s: (-s[1], s[0]))
 
-    def fetch(self, ids: Sequence[str]) -> MilvusCandidates:
+    def _fetch(self, ids: Sequence[str]) -> MilvusCandidates:
         rows: dict[str, dict[str, Any]] = {}
         for group in batches(list(dict.fromkeys(ids))):
             for row in self.client.query(self.collection, filter=one_of("id", group), output_fields=FIELDS):
@@ -255,38 +253,4 @@ class MilvusEngine(Engine):
         if self._closed:
             return
         self._closed = True
-        with _lock:
-            key = self.path or self.uri
-            _users[key] -= 1
-            last = _users[key] == 0
-            if last:
-                del _users[key]
-                _clients.pop(key, None)
-        if last:
-            self.client.close()
-            if self.lite:  # stop Lite's in-process server, which holds the folder's lock for other processes
-                from milvus_lite.server_manager import server_manager_instance
-
-                server_manager_instance.release_server(self.path)
-
-
-def _client(uri: str, token: str, path: str) -> MilvusClient:
-    """The process's one client of `uri` (Lite: of the folder `path`): every index loaded in this process (a
-    server reloads one after each rebuild) shares it, rather than opening a connection each."""
-    key = path or uri
-    with _lock:
-        client = _clients.get(key)
-        if client is None:
-            if path:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    client = MilvusClient(path)  # Lite has no authentication: a token would be ignored
-                except MilvusException as e:  # pymilvus logs Lite's DataDirLockedError and raises this instead
-                    raise Conflict(
-                        f"cannot open Milvus Lite at {path}: another process holds it (one process a folder)"
-                    ) from e
-            else:
-                client = MilvusClient(uri=uri, token=token)
-            _clients[key] = client
-        _users[key] = _users.get(key, 0) + 1
-    return client
+        release_client(self._key, self.path)

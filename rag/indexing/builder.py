@@ -2,7 +2,9 @@
 
 Documents whose content hash is unchanged keep their chunks and vectors from the previous index; removed ones are
 dropped. One build runs at a time per index folder (an advisory file lock); the previous index keeps serving until
-the new one is saved complete.
+the new one is saved complete. With the local engine that holds for the whole index; Milvus is written in place,
+document by document, so a server sees each new document as soon as it is written, and a full build empties the
+collection first (docs/scaling.md, "Limits today").
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tqdm import tqdm
 from ..config import Settings
 from ..embedding import Encoder
 from ..engines import Engine, Update, build_engine, engine_settings, opener
-from ..errors import CorpusError, IndexMismatch, IndexMissing, RagError
+from ..errors import BadRequest, CorpusError, IndexCorrupt, IndexMismatch, IndexMissing
 from ..readers import EXTRACTION_VERSION, READERS
 from ..readers.documents import Cached, Document, Skipped, content_hash, file_stamp, list_files, read_corpus
 from ..text.chunking import Chunk, pack_chunks, split_sentences
@@ -59,7 +61,8 @@ def load(settings: Settings, encoder: Encoder) -> store.Index:
 
 
 def text_settings(settings: Settings) -> dict[str, Any]:
-    """The word rules an index's lexical side and sentence table are made by (changing them re-embeds nothing)."""
+    """The word rules an index's lexical side and sentence table are made by (changing them re-embeds nothing with
+    the local engine; Milvus holds terms made by them, so its index is built again)."""
     return {"language": settings.model_language, "sentence_table": TABLE_VERSION}
 
 
@@ -75,6 +78,11 @@ def build(
     check_shard(settings, shard)
     with build_lock(settings.index):
         previous, rebuilt = (None, "--full was asked for") if full else _reusable(settings, encoder)
+        if previous is not None and previous.manifest.get("shard") != (list(shard) if shard else None):
+            raise BadRequest(
+                f"the index in {settings.index} holds share {previous.manifest.get('shard')} of the documents, not "
+                f"{list(shard) if shard else 'all of them'}; a new split starts from new index folders"
+            )
         old = {d.source: d for d in previous.documents} if previous else {}
         docs, report = _read(settings.corpus, settings.max_file_bytes, _cached(previous), progress, shard)
         report.rebuilt = rebuilt
@@ -173,7 +181,7 @@ def _reusable(settings: Settings, encoder: Encoder) -> tuple[store.Index | None,
         return load(settings, encoder), None
     except IndexMissing:
         return None, None
-    except (IndexMismatch, RagError) as exc:
+    except (IndexMismatch, IndexCorrupt) as exc:  # an engine that cannot be reached is no reason to rebuild
         return None, str(exc).split(";")[0]
 
 

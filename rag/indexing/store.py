@@ -20,130 +20,58 @@ complete index (the old or the new one) behind.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..engines.base import Catalog, Engine
-from ..errors import EngineError, IndexCorrupt, IndexMismatch, IndexMissing
+from ..errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
 from ..text import sentences
 from ..text.chunking import Chunk
 from ..text.sentences import SentenceTable
 from ..text.vocabulary import Vocabulary
-from ..text.words import Words, words_for
 from . import swap
 from . import texts as texts_file
-from .texts import DocumentText, Texts
+from .index import (
+    REBUILD,
+    DocumentEntry,
+    Index,
+    chunk_from,
+    document_entry,
+    first_rows,
+    read_chunks,
+    words_of,
+)
+
+# The values of a loaded index live in index.py; the rest of the package and the tests name them through here.
+__all__ = [
+    "FORMAT_VERSION",
+    "REBUILD",
+    "DocumentEntry",
+    "Index",
+    "Opener",
+    "build_manifest",
+    "check_compatible",
+    "chunk_from",
+    "document_entry",
+    "first_rows",
+    "load",
+    "read_chunks",
+    "read_manifest",
+    "read_manifest_at",
+    "save",
+    "sentence_texts",
+    "words_of",
+]
+from .texts import Texts
 
 FORMAT_VERSION = 5  # 5: the engine recorded and its files apart from the catalog's
-_GENERATIONS = itertools.count(1)
-REBUILD = "run `rag index --full` to rebuild it"
 # Opens the engine an index was built with, from its manifest entry and the loaded catalog.
 Opener = Callable[[dict[str, Any], Catalog], Engine]
-
-
-@dataclass(frozen=True)
-class DocumentEntry:
-    source: str
-    title: str
-    sha256: str
-    size: int
-    mtime_ns: int
-    chunks: int
-    sentences: int
-    format: str = "text"
-    pages: tuple[int, ...] = ()  # offset in the text where each page starts, for paged formats (PDF)
-
-    def page_at(self, offset: int) -> int | None:
-        """The 1-based page that holds `offset`, or None when the document has no pages."""
-        return bisect.bisect_right(self.pages, offset) if self.pages else None
-
-
-class Index:
-    """A loaded index: its catalog, and the engine that searches its chunks.
-
-    The chunk list and the sentence table are what a build reads of the previous index (and the local engine
-    searches); a server answering through Milvus needs only the vocabulary, so for it they are read from `folder`
-    on first use (about 2.3 kB a chunk in memory, docs/scaling.md), by the build that holds the writer lock."""
-
-    def __init__(
-        self,
-        manifest: dict[str, Any],
-        documents: list[DocumentEntry],
-        chunks: list[Chunk] | None,
-        sentence_table: SentenceTable | None,
-        texts: Texts,
-        engine: Engine,
-        *,
-        folder: Path | None = None,
-        vocabulary: Vocabulary | None = None,
-    ) -> None:
-        self.manifest, self.documents, self.texts, self.engine = manifest, documents, texts, engine
-        self._chunks, self._table, self._folder = chunks, sentence_table, folder
-        self.generation = next(_GENERATIONS)  # tells this index from any other loaded in this process
-        self._entries = {d.source: d for d in self.documents}
-        self.words = words_of(self.manifest)  # the word rules of its lexical side and sentence table
-        if vocabulary is None:
-            table = self.sentence_table
-            vocabulary = Vocabulary(table.vocabulary, table.doc_freq, len(table), self.words)
-        self.vocabulary = vocabulary
-        self.engine.vocabulary = self.vocabulary
-        self.chunk_count = sum(d.chunks for d in self.documents)
-        self._first_chunk, chunk = {}, 0
-        for d in self.documents:
-            self._first_chunk[d.source], chunk = chunk, chunk + d.chunks
-
-    @property
-    def chunks(self) -> list[Chunk]:
-        """Every chunk, documents in order."""
-        if self._chunks is None:
-            assert self._folder is not None
-            self._chunks = read_chunks(self._folder)
-        return self._chunks
-
-    @property
-    def sentence_table(self) -> SentenceTable:
-        """Every sentence's terms, names and flags, rows in document order."""
-        if self._table is None:
-            assert self._folder is not None
-            self._table = SentenceTable.load(self._folder)
-        return self._table
-
-    def first_chunk(self, source: str) -> int:
-        """Position in `chunks` of the first chunk of document `source`."""
-        return self._first_chunk[source]
-
-    def title(self, source: str) -> str:
-        """The title of document `source` (its name, for one a shared engine holds and this catalog not yet)."""
-        entry = self._entries.get(source)
-        return entry.title if entry is not None else source.rsplit("/", 1)[-1]
-
-    def entry(self, source: str) -> DocumentEntry | None:
-        """The document `source` of this index, or None."""
-        return self._entries.get(source)
-
-    def document(self, source: str) -> DocumentText:
-        """Document `source` as it was indexed (every offset refers to its text); KeyError if it is not indexed."""
-        entry = self._entries[source]
-        return DocumentText(source, entry.title, entry.format, entry.pages, self.texts.get(source))
-
-    @property
-    def dimension(self) -> int:
-        return int(self.manifest["model"]["dimension"])
-
-
-def first_rows(documents: list[DocumentEntry]) -> dict[str, int]:
-    """Row of each document's first sentence in the sentence table (documents are consecutive, in order)."""
-    out, row = {}, 0
-    for doc in documents:
-        out[doc.source], row = row, row + doc.sentences
-    return out
 
 
 def build_manifest(
@@ -242,7 +170,9 @@ def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Ind
     manifest = read_manifest_at(folder)
     check_compatible(manifest, expected, folder)
     documents = [document_entry(d) for d in manifest["documents"]]  # checked by read_manifest
-    if manifest["engine"]["name"] != "local" and _current_table(manifest):
+    # Terms stored by an engine are current when the table's rules and the word rules are those in use.
+    terms_current = _current_table(manifest) and manifest.get("text") == expected.get("text", manifest.get("text"))
+    if manifest["engine"]["name"] != "local" and terms_current:
         return _load_catalog_only(folder, manifest, documents, open_engine)
     current = folder / "chunks.jsonl"
     try:
@@ -252,9 +182,9 @@ def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Ind
         current = folder / texts_file.FILE
         texts = Texts.open(folder, [d.source for d in documents])
         current = folder
-        catalog = Catalog(folder, chunks, table, first_rows(documents), words_of(manifest), _current_table(manifest))
+        catalog = Catalog(folder, chunks, table, first_rows(documents), words_of(manifest), terms_current)
         engine = open_engine(manifest["engine"], catalog)
-    except (IndexMismatch, IndexMissing, EngineError):
+    except RagError:  # a mismatch, an engine that cannot be reached or is held by another process: as they are
         raise
     except Exception as exc:  # any damage to any file means the same thing: rebuild
         named = getattr(exc, "filename", None) or current  # the very file, where one step reads several
@@ -277,23 +207,13 @@ def _load_catalog_only(
             raise ValueError("the sentence table does not agree with the manifest")
         catalog = Catalog(folder, [], SentenceTable.empty(), first_rows(documents), words_of(manifest), True)
         engine = open_engine(manifest["engine"], catalog)
-    except (IndexMismatch, IndexMissing, EngineError):
+    except RagError:  # a mismatch, an engine that cannot be reached or is held by another process: as they are
         raise
     except Exception as exc:
         named = getattr(exc, "filename", None) or folder
         raise IndexCorrupt(f"{named} is damaged or missing ({type(exc).__name__}: {exc}); {REBUILD}") from None
     vocabulary = Vocabulary(terms, doc_freq, n_sentences, words_of(manifest))
     return Index(manifest, documents, None, None, texts, engine, folder=folder, vocabulary=vocabulary)
-
-
-def read_chunks(folder: Path) -> list[Chunk]:
-    with open(folder / "chunks.jsonl", encoding="utf-8") as lines:
-        return [chunk_from(json.loads(line)) for line in lines]
-
-
-def words_of(manifest: dict[str, Any]) -> Words:
-    """The word rules the index in `manifest` was made by (an index from before they were recorded: English)."""
-    return words_for(manifest.get("text", {}).get("language", "en"))
 
 
 def _current_table(manifest: dict[str, Any]) -> bool:
@@ -308,15 +228,6 @@ def _sentence_table(
     if _current_table(manifest):
         return SentenceTable.load(folder)
     return SentenceTable.build(sentence_texts(documents, chunks), words_of(manifest))
-
-
-def document_entry(row: dict[str, Any]) -> DocumentEntry:
-    return DocumentEntry(**{**row, "pages": tuple(row.get("pages", ()))})
-
-
-def chunk_from(row: dict[str, Any]) -> Chunk:
-    row["sentences"] = tuple(tuple(s) for s in row["sentences"])
-    return Chunk(**row)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -1,0 +1,147 @@
+"""A loaded index (`Index`): its catalog's documents, texts and vocabulary, and the engine that searches its
+chunks; and the rows of its manifest and chunk table as values."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..engines.base import Engine
+from ..errors import IndexCorrupt
+from ..text.chunking import Chunk
+from ..text.sentences import SentenceTable
+from ..text.vocabulary import Vocabulary
+from ..text.words import Words, words_for
+from .texts import DocumentText, Texts
+
+_GENERATIONS = itertools.count(1)
+REBUILD = "run `rag index --full` to rebuild it"
+
+
+@dataclass(frozen=True)
+class DocumentEntry:
+    source: str
+    title: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    chunks: int
+    sentences: int
+    format: str = "text"
+    pages: tuple[int, ...] = ()  # offset in the text where each page starts, for paged formats (PDF)
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page that holds `offset`, or None when the document has no pages."""
+        return bisect.bisect_right(self.pages, offset) if self.pages else None
+
+
+class Index:
+    """A loaded index: its catalog, and the engine that searches its chunks.
+
+    The chunk list and the sentence table are what a build reads of the previous index (and the local engine
+    searches); a server answering through Milvus needs only the vocabulary, so for it they are read from `folder`
+    on first use (about 2.3 kB a chunk in memory, docs/scaling.md), by the build that holds the writer lock."""
+
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        documents: list[DocumentEntry],
+        chunks: list[Chunk] | None,
+        sentence_table: SentenceTable | None,
+        texts: Texts,
+        engine: Engine,
+        *,
+        folder: Path | None = None,
+        vocabulary: Vocabulary | None = None,
+    ) -> None:
+        self.manifest, self.documents, self.texts, self.engine = manifest, documents, texts, engine
+        self._chunks, self._table, self._folder = chunks, sentence_table, folder
+        self.generation = next(_GENERATIONS)  # tells this index from any other loaded in this process
+        self._entries = {d.source: d for d in self.documents}
+        self.words = words_of(self.manifest)  # the word rules of its lexical side and sentence table
+        if vocabulary is None:
+            table = self.sentence_table
+            vocabulary = Vocabulary(table.vocabulary, table.doc_freq, len(table), self.words)
+        self.vocabulary = vocabulary
+        self.engine.vocabulary = self.vocabulary
+        self.chunk_count = sum(d.chunks for d in self.documents)
+        self._first_chunk, chunk = {}, 0
+        for d in self.documents:
+            self._first_chunk[d.source], chunk = chunk, chunk + d.chunks
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        """Every chunk, documents in order."""
+        if self._chunks is None:
+            assert self._folder is not None
+            try:
+                chunks = read_chunks(self._folder)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise IndexCorrupt(
+                    f"{self._folder / 'chunks.jsonl'} is damaged ({type(exc).__name__}); {REBUILD}"
+                ) from None
+            if len(chunks) != self.chunk_count:
+                raise IndexCorrupt(f"the files in {self._folder} do not agree with each other; {REBUILD}")
+            self._chunks = chunks
+        return self._chunks
+
+    @property
+    def sentence_table(self) -> SentenceTable:
+        """Every sentence's terms, names and flags, rows in document order."""
+        if self._table is None:
+            assert self._folder is not None
+            self._table = SentenceTable.load(self._folder)
+        return self._table
+
+    def first_chunk(self, source: str) -> int:
+        """Position in `chunks` of the first chunk of document `source`."""
+        return self._first_chunk[source]
+
+    def title(self, source: str) -> str:
+        """The title of document `source` (its name, for one a shared engine holds and this catalog not yet)."""
+        entry = self._entries.get(source)
+        return entry.title if entry is not None else source.rsplit("/", 1)[-1]
+
+    def entry(self, source: str) -> DocumentEntry | None:
+        """The document `source` of this index, or None."""
+        return self._entries.get(source)
+
+    def document(self, source: str) -> DocumentText:
+        """Document `source` as it was indexed (every offset refers to its text); KeyError if it is not indexed."""
+        entry = self._entries[source]
+        return DocumentText(source, entry.title, entry.format, entry.pages, self.texts.get(source))
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["model"]["dimension"])
+
+
+def first_rows(documents: list[DocumentEntry]) -> dict[str, int]:
+    """Row of each document's first sentence in the sentence table (documents are consecutive, in order)."""
+    out, row = {}, 0
+    for doc in documents:
+        out[doc.source], row = row, row + doc.sentences
+    return out
+
+
+def words_of(manifest: dict[str, Any]) -> Words:
+    """The word rules the index in `manifest` was made by (an index from before they were recorded: English)."""
+    return words_for(manifest.get("text", {}).get("language", "en"))
+
+
+def read_chunks(folder: Path) -> list[Chunk]:
+    with open(folder / "chunks.jsonl", encoding="utf-8") as lines:
+        return [chunk_from(json.loads(line)) for line in lines]
+
+
+def document_entry(row: dict[str, Any]) -> DocumentEntry:
+    return DocumentEntry(**{**row, "pages": tuple(row.get("pages", ()))})
+
+
+def chunk_from(row: dict[str, Any]) -> Chunk:
+    row["sentences"] = tuple(tuple(s) for s in row["sentences"])
+    return Chunk(**row)
