@@ -65,4 +65,4 @@ fusion: $(BIN)/rag  ## each retrieval signal alone against the fusion
 	$(BIN)/python bench/fusion.py $(EVAL)
 
 clean:
-	rm -rf index .index.* $(VENV) *.egg-info
+	rm -rf index .index.* index-milvus.db $(VENV) *.egg-info
