@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/train_spans.py [--out rag/answer/span_weights.json]
 
-For every answerable question, the answer sentence is the sentence of its source (`rag.chunking.split_sentences`)
+For every answerable question, the answer sentence is the sentence of its source (`rag.text.chunking.split_sentences`)
 that holds one of its answers (case-insensitive) and shares the most question terms. Every candidate span of that
 sentence (`rag.answer.spans`) is labelled with its SQuAD token F1 against the best gold answer. Three fits over the
 same features, all with a fixed seed and standardized features (the scaling folded into the saved weights):

@@ -175,12 +175,12 @@ def _run(code: str) -> None:
 
 
 def test_importing_does_not_build_the_detector() -> None:
-    _run("import rag.language as m; assert m._built is None")
+    _run("import rag.text.language as m; assert m._built is None")
 
 
 def test_questions_told_by_their_script_do_not_build_the_detector() -> None:
     _run(
-        "import rag.language as m\n"
+        "import rag.text.language as m\n"
         "assert m.mostly_other_language('日本什么时候签署了协议？', 'en') == 'zh'\n"
         "assert m.mostly_other_language('Що сказав Fumio Kishida у Києві?', 'en') == 'uk'\n"
         "assert m.mostly_other_language('Who is Alyona Getmanchuk?', 'en') is None\n"

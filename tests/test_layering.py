@@ -63,7 +63,7 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join([*anchor, *([base] if base else [])])
-            # `from . import store` imports the module rag.store; `from . import __version__` the package itself.
+            # `from . import store` imports the module store of the package; `from . import __version__` the package.
             found |= {f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names}
     return {m for m in found if m in modules and m != name}
 

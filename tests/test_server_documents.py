@@ -227,7 +227,7 @@ def test_a_non_numeric_passage_is_a_4xx_not_a_crash(plain: Served, query: str) -
 
 def test_the_core_does_not_import_the_web_edge() -> None:
     code = (
-        "import sys, rag.pipeline, rag.retrieval, rag.answer, rag.service\n"
+        "import sys, rag.pipeline, rag.retrieval, rag.answer, rag.server.service\n"
         "web = sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', 'jinja2', 'uvicorn'))\n"
         "print(','.join(web))\n"
     )

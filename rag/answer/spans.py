@@ -66,8 +66,8 @@ def exact_span(
     """The short exact answer inside `sentence`.
 
     Args:
-        question: the question as asked; `form` is `rag.question.question_form(question)`.
-        question_terms: the question's stemmed terms (`rag.words.terms(question)`).
+        question: the question as asked; `form` is `rag.text.question.question_form(question)`.
+        question_terms: the question's stemmed terms (`rag.text.words.terms(question)`).
         language: the question's language; the rules are English, so any other gives None.
 
     Returns:

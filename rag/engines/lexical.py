@@ -1,8 +1,8 @@
 """The local engine's lexical side: BM25 over the chunks' terms (stemmed words, stop words left out).
 
-bm25s (sparse-matrix BM25, saved as plain NumPy and JSON files) scores. Terms come from `rag.words` (PyStemmer's
+bm25s (sparse-matrix BM25, saved as plain NumPy and JSON files) scores. Terms come from `rag.text.words` (PyStemmer's
 Snowball stemmer makes "supports" match "supported"); misspelled question words are mapped onto the index's
-vocabulary before they get here (`rag.vocabulary`).
+vocabulary before they get here (`rag.text.vocabulary`).
 """
 
 from __future__ import annotations
