@@ -266,7 +266,7 @@ def test_delete_a_document(admin: TestClient, assistant: Assistant) -> None:
     assert target not in sources(admin.post("/api/ask", json={"question": OTHER}).json())
     assert admin.delete("/api/documents/broken.txt", headers=AUTH).status_code == 202  # a skipped file too
     admin.app.state.service.wait(WAIT)  # type: ignore[attr-defined]
-    assert admin.get("/api/index").json()["skipped"] == {}
+    assert admin.get("/api/index", headers=AUTH).json()["skipped"] == {}
 
 
 @pytest.mark.slow
@@ -277,7 +277,9 @@ def test_admin_page_lists_documents_and_skipped_files(admin: TestClient) -> None
     assert rows == [d["source"] for d in documents] + ["broken.txt"]
     for d in documents:
         assert f"<td>{d['chunks']}</td>" in page
-    assert html.escape(admin.get("/api/index").json()["skipped"]["broken.txt"]["reason"]) in page
+    assert html.escape(admin.get("/api/index", headers=AUTH).json()["skipped"]["broken.txt"]["reason"]) in page
+    anonymous = admin.get("/api/index").json()  # issue #11: names and reasons of skipped files only for the admin
+    assert "skipped" not in anonymous and anonymous["skipped_count"] == 1
     assert f'accept="{",".join(sorted(READERS))}"' in page
     assert re.search(r'<script src="/static/live.js" defer></script>', admin.get("/").text)
 

@@ -192,6 +192,15 @@ BAD_NAMES = [
     b" ",
     b"tab\there.txt",
     b"x" * 300 + b".txt",
+    # Issue #11: 130 x "e-acute" is 134 characters but 264 bytes, past the file system's 255 (a 500 before).
+    ("é" * 130 + ".txt").encode(),
+    # Issue #11: bidirectional and invisible controls were accepted and shown raw ("rtl\u202egnp.txt" reads as
+    # "rtltxt.png").
+    "rtl\u202egnp.txt".encode(),
+    "line\u2028sep.txt".encode(),
+    "next\u0085line.txt".encode(),
+    "zero\u200bwidth.txt".encode(),
+    b"del\x7f.txt",
 ]
 
 

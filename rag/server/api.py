@@ -20,7 +20,7 @@ from .. import __version__, errors
 from ..config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K
 from ..pipeline import Assistant
 from ..readers import READERS
-from .deps import ServiceDep, get_service, require_admin
+from .deps import ServiceDep, get_service, is_admin, require_admin
 from .pages import WEB, pages
 from .security import add_security
 from .service import Service
@@ -127,17 +127,23 @@ def original(source: str, service: ServiceDep) -> FileResponse:
 
 
 @api.get("/api/index", tags=["status"])
-def index_status(service: ServiceDep) -> dict[str, Any]:
+def index_status(request: Request, service: ServiceDep) -> dict[str, Any]:
+    """The index's counts and how it was built; `skipped` (each skipped file, its reason, size and time) only with
+    the admin token: a file's name or a link's target is not for anyone who can reach the port."""
     manifest = service.assistant.index.manifest
-    return {
+    skipped = manifest.get("skipped", {})
+    status = {
         "documents": manifest["counts"]["documents"],
         "chunks": manifest["counts"]["chunks"],
         "built_at": manifest["built_at"],
         "model": manifest["model"],
         "chunker": manifest["chunker"],
-        "skipped": manifest.get("skipped", {}),
+        "skipped_count": len(skipped),
         "rebuild": service.state.to_dict(),
     }
+    if is_admin(request):
+        status["skipped"] = skipped
+    return status
 
 
 @api.post("/api/reindex", tags=["admin"], status_code=202, dependencies=ADMIN)

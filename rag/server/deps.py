@@ -23,10 +23,16 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 def require_admin(request: Request) -> None:
     """Admin routes need `Authorization: Bearer <RAG_ADMIN_TOKEN>`; with no token set they are off."""
-    expected = get_service(request).assistant.settings.admin_token
-    if not expected:
+    if not get_service(request).assistant.settings.admin_token:
         raise errors.Forbidden("admin routes are off; set RAG_ADMIN_TOKEN on the server to turn them on")
-    given = request.headers.get("authorization", "")
-    scheme, _, token = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    if not is_admin(request):
         raise errors.Unauthorized("send the admin token as 'Authorization: Bearer <token>'")
+
+
+def is_admin(request: Request) -> bool:
+    """Whether the request carries the admin token (never, when none is set)."""
+    expected = get_service(request).assistant.settings.admin_token
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return (
+        bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+    )

@@ -14,6 +14,7 @@ import re
 import tempfile
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,14 @@ from ..readers.documents import check_text, extract
 from .watch import CorpusWatcher
 
 RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
-MAX_NAME = 200
+MAX_NAME = 200  # characters, for the pages and the logs
+# Bytes of UTF-8: the file systems the corpus lives on (ext4, APFS, NTFS in UTF-16 units) allow 255 a name.
+MAX_NAME_BYTES = 255
+# Unicode categories no file name may hold: controls (Cc: U+0000-001F, U+007F-009F, U+0085 among them), format
+# characters (Cf: the bidirectional overrides such as U+202E, zero-width spaces and joiners), line and paragraph
+# separators (Zl U+2028, Zp U+2029), surrogates, private-use and unassigned code points: each makes a name read
+# as something else on a page or a terminal.
+UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 
 @dataclass
@@ -176,6 +184,8 @@ class Service:
             os.link(tmp, target)  # fails if the name was taken meanwhile, never overwrites
         except FileExistsError:
             raise Conflict(f"{name} is already in the corpus; choose another name") from None
+        except OSError as exc:  # a name this file system refuses (a rule no check here knows): the client's error
+            raise BadRequest(f"{name!r} is not a name the corpus folder accepts ({exc.strerror})") from None
         finally:
             os.unlink(tmp)
         self.start_rebuild(queue=True)
@@ -208,8 +218,9 @@ def check_upload_name(name: str) -> str:
         or "\x00" in base
         or base.startswith(".")
         or len(base) > MAX_NAME
+        or len(base.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES
         or RESERVED.match(base)
-        or any(ord(c) < 32 for c in base)
+        or any(unicodedata.category(c) in UNSAFE for c in base)
     )
     if bad:
         raise BadRequest(f"{name!r} is not an acceptable file name: use a plain name such as notes.txt")
