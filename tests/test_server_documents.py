@@ -76,12 +76,19 @@ def test_api_docs_are_served_offline(plain: Served) -> None:
         assert plain.client.get(asset).status_code == 200, asset
 
 
-@pytest.mark.parametrize("path", ["/", "/docs", "/redoc", "/admin", "/documents/001_6cd020ec01843fcd.txt"])
+@pytest.mark.parametrize("path", ["/", "/docs", "/admin", "/documents/001_6cd020ec01843fcd.txt"])
 def test_no_page_loads_anything_from_another_site(plain: Served, path: str) -> None:
     r = plain.client.get(path)
     assert r.status_code == 200
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", r.text, re.I), path
     assert "@import" not in r.text
+
+
+def test_redoc_is_not_served_and_a_nul_in_a_path_is_not_echoed(plain: Served) -> None:
+    """Issue #11: /redoc was served but blank under the CSP; a NUL in a /documents path came back raw."""
+    assert plain.client.get("/redoc").status_code == 404
+    r = plain.client.get("/documents/evil%00name.txt")
+    assert r.status_code == 404 and "\x00" not in r.text and "evil\\x00name.txt" in r.text
 
 
 def test_the_stylesheet_and_scripts_load_nothing_from_another_site(plain: Served) -> None:

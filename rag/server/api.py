@@ -59,7 +59,11 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 def create_app(assistant: Assistant) -> FastAPI:
     """The web app around one `Assistant`: JSON API, chat pages, static files."""
     service = Service(assistant)
-    app = FastAPIOffline(title="rag", version=__version__, description="Answers quoted from your documents.")
+    # No /redoc: ReDoc runs code the Content-Security-Policy (security.py) rightly refuses, so it showed a blank
+    # page; Swagger UI at /docs serves the same OpenAPI document and works under the policy.
+    app = FastAPIOffline(
+        title="rag", version=__version__, description="Answers quoted from your documents.", redoc_url=None
+    )
     app.state.service = service
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     for exc_class, handler in ERROR_HANDLERS.items():

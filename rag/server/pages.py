@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from ..config import MAX_HISTORY
 from ..errors import RagError
-from ..readers.documents import file_stamp
+from ..readers.documents import file_stamp, printable
 from .deps import ServiceDep
 from .service import Service
 from .views import citation_cards, document_html, document_link, exact_span, original_link, passage_parts, plural
@@ -123,7 +123,7 @@ def document(
     index = service.assistant.index  # one index for the page, even if a rebuild swaps in another meanwhile
     entry = index.entry(source)
     if entry is None:
-        return page(request, service, "missing.html", 404, source=source)
+        return page(request, service, "missing.html", 404, source=printable(source))  # a NUL is not echoed
     text = index.document(source).text
     stamp = file_stamp(service.assistant.settings.corpus / source)  # (-1, -1): the file is gone
     passage, mark, exact = nested_spans(len(text), (start, end), (hs, he), (xs, xe))
