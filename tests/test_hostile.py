@@ -652,12 +652,32 @@ def test_a_chunked_body_without_length_is_a_411_before_the_route(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("path", ["/api/ask", "/", "/api/documents"])
+def test_a_chunked_body_behind_a_small_length_is_refused_unread(
+    served: Served, path: str, private_paths: list[str]
+) -> None:
+    """Issue #11: Content-Length 10 and Transfer-Encoding chunked together: the server reads the chunks, so the
+    length said nothing; a 1 MB body came through. Now it is refused before a byte is read, with the CSP."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"10"),
+        (b"transfer-encoding", b"chunked"),
+    ]
+    status, response_headers, body, received = raw_request(served.app, "POST", path, headers, [MB_JSON])
+    assert status == 411, body
+    assert assert_raw_error(status, response_headers, body, private_paths)["code"] == "length_required"
+    assert received == 0, "the body was read before it was refused"
+    assert b"content-security-policy" in response_headers
+
+
+@pytest.mark.slow
 def test_a_1_mb_body_is_refused_from_its_length_before_the_route(served: Served, private_paths: list[str]) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(MB_JSON)).encode())]
     status, response_headers, body, received = raw_request(served.app, "POST", "/api/ask", headers, [MB_JSON])
     assert status == 413, body
     assert assert_raw_error(status, response_headers, body, private_paths)["code"] == "too_large"
     assert received == 0, "the body was read before it was refused"
+    assert b"content-security-policy" in response_headers  # issue #11: refusals carried no CSP
 
 
 @pytest.mark.slow

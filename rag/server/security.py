@@ -1,7 +1,8 @@
 """Edge: response headers that make the pages inert to injected content, and request body limits.
 
 A pure ASGI middleware: it refuses a body over the limit from its Content-Length with 413 before any route reads
-it (uvicorn's HTTP parser holds a client to the length it declared; a chunked body, of unknown length, gets 411),
+it (uvicorn's HTTP parser holds a client to the length it declared; a chunked body gets 411, with or without a
+length),
 and adds a Content-Security-Policy (scripts and styles from this server only), X-Content-Type-Options, a frame
 policy and a referrer policy to every response.
 """
@@ -40,8 +41,11 @@ class Limits:
         csp = (DOCS_CSP if scope["path"] == "/docs" else CSP).encode()
         headers = dict(scope.get("headers", []))
         length = headers.get(b"content-length")
-        if length is None and b"transfer-encoding" in headers:
-            await _refuse(send, 411, "length_required", "send a Content-Length header with the request body")
+        # A body sent in chunks is refused even with a Content-Length beside it: the server reads the chunks (the
+        # Transfer-Encoding wins, RFC 9112 6.3), so a small length in front of a large chunked body would pass the
+        # limit below (issue #11: 200 MB read this way).
+        if b"transfer-encoding" in headers:
+            await _refuse(send, 411, "length_required", "send the body with a Content-Length and no Transfer-Encoding")
             return
         if length is not None and (not length.isdigit() or int(length) > limit):
             await _refuse(send, 413, "too_large", f"the request body is over {limit} bytes")
@@ -57,9 +61,8 @@ class Limits:
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error": {"code": code, "message": message}})
-    await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), *HEADERS]}
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-security-policy", CSP.encode()), *HEADERS]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body.encode()})
 
 
