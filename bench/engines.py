@@ -63,7 +63,7 @@ from rag import (
 from rag.embedding import Encoder  # noqa: E402
 from rag.engines import dense  # noqa: E402
 from rag.engines.local import FILES as LOCAL_FILES  # noqa: E402
-from rag.indexing import store, swap  # noqa: E402
+from rag.indexing import builder, store, swap  # noqa: E402
 from rag.pipeline import Assistant  # noqa: E402
 from rag.retrieval import CANDIDATES  # noqa: E402
 from rag.text.chunking import make_chunks  # noqa: E402
@@ -153,9 +153,8 @@ def run_case(engine: str, n: int, rounds: int) -> dict[str, Any]:
     try:
         manifest = store.build_manifest(indexing.index_settings(settings, encoder), documents, len(chunks), {})
         vectors = by_document(documents, chunk_vectors, sentence_vectors)
-        scope = indexing.assemble.__globals__  # the module `assemble` is defined in, which calls `build_engine`
-        build_engine = scope["build_engine"]
-        scope["build_engine"] = timed(build_engine, timings, "engine_s")
+        build_engine = builder.build_engine  # `assemble` calls it by this name, in its own module
+        builder.build_engine = timed(build_engine, timings, "engine_s")  # type: ignore[assignment]
         if engine == "milvus":  # imported here only: the local engine's process never loads pymilvus
             from rag.engines.milvus import MilvusEngine
 
@@ -166,7 +165,7 @@ def run_case(engine: str, n: int, rounds: int) -> dict[str, Any]:
             index = indexing.assemble(settings, manifest, documents, chunks, document_texts(chunks), vectors)
             timings["assemble_s"] = time.perf_counter() - start
         finally:
-            scope["build_engine"] = build_engine
+            builder.build_engine = build_engine  # type: ignore[assignment]
             if engine == "milvus":
                 MilvusEngine.connect = connect  # type: ignore[method-assign]
         del chunk_vectors, sentence_vectors, vectors

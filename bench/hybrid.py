@@ -67,7 +67,8 @@ def measure(name: str, corpus: Path, questions: Path) -> dict[str, Any]:
                 scored = hybrid(engine, vector, terms, ranker, POOL)
                 fetched = engine.fetch([i for i, _ in scored])
                 top = max((s for _, s in scored), default=1.0) or 1.0
-                hits = [Hit(i, s / top, 0.0, 0.0, 0.0) for i, s in scored if i in set(fetched.ids)]
+                held = set(fetched.ids)
+                hits = [Hit(i, s / top, 0.0, 0.0, 0.0) for i, s in scored if i in held]
                 passages = fetched.passages(range(len(hits)))
             read = Query.read(q, vector, terms, index.vocabulary, index.words.language)
             response = respond(read, index, hits, passages, bot.scorer, bot.settings.min_confidence, 5)

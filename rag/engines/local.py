@@ -63,12 +63,10 @@ class LocalEngine(Engine):
         self.sentence_vectors = np.asarray(sentence_vectors, dtype=dtype)
         self.row = {c.id: i for i, c in enumerate(chunks)}
         self._first_row = first_row
-        # Each chunk's first sentence row, its number of sentences, and its document's sentence rows [lo, hi).
+        # Each chunk's first sentence row and its number of sentences; each document's past-last sentence row.
         self.first_sentence = np.fromiter((first_row[c.source] + c.first_sentence for c in chunks), np.int64)
         self.sentence_count = np.fromiter((len(c.sentences) for c in chunks), np.int64, len(chunks))
-        ends = _document_ends(chunks, first_row, len(table))
-        self.document_lo = np.fromiter((first_row[c.source] for c in chunks), np.int64, len(chunks))
-        self.document_hi = np.fromiter((ends[c.source] for c in chunks), np.int64, len(chunks))
+        self._ends = _document_ends(chunks, first_row, len(table))
         # Each sentence row's neighbours in its document (-1 at its edges), for `Passages`: 8 bytes a sentence.
         rows = np.arange(len(table), dtype=np.int32)
         starts = np.zeros(len(table) + 1, dtype=bool)
@@ -163,7 +161,7 @@ class LocalEngine(Engine):
     def document_vectors(self, source: str, chunks: int) -> tuple[np.ndarray, np.ndarray]:
         """The chunk and sentence vectors of document `source` (its `chunks` chunks and their sentences)."""
         first = self._first_chunk[source]
-        lo, hi = int(self.document_lo[first]), int(self.document_hi[first])
+        lo, hi = self._first_row[source], self._ends[source]
         return self.vectors[first : first + chunks], self.sentence_vectors[lo:hi]
 
 

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
+from ..config import COLLECTION
 from ..errors import IndexMismatch
 from ..text.chunking import Chunk
 from ..text.vocabulary import Vocabulary
@@ -60,7 +61,7 @@ class MilvusEngine(Engine):
     def connect(cls, uri: str, token: str, collection: str, dimension: int, *, fresh: bool = False) -> MilvusEngine:
         """The engine on `collection` at `uri`: dropped and made anew if `fresh` (a full rebuild), else opened,
         or made if missing."""
-        if not collection.replace("_", "a").isalnum() or not collection.isascii() or collection[0].isdigit():
+        if COLLECTION.fullmatch(collection) is None:  # the settings check it too; a direct caller may not
             raise ValueError(f"a Milvus collection name is letters, digits and underscores: {collection!r}")
         lite = uri.endswith(".db")  # pymilvus's own rule for a Lite path
         path = str(Path(uri).resolve()) if lite else ""

@@ -133,15 +133,6 @@ class SentenceTable:
         pairs = np.unique(owner.astype(np.int64) * len(self.vocabulary) + self.ids)
         return np.bincount(pairs % max(len(self.vocabulary), 1), minlength=len(self.vocabulary)).astype(np.int32)
 
-    def gather(self, rows: np.ndarray) -> SentenceRows:
-        """The rows `rows` (sorted or not), as a small table of their own."""
-        starts, ends = self.indptr[rows], self.indptr[rows + 1]
-        counts = ends - starts
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        flat = np.repeat(starts - indptr[:-1], counts) + np.arange(int(indptr[-1]))
-        return SentenceRows(indptr, self.ids[flat].astype(np.int64), self.caps[flat], self.flags[rows])
-
     def term_ids(self, row: int) -> np.ndarray:
         return self.ids[self.indptr[row] : self.indptr[row + 1]]
 
