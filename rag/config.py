@@ -67,7 +67,17 @@ class Settings:
     admin_token: str = _setting(
         "", "Bearer token for the server's admin routes (upload, rebuild); empty turns them off.", secret=True
     )
+    read_token: str = _setting(
+        "",
+        "Token the server asks of every reader (bearer token, or the chat's login form); empty leaves asking and "
+        "reading open to anyone who reaches the port.",
+        secret=True,
+    )
     max_upload_bytes: int = _setting(5_000_000, "Largest document the server accepts as an upload.")
+    # 64: at about 15 ms a question on two cores (bench/latency.py), a full queue is answered within half a second.
+    ask_queue: int = _setting(
+        64, "Questions the server lets wait for the model; one more gets 503 with Retry-After, not a long wait."
+    )
     engine: str = _setting(
         "local", "Search engine: local (FAISS and bm25s in the index folder) or milvus (docs/scaling.md)."
     )
@@ -99,6 +109,7 @@ class Settings:
             (self.batch_size >= 1, f"batch_size must be at least 1, not {self.batch_size}"),
             (self.max_file_bytes >= 1, f"max_file_bytes must be at least 1, not {self.max_file_bytes}"),
             (self.max_upload_bytes >= 1, f"max_upload_bytes must be at least 1, not {self.max_upload_bytes}"),
+            (self.ask_queue >= 1, f"ask_queue must be at least 1, not {self.ask_queue}"),
             (self.engine in ENGINES, f"engine must be {' or '.join(ENGINES)}, not {self.engine!r}"),
             (
                 COLLECTION.fullmatch(self.collection) is not None,

@@ -65,3 +65,10 @@ class Unauthorized(RagError):
 
 class Forbidden(RagError):
     code = "forbidden"
+
+
+class Busy(RagError):
+    """The server has more questions waiting than it takes (`ask_queue`): ask again shortly."""
+
+    code = "busy"
+    retry_after = 1  # seconds: a full queue (64 questions at ~15 ms on two workers) drains in about half of it

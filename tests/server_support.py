@@ -232,33 +232,51 @@ def upload(served: Served, name: str, data: bytes, headers: dict[str, str] | Non
 
 def raw_get(app: FastAPI, raw_path: str) -> tuple[int, str]:
     """GET a path exactly as a client could send it (TestClient normalises `..` away; uvicorn does not)."""
+    status, _, body, _ = raw_request(app, "GET", raw_path)
+    return status, body
+
+
+def raw_request(
+    app: FastAPI,
+    method: str,
+    raw_path: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    chunks: list[bytes] | None = None,
+) -> tuple[int, dict[bytes, bytes], str, int]:
+    """Send one request straight through the ASGI app, its body in `chunks` whatever the headers say; returns
+    (status, headers, body, how often the app called receive)."""
     path, _, query = raw_path.partition("?")
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": unquote(path),
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"testserver")],
+        "headers": [(b"host", b"testserver"), *(headers or [])],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
+    pending = list(chunks or [])
+    received = 0
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        nonlocal received
+        received += 1
+        body = pending.pop(0) if pending else b""
+        return {"type": "http.request", "body": body, "more_body": bool(pending)}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
     anyio.run(app, scope, receive, send)
-    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return status, body.decode("utf-8", "replace")
+    return start["status"], dict(start["headers"]), body.decode("utf-8", "replace"), received
 
 
 # ---------------------------------------------------------------------------------------------------------------

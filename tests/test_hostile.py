@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from click.testing import CliRunner, Result
 from fastapi import FastAPI
@@ -42,6 +41,7 @@ from rag.readers.documents import Document, Skipped, read_corpus, read_document
 from rag.server.api import create_app
 
 from .helpers import ROOT, SMALL_DOCS, write_corpus
+from .server_support import raw_request
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06\x00\x00\x00\x1f\xf3\xffa"
 LATIN1 = b"Caf\xe9 Notes\n\nThe caf\xe9 on the corner serves cr\xe8me br\xfbl\xe9e every morning.\n"
@@ -572,41 +572,6 @@ def test_the_original_of_a_vanished_file_is_a_404_without_its_path(
 
 # ---------------------------------------------------------------------------------------------------------------
 # Request body limits: refused by the middleware before any route reads the body
-
-
-def raw_request(app: FastAPI, method: str, path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes]) -> Any:
-    """Send one request straight through the ASGI app; returns (status, headers, body, how often receive ran)."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    pending = list(chunks)
-    received = 0
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal received
-        received += 1
-        body = pending.pop(0) if pending else b""
-        return {"type": "http.request", "body": body, "more_body": bool(pending)}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    anyio.run(app, scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], dict(start["headers"]), body.decode("utf-8", "replace"), received
 
 
 def assert_raw_error(status: int, headers: dict[bytes, bytes], body: str, private: list[str]) -> dict[str, str]:

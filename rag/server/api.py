@@ -5,25 +5,31 @@
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field, StrictInt
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
 from starlette.exceptions import HTTPException
 
 from .. import __version__, errors
 from ..config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K
 from ..pipeline import Assistant
 from ..readers import READERS
-from .deps import ServiceDep, get_service, is_admin, require_admin
+from .deps import AskPool, ServiceDep, get_service, is_admin, require_admin
+from .methods import Methods
 from .pages import WEB, pages
-from .security import add_security
+from .security import SECURITY_HEADERS, add_security
 from .service import Service
+from .workers import ASK_WORKERS, Pool
 
 __all__ = ["AskRequest", "api", "create_app", "error_body", "get_service", "require_admin"]
 
@@ -38,6 +44,7 @@ STATUS = {
     errors.Forbidden: 403,
     errors.Conflict: 409,
     errors.EngineError: 503,
+    errors.Busy: 503,
 }
 ADMIN = [Depends(require_admin)]
 
@@ -65,11 +72,14 @@ def create_app(assistant: Assistant) -> FastAPI:
         title="rag", version=__version__, description="Answers quoted from your documents.", redoc_url=None
     )
     app.state.service = service
+    app.state.asks = Pool(ASK_WORKERS, assistant.settings.ask_queue, "rag-ask")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     for exc_class, handler in ERROR_HANDLERS.items():
         app.add_exception_handler(exc_class, handler)
     app.include_router(api)
     app.include_router(pages)
+    app.router.redirect_slashes = False  # methods.py redirects with a relative Location, not one from Host
+    app.add_middleware(Methods, routes=app.routes)  # type: ignore[arg-type]
     add_security(app, MAX_JSON_BODY, assistant.settings.max_upload_bytes)
     from .metrics import install
 
@@ -77,20 +87,22 @@ def create_app(assistant: Assistant) -> FastAPI:
     return app
 
 
-@api.post("/api/ask", tags=["ask"])
-def ask(body: AskRequest, service: ServiceDep) -> dict[str, Any]:
+@api.post("/api/ask", tags=["ask"], responses={503: {"description": "Too many questions waiting (Retry-After)"}})
+async def ask(body: AskRequest, service: ServiceDep, asks: AskPool) -> dict[str, Any]:
     """Answer a question: the same JSON as `rag ask --json`."""
-    return service.assistant.ask(body.question, top_k=body.top_k, history=body.history).to_dict()
+    response = await asks.run(service.assistant.ask, body.question, body.top_k, body.history)
+    return response.to_dict()
 
 
+# The status routes are `async`: they run on the event loop, never queued behind model work in a thread pool.
 @api.get("/api/ping", tags=["status"])
-def ping() -> dict[str, bool]:
+async def ping() -> dict[str, bool]:
     """Does nothing: the ceiling that the benchmark measures `/api/ask` against."""
     return {"ok": True}
 
 
 @api.get("/api/health", tags=["status"])
-def health(service: ServiceDep) -> dict[str, Any]:
+async def health(service: ServiceDep) -> dict[str, Any]:
     index = service.assistant.index
     return {
         "status": "ready",
@@ -124,14 +136,18 @@ def document(source: str, service: ServiceDep) -> dict[str, Any]:
 
 
 @api.get("/files/{source:path}", tags=["documents"])
-def original(source: str, service: ServiceDep) -> FileResponse:
-    """The document's original file, as a download."""
-    path = service.original_file(source)
-    return FileResponse(path, filename=path.name, content_disposition_type="attachment")
+def original(source: str, service: ServiceDep) -> Response:
+    """The document's original file, as a download: the bytes `original_file` read and checked, never the path
+    opened again (a link swapped in between could lead out of the corpus)."""
+    name, data = service.original_file(source)
+    quoted = quote(name)  # as starlette's FileResponse: a plain name in quotes, any other percent-encoded
+    disposition = f'attachment; filename="{name}"' if quoted == name else f"attachment; filename*=utf-8''{quoted}"
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
 @api.get("/api/index", tags=["status"])
-def index_status(request: Request, service: ServiceDep) -> dict[str, Any]:
+async def index_status(request: Request, service: ServiceDep) -> dict[str, Any]:
     """The index's counts and how it was built; `skipped` (each skipped file, its reason, size and time) only with
     the admin token: a file's name or a link's target is not for anyone who can reach the port."""
     manifest = service.assistant.index.manifest
@@ -156,12 +172,36 @@ def reindex(service: ServiceDep, full: bool = False) -> dict[str, Any]:
     return service.start_rebuild(full=full)
 
 
-@api.post("/api/documents", tags=["admin"], status_code=201, dependencies=ADMIN)
-def upload(file: Annotated[UploadFile, File(description=UPLOAD_HELP)], service: ServiceDep) -> dict[str, Any]:
+# The form is described here and read by the route itself: FastAPI reads a declared `File` parameter, the whole
+# body, before it runs the route's dependencies, so an upload without the token was spooled to disk before its 401
+# (issue #11: 50 held uploads, 190 MB). Read this way, the token is checked first and a refused body is never read.
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary", "description": UPLOAD_HELP}},
+                }
+            }
+        },
+    }
+}
+
+
+@api.post("/api/documents", tags=["admin"], status_code=201, dependencies=ADMIN, openapi_extra=UPLOAD_BODY)
+async def upload(request: Request, service: ServiceDep) -> dict[str, Any]:
     """Add a document to the corpus and rebuild the index in the background."""
     limit = service.assistant.settings.max_upload_bytes
-    data = file.file.read(limit + 1)
-    source = service.add_document(file.filename or "", data, limit)
+    async with request.form(max_files=1, max_fields=8) as form:
+        file = form.get("file")
+        if not isinstance(file, StarletteUploadFile):
+            raise RequestValidationError([{"loc": ("body", "file"), "msg": "Field required", "type": "missing"}])
+        data = await file.read(limit + 1)
+        name = file.filename or ""
+    source = await run_in_threadpool(service.add_document, name, data, limit)
     return {"source": source, "rebuild": service.state.to_dict()}
 
 
@@ -175,7 +215,8 @@ def remove(source: str, service: ServiceDep) -> dict[str, Any]:
 
 async def rag_error(request: Request, exc: errors.RagError) -> JSONResponse:
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 503)
-    return JSONResponse(error_body(exc.code, str(exc)), status_code=status)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.Busy) else None
+    return JSONResponse(error_body(exc.code, str(exc)), status_code=status, headers=headers)
 
 
 async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -192,7 +233,9 @@ async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
 
 
 async def crash(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(error_body("internal", "internal error; the server log has the details"), 500)
+    # Starlette answers a crash outside every middleware, so the security headers are set here too.
+    body = error_body("internal", "internal error; the server log has the details")
+    return JSONResponse(body, 500, headers=SECURITY_HEADERS)
 
 
 ERROR_HANDLERS: dict[type[Exception], Callable[..., Awaitable[JSONResponse]]] = {

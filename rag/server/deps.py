@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from .. import errors
 from .service import Service
+from .workers import Pool
 
 
 def get_service(request: Request) -> Service:
@@ -19,6 +20,15 @@ def get_service(request: Request) -> Service:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def get_asks(request: Request) -> Pool:
+    """The bounded pool that questions are answered in (`workers.py`)."""
+    pool: Pool = request.app.state.asks
+    return pool
+
+
+AskPool = Annotated[Pool, Depends(get_asks)]
 
 
 def require_admin(request: Request) -> None:

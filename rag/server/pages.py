@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from ..config import MAX_HISTORY
-from ..errors import RagError
+from ..errors import Busy, RagError
 from ..readers.documents import file_stamp, printable
-from .deps import ServiceDep
+from .deps import AskPool, ServiceDep
 from .service import Service
 from .views import citation_cards, document_html, document_link, exact_span, original_link, passage_parts, plural
 
@@ -33,15 +33,19 @@ templates.env.globals.update(citation_cards=citation_cards, plural=plural)
 pages = APIRouter()
 
 
-def page(request: Request, service: Service, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def page(
+    request: Request,
+    service: Service,
+    name: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
     context |= {
         "documents": service.assistant.index.documents,
         "admin_on": bool(service.assistant.settings.admin_token),
     }
-    response = templates.TemplateResponse(request, name, context, status_code=status)
-    if request.method == "HEAD":  # the GET's status and headers, its Content-Length among them; no body
-        response.body = b""
-    return response
+    return templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
 
 
 def answer_turns(service: Service, questions: list[str]) -> list[dict[str, Any]]:
@@ -71,42 +75,52 @@ def nested_spans(
     return spans[0], spans[1], spans[2]
 
 
-@pages.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
+# HEAD is answered for every GET route by methods.py.
+@pages.get("/", response_class=HTMLResponse, include_in_schema=False)
 def chat(request: Request, service: ServiceDep) -> HTMLResponse:
     return page(request, service, "chat.html", turns=[])
 
 
 @pages.post("/", response_class=HTMLResponse, include_in_schema=False)
-def chat_post(
+async def chat_post(
     request: Request,
     service: ServiceDep,
+    asks: AskPool,
     q: Annotated[str, Form()] = "",
     history: Annotated[list[str] | None, Form()] = None,
 ) -> HTMLResponse:
     """The chat without JavaScript: the earlier questions come back as hidden fields and are answered again."""
-    turns = answer_turns(service, [*(history or []), q])
+    questions = [*(history or []), q]
+    try:
+        turns = await asks.run(answer_turns, service, questions)
+    except Busy as exc:
+        turns = [{"id": len(questions), "question": q, "error": str(exc)}]
+        return page(request, service, "chat.html", 503, turns=turns, headers={"Retry-After": str(exc.retry_after)})
     return page(request, service, "chat.html", 400 if "error" in turns[-1] else 200, turns=turns)
 
 
 @pages.post("/turn", response_class=HTMLResponse, include_in_schema=False)
-def turn(
+async def turn(
     request: Request,
     service: ServiceDep,
+    asks: AskPool,
     q: Annotated[str, Form()] = "",
     n: Annotated[int, Form()] = 0,
     history: Annotated[list[str] | None, Form()] = None,
 ) -> HTMLResponse:
     """One reply as an HTML fragment, for the chat's script; `n` numbers the turn for its anchors."""
     try:
-        response = service.assistant.ask(q, history=(history or [])[-MAX_HISTORY:]).to_dict()
-        return page(request, service, "_turn.html", turn={"id": n, "question": q.strip(), "response": response})
+        response = await asks.run(service.assistant.ask, q, None, (history or [])[-MAX_HISTORY:])
+        return page(
+            request, service, "_turn.html", turn={"id": n, "question": q.strip(), "response": response.to_dict()}
+        )
     except RagError as exc:
-        return page(request, service, "_turn.html", 400, turn={"id": n, "question": q.strip(), "error": str(exc)})
+        status, headers = (503, {"Retry-After": str(exc.retry_after)}) if isinstance(exc, Busy) else (400, None)
+        turn = {"id": n, "question": q.strip(), "error": str(exc)}
+        return page(request, service, "_turn.html", status, turn=turn, headers=headers)
 
 
-@pages.api_route(
-    "/documents/{source:path}", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
-)
+@pages.get("/documents/{source:path}", response_class=HTMLResponse, include_in_schema=False)
 def document(
     request: Request,
     service: ServiceDep,
@@ -141,7 +155,7 @@ def document(
     )
 
 
-@pages.api_route("/admin", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/admin", response_class=HTMLResponse, include_in_schema=False)
 def admin(request: Request, service: ServiceDep) -> HTMLResponse:
     skipped = service.assistant.index.manifest.get("skipped", {})
     return page(request, service, "admin.html", skipped=skipped, suffixes=service.upload_suffixes)

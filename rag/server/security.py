@@ -1,9 +1,9 @@
 """Edge: response headers that make the pages inert to injected content, and request body limits.
 
 A pure ASGI middleware: it refuses a body over the limit from its Content-Length with 413 before any route reads
-it (uvicorn's HTTP parser holds a client to the length it declared; a chunked body gets 411, with or without a
-length),
-and adds a Content-Security-Policy (scripts and styles from this server only), X-Content-Type-Options, a frame
+it, a chunked body with 411 (with or without a length), and a body whose bytes run over the limit as they arrive
+with 413 (uvicorn's HTTP parser already holds a client to the length it declared; this does not rely on it); and
+it adds a Content-Security-Policy (scripts and styles from this server only), X-Content-Type-Options, a frame
 policy and a referrer policy to every response.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
@@ -25,6 +26,8 @@ HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 ]
+
+SECURITY_HEADERS = {"content-security-policy": CSP, **{k.decode(): v.decode() for k, v in HEADERS}}
 
 
 class Limits:
@@ -51,12 +54,24 @@ class Limits:
             await _refuse(send, 413, "too_large", f"the request body is over {limit} bytes")
             return
 
+        received = 0
+
+        async def counted_receive() -> Message:
+            # The limit holds for the bytes that arrive, too, whatever the headers said: a route that reads more than
+            # `limit` gets a 413 (raised to the app's error handler) instead of the rest of the body.
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(413, f"the request body is over {limit} bytes")
+            return message
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"content-security-policy", csp), *HEADERS]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, counted_receive, send_with_headers)
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:

@@ -1,0 +1,163 @@
+"""What a hostile client found at the HTTP edge (issue #11), each pinned by a test that failed before the fix:
+bodies over the limit counted as they arrive, uploads refused before they are read, the security headers on a
+crash, HEAD and OPTIONS on every route, a redirect that does not trust `Host`, and questions that cannot starve the
+status routes or wait without bound."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.server.api import create_app
+
+from .server_support import (
+    AUTH,
+    QUESTION,
+    UPLOAD_LIMIT,
+    WAIT,
+    Canned,
+    Served,
+    admin,  # noqa: F401  (fixtures)
+    bundled,  # noqa: F401
+    multipart,
+    plain,  # noqa: F401
+    raw_request,
+)
+
+MB = 1_000_000
+
+
+def test_a_body_longer_than_its_length_is_cut_off_at_the_limit(plain: Served) -> None:  # noqa: F811
+    """The limit holds for the bytes that arrive, not only for the length the headers declare."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"20")]
+    chunks = [json.dumps({"question": "x" * MB}).encode()[i : i + 65_536] for i in range(0, MB, 65_536)]
+    status, response_headers, body, received = raw_request(plain.app, "POST", "/api/ask", headers, chunks)
+    assert status == 413, body
+    assert json.loads(body)["error"]["code"] == "too_large"
+    assert received <= 5, f"{received} chunks of 64 kB read past a 256 kB limit"
+    assert b"content-security-policy" in response_headers
+
+
+@pytest.mark.parametrize(("token", "status"), [(None, 401), ("wrong", 401)])
+def test_an_upload_without_the_token_is_refused_before_its_body_is_read(
+    admin: Served,  # noqa: F811
+    token: str | None,
+    status: int,
+) -> None:
+    """FastAPI read a declared `File` (the whole body, spooled to disk) before the route's token check."""
+    body, content_type = multipart(b"notes.txt", b"x" * (UPLOAD_LIMIT // 2))
+    headers = [(b"content-type", content_type["content-type"].encode()), (b"content-length", str(len(body)).encode())]
+    if token:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    chunks = [body[i : i + 1000] for i in range(0, len(body), 1000)]
+    got, _, reply, received = raw_request(admin.app, "POST", "/api/documents", headers, chunks)
+    assert got == status, reply
+    assert received == 0, f"{received} chunks of the body were read before the {status}"
+
+
+def test_an_upload_with_the_token_is_still_read_and_checked(admin: Served) -> None:  # noqa: F811
+    r = admin.client.post("/api/documents", headers=AUTH)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    body, headers = multipart(b"hardening-notes.txt", b"Hardening Notes\n\nThe owl ledger is blue.\n")
+    r = admin.client.post("/api/documents", content=body, headers={**headers, **AUTH})
+    assert r.status_code == 201, r.text
+    assert r.json()["source"] == "hardening-notes.txt"
+    admin.settle()
+
+
+def test_a_crash_carries_the_security_headers(plain: Served, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(plain.assistant, "ask", crash)
+    r = plain.client.post("/api/ask", json={"question": QUESTION})
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal"
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize("path", ["/api/health", "/api/documents", "/api/index", "/metrics", "/", "/admin"])
+def test_head_answers_every_get_route_with_its_headers_and_no_body(plain: Served, path: str) -> None:  # noqa: F811
+    get, head = plain.client.get(path), plain.client.head(path)
+    assert get.status_code == head.status_code == 200, (get.status_code, head.status_code)
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    if "content-length" in get.headers and path not in ("/metrics", "/api/index"):  # those two change between calls
+        assert head.headers["content-length"] == get.headers["content-length"]
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/documents", {"GET", "HEAD", "POST", "OPTIONS"}),
+        ("/api/documents/a.txt", {"GET", "HEAD", "DELETE", "OPTIONS"}),
+        ("/api/ask", {"POST", "OPTIONS"}),
+        ("/", {"GET", "HEAD", "POST", "OPTIONS"}),
+    ],
+)
+def test_options_and_405_name_every_method_of_the_path(
+    plain: Served,  # noqa: F811
+    path: str,
+    allowed: set[str],
+) -> None:
+    r = plain.client.options(path)
+    assert r.status_code == 204, r.text
+    assert set(r.headers["allow"].split(", ")) == allowed
+    r = plain.client.put(path)
+    assert r.status_code == 405 and set(r.headers["allow"].split(", ")) == allowed
+
+
+@pytest.mark.parametrize("host", [b"evil.example", b"testserver"])
+def test_a_trailing_slash_redirects_without_trusting_the_host(plain: Served, host: bytes) -> None:  # noqa: F811
+    status, headers, _, _ = raw_request(plain.app, "GET", "/admin/?x=1", [(b"host", host)])
+    assert status == 307 and headers[b"location"] == b"/admin?x=1"
+    for path in ["//evil.example/", "/no-such-page/"]:
+        assert raw_request(plain.app, "GET", path)[0] == 404
+
+
+@pytest.fixture
+def held(plain: Served, monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:  # noqa: F811
+    """Every question waits until the event is set."""
+    release = threading.Event()
+
+    def slow_ask(*args: Any, **kwargs: Any) -> Canned:
+        assert release.wait(WAIT)
+        return Canned({"question": "q", "abstained": True})
+
+    monkeypatch.setattr(plain.assistant, "ask", slow_ask)
+    yield release
+    release.set()
+
+
+def test_status_routes_answer_while_questions_hold_every_thread(plain: Served, held: threading.Event) -> None:  # noqa: F811
+    """50 questions in flight took the 40 threads of the shared pool and /api/health waited behind them."""
+    app = create_app(plain.assistant)
+    with TestClient(app) as client, ThreadPoolExecutor(51) as threads:  # one event loop, as under uvicorn
+        asks = [threads.submit(client.post, "/api/ask", json={"question": QUESTION}) for _ in range(50)]
+        health = threads.submit(client.get, "/api/health")
+        assert health.result(timeout=WAIT).status_code == 200
+        assert not any(a.done() for a in asks), "a question was answered before it was let go"
+        held.set()
+        assert all(a.result(timeout=WAIT).status_code == 200 for a in asks)
+
+
+def test_a_question_over_the_queue_depth_is_a_503_with_retry_after(plain: Served, held: threading.Event) -> None:  # noqa: F811
+    app = create_app(plain.assistant)
+    app.state.asks.depth = 2
+    with TestClient(app) as client, ThreadPoolExecutor(2) as threads:
+        waiting = [threads.submit(client.post, "/api/ask", json={"question": QUESTION}) for _ in range(2)]
+        while app.state.asks.pending < 2:
+            threading.Event().wait(0.01)
+        r = client.post("/api/ask", json={"question": QUESTION})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "busy"
+        assert int(r.headers["retry-after"]) >= 1
+        r = client.post("/turn", data={"q": QUESTION, "n": "1"})
+        assert r.status_code == 503 and "retry-after" in r.headers
+        held.set()
+        assert all(w.result(timeout=WAIT).status_code == 200 for w in waiting)
