@@ -5,7 +5,9 @@ status routes or wait without bound."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +16,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from rag import indexing
+from rag.config import Settings
+from rag.embedding import Encoder
+from rag.pipeline import Assistant
+from rag.server import pages, views
 from rag.server.api import create_app
 
+from .helpers import write_corpus
 from .server_support import (
     AUTH,
     QUESTION,
@@ -25,9 +33,11 @@ from .server_support import (
     Served,
     admin,  # noqa: F401  (fixtures)
     bundled,  # noqa: F401
+    links,
     multipart,
     plain,  # noqa: F401
     raw_request,
+    serve,
 )
 
 MB = 1_000_000
@@ -161,3 +171,78 @@ def test_a_question_over_the_queue_depth_is_a_503_with_retry_after(plain: Served
         assert r.status_code == 503 and "retry-after" in r.headers
         held.set()
         assert all(w.result(timeout=WAIT).status_code == 200 for w in waiting)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pages that must not grow with the corpus (item 9)
+
+MANY = 45  # more than the sidebar shows (pages.SIDEBAR)
+LONG_SOURCE = "long.txt"
+LONG_SENTENCE = "The quiet lighthouse keeper counted {} gulls on the rocks today. "
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Served:
+    """45 short documents and one of ~20,000 characters, served with parts of 2,000 characters (see `parts`)."""
+    root = tmp_path_factory.mktemp("many")
+    docs = {f"notes/{i:03d}.txt": f"Ledger {i:03d}\n\nThe ledger number {i} lists {i} owls." for i in range(MANY)}
+    docs[LONG_SOURCE] = "Long Ledger\n\n" + "".join(LONG_SENTENCE.format(i) for i in range(300))
+    write_corpus(root / "corpus", docs)
+    settings = Settings(corpus=root / "corpus", index=root / "index")
+    index, _ = indexing.build(settings, encoder, progress=False)
+    return serve(Assistant(settings, index, encoder))
+
+
+@pytest.fixture
+def parts(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(views, "PART_CHARS", 2_000)
+    return 2_000
+
+
+def test_every_page_shows_a_bounded_sidebar_and_links_the_full_list(many: Served) -> None:
+    for path in ["/", "/admin", "/documents/no-such.txt", f"/documents/{LONG_SOURCE}"]:
+        page = many.client.get(path).text
+        assert len(links(page, "/documents/")) <= pages.SIDEBAR + 1, path  # the page's own link may add one
+        assert f"All {MANY + 1} documents" in page and 'action="/documents"' in page
+
+
+def test_the_document_list_filters_and_pages(many: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pages, "LIST_PAGE", 20)
+    first = many.client.get("/documents").text
+    assert "46 documents" in first and "page 1 of 3" in first
+    listed = [link for p in (1, 2, 3) for link in links(many.client.get(f"/documents?page={p}").text, "/documents/")]
+    assert len(set(listed)) >= MANY + 1
+    found = many.client.get("/documents", params={"q": "ledger 017"}).text
+    assert "1 document holds" in found and "/documents/notes/017.txt" in found
+    assert many.client.get("/documents?page=999").status_code == 200  # clamped to the last page
+
+
+def test_a_long_document_is_shown_a_part_at_a_time(many: Served, parts: int) -> None:
+    text = many.client.get(f"/api/documents/{LONG_SOURCE}").json()["text"]
+    count = -(-len(text) // parts)
+    page = many.client.get(f"/documents/{LONG_SOURCE}").text
+    assert f"Part 1 of {count}" in page and "?part=2" in page
+    assert len(page) < 3 * parts + 20_000, "the whole document was drawn"
+    start = text.index(LONG_SENTENCE.format(250))
+    end = start + len(LONG_SENTENCE.format(250)) - 1
+    page = many.client.get(f"/documents/{LONG_SOURCE}", params={"start": start, "end": end}).text
+    assert re.search(r'<mark id="passage"[^>]*>' + re.escape(html.escape(text[start:end])) + "</mark>", page)
+    assert f"Part {start // parts + 1} of {count}" in page or f"Part {start // parts} of {count}" in page
+
+
+def test_the_parts_of_a_document_join_into_it() -> None:
+    text = "".join(LONG_SENTENCE.format(i) for i in range(5_000))  # ~330,000 characters
+    shown = [views.document_part(text, k, None) for k in range(1, 10)]
+    assert shown[0].start == 0 and shown[-1].end == len(text) and shown[0].count == 4
+    assert all(a.end == b.start for a, b in zip(shown, shown[1:], strict=False) if a.number != b.number)
+    assert all(text[p.start - 1] == " " for p in shown if p.start > 0)  # a part starts after a space
+    for start in (0, 99_999, 100_010, 250_000, len(text) - 5):
+        p = views.document_part(text, None, (start, min(start + 500, len(text))))
+        assert p.start <= start and min(start + 500, len(text)) <= p.end
+
+
+def test_document_pages_over_the_render_queue_get_a_503(many: Served) -> None:
+    app = create_app(many.assistant)
+    app.state.renders.depth = 0
+    r = TestClient(app).get(f"/documents/{LONG_SOURCE}")
+    assert r.status_code == 503 and r.headers["retry-after"] and "Busy" in r.text

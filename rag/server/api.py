@@ -29,7 +29,7 @@ from .methods import Methods
 from .pages import WEB, pages
 from .security import SECURITY_HEADERS, add_security
 from .service import Service
-from .workers import ASK_WORKERS, Pool
+from .workers import ASK_WORKERS, RENDER_QUEUE, RENDER_WORKERS, Pool
 
 __all__ = ["AskRequest", "api", "create_app", "error_body", "get_service", "require_admin"]
 
@@ -73,6 +73,7 @@ def create_app(assistant: Assistant) -> FastAPI:
     )
     app.state.service = service
     app.state.asks = Pool(ASK_WORKERS, assistant.settings.ask_queue, "rag-ask")
+    app.state.renders = Pool(RENDER_WORKERS, RENDER_QUEUE, "rag-page")
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     for exc_class, handler in ERROR_HANDLERS.items():
         app.add_exception_handler(exc_class, handler)

@@ -31,6 +31,15 @@ def get_asks(request: Request) -> Pool:
 AskPool = Annotated[Pool, Depends(get_asks)]
 
 
+def get_renders(request: Request) -> Pool:
+    """The bounded pool that document pages are drawn in (`workers.py`)."""
+    pool: Pool = request.app.state.renders
+    return pool
+
+
+RenderPool = Annotated[Pool, Depends(get_renders)]
+
+
 def require_admin(request: Request) -> None:
     """Admin routes need `Authorization: Bearer <RAG_ADMIN_TOKEN>`; with no token set they are off."""
     if not get_service(request).assistant.settings.admin_token:

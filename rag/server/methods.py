@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
 ROUTED = ("GET", "POST", "PUT", "PATCH", "DELETE")  # the methods a route may name; HEAD and OPTIONS are answered here
 
 

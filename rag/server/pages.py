@@ -9,16 +9,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from ..config import MAX_HISTORY
 from ..errors import Busy, RagError
 from ..readers.documents import file_stamp, printable
-from .deps import AskPool, ServiceDep
+from .deps import AskPool, RenderPool, ServiceDep
 from .service import Service
-from .views import citation_cards, document_html, document_link, exact_span, original_link, passage_parts, plural
+from .views import (
+    citation_cards,
+    document_html,
+    document_link,
+    document_part,
+    exact_span,
+    original_link,
+    passage_parts,
+    plural,
+)
 
 WEB = Path(__file__).resolve().parents[2] / "web"  # the templates and the static files (server.py)
 Span = tuple[int, int]
@@ -31,6 +40,10 @@ templates.env.globals.update(
 templates.env.globals.update(citation_cards=citation_cards, plural=plural)
 
 pages = APIRouter()
+# 30 documents in the sidebar of every page (the rest on /documents, 100 a page, with a filter): the bundled
+# corpus and a small folder show whole, and a 2,000-document corpus no longer makes every page 318 kB (issue #11).
+SIDEBAR = 30
+LIST_PAGE = 100
 
 
 def page(
@@ -41,8 +54,10 @@ def page(
     headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
+    documents = service.assistant.index.documents
     context |= {
-        "documents": service.assistant.index.documents,
+        "documents": documents[:SIDEBAR],  # every page carries the sidebar: its size must not grow with the corpus
+        "document_count": len(documents),
         "admin_on": bool(service.assistant.settings.admin_token),
     }
     return templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
@@ -120,10 +135,28 @@ async def turn(
         return page(request, service, "_turn.html", status, turn=turn, headers=headers)
 
 
+@pages.get("/documents", response_class=HTMLResponse, include_in_schema=False)
+def document_list(
+    request: Request, service: ServiceDep, q: str = "", page_number: int = Query(1, alias="page")
+) -> HTMLResponse:
+    """Every document, a page of `LIST_PAGE` at a time; `q` keeps those whose title or file name holds it."""
+    words = q.casefold().split()
+    found = [
+        d for d in service.assistant.index.documents if all(w in f"{d.title} {d.source}".casefold() for w in words)
+    ]
+    pages_count = max(1, -(-len(found) // LIST_PAGE))
+    number = min(max(page_number, 1), pages_count)
+    shown = found[(number - 1) * LIST_PAGE : number * LIST_PAGE]
+    return page(
+        request, service, "documents.html", q=q, found=len(found), shown=shown, number=number, pages=pages_count
+    )
+
+
 @pages.get("/documents/{source:path}", response_class=HTMLResponse, include_in_schema=False)
-def document(
+async def document(
     request: Request,
     service: ServiceDep,
+    renders: RenderPool,
     source: str,
     start: int | None = None,
     end: int | None = None,
@@ -131,23 +164,38 @@ def document(
     he: int | None = None,
     xs: int | None = None,
     xe: int | None = None,
+    part: int | None = None,
 ) -> HTMLResponse:
     """A document, with the passage `start`-`end` marked, the sentence `hs`-`he` in it and the exact answer
-    `xs`-`xe` in that (bold); each span is left out unless it lies inside the one around it."""
+    `xs`-`xe` in that (bold); each span is left out unless it lies inside the one around it. A long document is
+    shown a part at a time (the passage's part, else `part`); pages are drawn in a small bounded pool, so many
+    views of a long document at once wait or get 503 instead of each holding its text in memory (issue #11)."""
+    try:
+        return await renders.run(render_document, request, service, source, (start, end), (hs, he), (xs, xe), part)
+    except Busy as exc:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return page(request, service, "missing.html", 503, headers, source=printable(source), busy=True)
+
+
+def render_document(
+    request: Request, service: Service, source: str, span: Bounds, mark: Bounds, exact: Bounds, part: int | None
+) -> HTMLResponse:
     index = service.assistant.index  # one index for the page, even if a rebuild swaps in another meanwhile
     entry = index.entry(source)
     if entry is None:
         return page(request, service, "missing.html", 404, source=printable(source))  # a NUL is not echoed
     text = index.document(source).text
     stamp = file_stamp(service.assistant.settings.corpus / source)  # (-1, -1): the file is gone
-    passage, mark, exact = nested_spans(len(text), (start, end), (hs, he), (xs, xe))
+    passage, marked, bold = nested_spans(len(text), span, mark, exact)
+    shown = document_part(text, part, passage)
     return page(
         request,
         service,
         "document.html",
         entry=entry,
-        text=text,
-        html=document_html(text, entry.pages, passage, mark, exact),
+        length=len(text),
+        part=shown,
+        html=document_html(text[shown.start : shown.end], entry.pages, passage, marked, bold, shown.start),
         passage=passage,
         at_page=entry.page_at(passage[0]) if passage else None,
         changed=stamp != (entry.size, entry.mtime_ns),
@@ -157,5 +205,6 @@ def document(
 
 @pages.get("/admin", response_class=HTMLResponse, include_in_schema=False)
 def admin(request: Request, service: ServiceDep) -> HTMLResponse:
-    skipped = service.assistant.index.manifest.get("skipped", {})
-    return page(request, service, "admin.html", skipped=skipped, suffixes=service.upload_suffixes)
+    # The count only: which files were skipped, and why, is shown with the admin token (admin.js, GET /api/index).
+    skipped = len(service.assistant.index.manifest.get("skipped", {}))
+    return page(request, service, "admin.html", skipped_count=skipped, suffixes=service.upload_suffixes)

@@ -5,6 +5,7 @@ page markers, counts in words, and the links between them. No request or templat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -23,35 +24,72 @@ def passage_parts(text: str, offset: int, mark: tuple[int, int] | None) -> list[
 Span = tuple[int, int] | None
 
 
-def document_html(text: str, pages: tuple[int, ...], passage: Span, mark: Span, exact: Span) -> Markup:
-    """`text`, escaped, with the passage marked, the sentence in it, the exact answer in that (bold), and a
-    marker where each page starts. The three spans nest (each lies inside the one around it), so each opens
-    and closes once; a page marker is an empty element whose label CSS draws, so the text is exactly `text`."""
+def document_html(text: str, pages: tuple[int, ...], passage: Span, mark: Span, exact: Span, offset: int = 0) -> Markup:
+    """`text` (the document from offset `offset` on: one part of a long one), escaped, with the passage marked,
+    the sentence in it, the exact answer in that (bold), and a marker where each page starts. Spans and pages are
+    document offsets. The three spans nest (each lies inside the one around it), so each opens and closes once; a
+    page marker is an empty element whose label CSS draws, so the text is exactly `text`."""
     has_exact = " has-exact" if exact else ""
     tags = [
         (passage, '<mark id="passage" class="passage-mark" tabindex="-1">', "</mark>"),
         (mark, f'<mark class="answer-mark{has_exact}">', "</mark>"),
         (exact, '<strong class="exact">', "</strong>"),
     ]
-    events: list[tuple[int, int, str]] = []  # (offset, order at that offset, markup)
+    events: list[tuple[int, int, str]] = []  # (offset in `text`, order at that offset, markup)
     for depth, (span, opening, closing) in enumerate(tags):
         if span is not None:
-            events += [(span[0], 10 + depth, opening), (span[1], 2 - depth, closing)]  # close inner tags first
+            events += [(span[0] - offset, 10 + depth, opening), (span[1] - offset, 2 - depth, closing)]
     for n, start in enumerate(pages, 1):
-        events.append(
-            (
-                start,
-                5,
+        if offset <= start < offset + max(len(text), 1):
+            marker = (
                 f'<span class="page-marker" id="page-{n}" data-page="{n}" role="separator" '
-                f'aria-label="Page {n}"></span>',
+                f'aria-label="Page {n}"></span>'
             )
-        )
+            events.append((start - offset, 5, marker))
     out, at = [], 0
-    for offset, _, markup in sorted(events):
-        out += [str(escape(text[at:offset])), markup]
-        at = offset
+    for position, _, markup in sorted(events):
+        out += [str(escape(text[at:position])), markup]
+        at = position
     out.append(str(escape(text[at:])))
     return Markup("".join(out))
+
+
+# 100,000 characters a part of a long document: about 15,000 words and at most ~600 kB of HTML (every character
+# escaped), which a browser lays out at once; the 5 MB document of issue #11 is 50 parts, not one 5 MB page.
+PART_CHARS = 100_000
+PART_SLACK = 1_000  # a part ends at the first space or line end this close after its nominal end, not mid-word
+
+
+@dataclass(frozen=True)
+class Part:
+    """The part of a document a page shows: `text[start:end]`, part `number` (from 1) of `count`."""
+
+    start: int
+    end: int
+    number: int
+    count: int
+
+
+def document_part(text: str, part: int | None, passage: Span) -> Part:
+    """The part of `text` to show: the one the passage starts in (stretched to hold all of it), else part `part`
+    (1 when not given; clamped to the parts there are)."""
+    count = max(1, -(-len(text) // PART_CHARS))
+
+    def bound(k: int) -> int:  # where part k starts (k from 0), equally for the part before it
+        if k <= 0:
+            return 0
+        if k >= count:
+            return len(text)
+        nominal = k * PART_CHARS
+        ends = [i for i in (text.find(c, nominal, nominal + PART_SLACK) for c in " \n") if i >= 0]
+        return min(ends) + 1 if ends else nominal
+
+    if passage is not None:
+        k = min(passage[0] // PART_CHARS, count - 1)
+        k -= 1 if k > 0 and passage[0] < bound(k) else 0
+        return Part(bound(k), max(bound(k + 1), passage[1]), k + 1, count)
+    k = min(max((part or 1) - 1, 0), count - 1)
+    return Part(bound(k), bound(k + 1), k + 1, count)
 
 
 def exact_span(answer: Any, within: Any = None) -> tuple[int, int] | None:
@@ -186,11 +224,13 @@ def document_link(
     end: int | None = None,
     mark: dict[str, int] | None = None,
     exact: tuple[int, int] | None = None,
+    part: int | None = None,
 ) -> str:
-    """The URL of a document page, at a passage (and a sentence in it, and the exact answer in that) when given."""
+    """The URL of a document page, at a passage (and a sentence in it, and the exact answer in that) when given,
+    else at part `part` of a long document."""
     url = f"/documents/{quote(source)}"
     if start is None or end is None:
-        return url
+        return f"{url}?part={part}" if part else url
     query = {"start": start, "end": end}
     if mark:
         query |= {"hs": mark["start"], "he": mark["end"]}

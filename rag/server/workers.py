@@ -25,6 +25,12 @@ T = TypeVar("T")
 # already uses both cores. bench/load.py measures the throughput this gives against the old shared pool.
 ASK_WORKERS = 8
 
+# Document pages: each holds its document's text while it is drawn (5 MB for the document of issue #11, where 40
+# views at once took the server from 375 MB to 1.3 GB); 2 at a time and 32 waiting bound that to ~10 MB of text
+# drawn at once, and a page of 100,000 characters takes a few milliseconds to draw.
+RENDER_WORKERS = 2
+RENDER_QUEUE = 32
+
 
 class Pool:
     """A bounded queue in front of a thread pool: `run` refuses with `Busy` when `depth` calls are in it."""

@@ -1,5 +1,6 @@
 // Admin actions: upload a document, remove one, rebuild the index, show its documents, skipped files and state.
-// The token stays in this tab only. The tables are rendered by the page and redrawn here after every change.
+// The token stays in this tab only. The page renders the documents and only the count of skipped files; the
+// skipped files themselves come with the token (GET /api/index) and are drawn here, after every change too.
 "use strict";
 (function () {
   const token = document.getElementById("token");
@@ -7,7 +8,10 @@
   const box = document.getElementById("index-status");
   const REFRESH_MS = 1000; // how often the state is read again while a rebuild runs (a small corpus takes ~1 s)
   token.value = sessionStorage.getItem("rag-admin-token") || "";
-  token.addEventListener("change", () => sessionStorage.setItem("rag-admin-token", token.value));
+  token.addEventListener("change", () => {
+    sessionStorage.setItem("rag-admin-token", token.value);
+    refresh().catch(() => {}); // the skipped files show once the token is given
+  });
 
   async function call(method, url, body) {
     const headers = { Authorization: "Bearer " + token.value };
@@ -62,6 +66,8 @@
     }
     document.getElementById("skipped").hidden = sources.length === 0;
     document.getElementById("none-skipped").hidden = sources.length > 0;
+    const count = document.getElementById("skipped-count"); // the page's count, for a visitor without the token
+    if (count) count.hidden = true;
   }
 
   async function refresh() {
