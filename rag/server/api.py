@@ -24,7 +24,9 @@ from .. import __version__, errors
 from ..config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K
 from ..pipeline import Assistant
 from ..readers import READERS
+from .access import ReadGate
 from .deps import AskPool, ServiceDep, get_service, is_admin, require_admin
+from .login import login
 from .methods import Methods
 from .pages import WEB, pages
 from .security import SECURITY_HEADERS, add_security
@@ -79,8 +81,10 @@ def create_app(assistant: Assistant) -> FastAPI:
         app.add_exception_handler(exc_class, handler)
     app.include_router(api)
     app.include_router(pages)
+    app.include_router(login)
     app.router.redirect_slashes = False  # methods.py redirects with a relative Location, not one from Host
     app.add_middleware(Methods, routes=app.routes)  # type: ignore[arg-type]
+    app.add_middleware(ReadGate, settings=assistant.settings)  # type: ignore[arg-type]  # before any body is read
     add_security(app, MAX_JSON_BODY, assistant.settings.max_upload_bytes)
     from .metrics import install
 

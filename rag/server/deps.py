@@ -6,9 +6,10 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Form, Request
 
 from .. import errors
+from .access import bearer_ok, csrf_token
 from .service import Service
 from .workers import Pool
 
@@ -38,6 +39,16 @@ def get_renders(request: Request) -> Pool:
 
 
 RenderPool = Annotated[Pool, Depends(get_renders)]
+
+
+def require_csrf(request: Request, csrf: Annotated[str, Form()] = "") -> None:
+    """A form posted with the session cookie of a private server (`access.py`) carries the session's CSRF token;
+    a request with a bearer token carries no cookie to ride on, and an open server has no session."""
+    settings = get_service(request).assistant.settings
+    if not settings.read_token or bearer_ok(settings, request.headers.get("authorization", "")):
+        return
+    if not hmac.compare_digest(csrf.encode(), csrf_token(settings, request).encode()) or not csrf:
+        raise errors.Forbidden("the form's CSRF token is missing or stale; reload the page and send it again")
 
 
 def require_admin(request: Request) -> None:

@@ -9,14 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from ..config import MAX_HISTORY
 from ..errors import Busy, RagError
 from ..readers.documents import file_stamp, printable
-from .deps import AskPool, RenderPool, ServiceDep
+from .access import csrf_token
+from .deps import AskPool, RenderPool, ServiceDep, require_csrf
 from .service import Service
 from .views import (
     citation_cards,
@@ -44,6 +45,7 @@ pages = APIRouter()
 # corpus and a small folder show whole, and a 2,000-document corpus no longer makes every page 318 kB (issue #11).
 SIDEBAR = 30
 LIST_PAGE = 100
+CSRF = [Depends(require_csrf)]
 
 
 def page(
@@ -59,6 +61,7 @@ def page(
         "documents": documents[:SIDEBAR],  # every page carries the sidebar: its size must not grow with the corpus
         "document_count": len(documents),
         "admin_on": bool(service.assistant.settings.admin_token),
+        "csrf": csrf_token(service.assistant.settings, request),  # "" unless signed in to a private server
     }
     return templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
 
@@ -96,7 +99,7 @@ def chat(request: Request, service: ServiceDep) -> HTMLResponse:
     return page(request, service, "chat.html", turns=[])
 
 
-@pages.post("/", response_class=HTMLResponse, include_in_schema=False)
+@pages.post("/", response_class=HTMLResponse, include_in_schema=False, dependencies=CSRF)
 async def chat_post(
     request: Request,
     service: ServiceDep,
@@ -114,7 +117,7 @@ async def chat_post(
     return page(request, service, "chat.html", 400 if "error" in turns[-1] else 200, turns=turns)
 
 
-@pages.post("/turn", response_class=HTMLResponse, include_in_schema=False)
+@pages.post("/turn", response_class=HTMLResponse, include_in_schema=False, dependencies=CSRF)
 async def turn(
     request: Request,
     service: ServiceDep,

@@ -27,6 +27,8 @@
     body.append("q", question);
     body.append("n", String(conversation.querySelectorAll("article.turn").length + 1));
     history().forEach((h) => body.append("history", h));
+    const csrf = form.querySelector('input[name="csrf"]'); // a private server's forms carry it (access.py)
+    if (csrf) body.append("csrf", csrf.value);
     try {
       const reply = await fetch("/turn", { method: "POST", body });
       const html = await reply.text();
