@@ -29,7 +29,7 @@ from .answer import Query, Response, load_scorer, respond
 from .answer.conversation import combine, points_back
 from .config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K, Settings
 from .embedding import Encoder
-from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing, NotFound
+from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing, NotFound, RagError
 from .indexing import store
 from .indexing.live import IndexOnDisk
 from .indexing.texts import DocumentText
@@ -214,6 +214,27 @@ def _build(settings: Settings, encoder: Encoder, progress: bool, say: Callable[[
     for line in report.skip_lines():
         say(line)
     say(f"Index updated: {report.summary()}.")
+    return index
+
+
+def _refresh(settings: Settings, encoder: Encoder, progress: bool, say: Callable[[str], None]) -> store.Index:
+    """The index brought up to date with the corpus or, when the new one cannot be written (a full disk, a
+    read-only folder), the old one as it is, with one warning: answers a little out of date beat none."""
+    try:
+        return _build(settings, encoder, progress, say)
+    except OSError as exc:  # `IndexUnwritable` from the save, or a rename of the swap
+        error = exc if isinstance(exc, store.IndexUnwritable) else store.unwritable(settings.index.absolute(), exc)
+        try:
+            index = indexing.load(settings, encoder)
+        except RagError:  # the old index cannot answer either (built with another model...): the write is the news
+            raise error from None
+    log.warning(
+        "warning: the index is out of date: the documents in %s changed since it was built (%s), but %s. "
+        "Answering from it as it was.",
+        settings.corpus,
+        index.manifest.get("built_at", "at an unknown time"),
+        error,
+    )
     return index
 
 

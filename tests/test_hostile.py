@@ -2,8 +2,8 @@
 request body limits, error bodies that must not leak internals, and a 50 MB document.
 
 The CLI runs in-process (click's CliRunner) with the session's real model. Tests run as root in CI, where
-`chmod 000` does not stop a read: there the unreadable file is simulated by making `Path.read_bytes` raise
-`PermissionError` for that one path.
+`chmod 000` does not stop a read: there the unreadable file is simulated by making `Path.read_bytes` and
+`os.open` raise `PermissionError` for that one path.
 
 The 50 MB document is over the `max_file_bytes` limit (40 MB by default), so `rag index` skips it, from its size,
 without reading it. Embedding it instead is out of reach of a test: splitting 1 MB into sentences takes ~4 s and the
@@ -104,12 +104,25 @@ def _read_bytes(self: Path) -> bytes:
     return _real_read_bytes(self)
 
 
+_real_open = os.open
+
+
+def _open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+    """`os.open`, failing as `chmod 000` does for the paths in `LOCKED` (the reader opens each file once, by
+    `os.open`: rag.readers.documents.read_corpus_file)."""
+    if Path(os.path.abspath(path)) in LOCKED:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    return _real_open(path, flags, *args, **kwargs)
+
+
 def lock(mp: pytest.MonkeyPatch, path: Path) -> None:
-    """Make `path` unreadable: `chmod 000`, and for root (who reads it anyway) a failing `read_bytes`."""
+    """Make `path` unreadable: `chmod 000`, and for root (who reads it anyway) a failing `read_bytes` and
+    `os.open`."""
     path.chmod(0)
     if os.geteuid() == 0 or os.access(path, os.R_OK):
         LOCKED.add(path.absolute())
         mp.setattr(Path, "read_bytes", _read_bytes)
+        mp.setattr(os, "open", _open)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from ..config import Settings
 from ..embedding import Encoder
 from ..engines import Engine, Update, build_engine, engine_settings, opener
 from ..errors import BadRequest, CorpusError, IndexCorrupt, IndexMismatch, IndexMissing
-from ..readers import EXTRACTION_VERSION, READERS
+from ..readers import EXTRACTION_VERSION, READERS, Unreadable, documents
 from ..readers.documents import Cached, Document, Skipped, content_hash, file_stamp, list_files, read_corpus
 from ..text.chunking import Chunk, pack_chunks, split_sentences
 from ..text.sentences import VERSION as TABLE_VERSION
@@ -159,19 +159,22 @@ def is_stale(settings: Settings, manifest: dict[str, Any]) -> bool:
             if stamp != (skipped[source]["size"], skipped[source]["mtime_ns"]):
                 return True
         elif stamp != (known[source]["size"], known[source]["mtime_ns"]):
-            try:
-                if content_hash(path.read_bytes()) != known[source]["sha256"]:
-                    return True
-            except OSError:
+            try:  # read as indexing reads it: a link that now leads out of the corpus counts as changed
+                data, _ = documents.read_corpus_file(settings.corpus, path)
+            except Unreadable:
+                return True
+            if content_hash(data) != known[source]["sha256"]:
                 return True
     return False
 
 
 @contextmanager
 def build_lock(folder: Path) -> Iterator[None]:
-    """Hold the index folder's writer lock for one build, and clear what killed builds left behind."""
-    with swap.writer_lock(folder):
-        swap.clean(folder.absolute())
+    """Hold the index folder's writer lock for one build, and clear what killed builds left behind: only when the
+    lock is held (it cannot be when its file cannot be created), as only then is no other build at work."""
+    with swap.writer_lock(folder) as mine:
+        if mine:
+            swap.clean(folder.absolute())
         yield
 
 

@@ -15,7 +15,7 @@ An index folder holds:
 and what its engine keeps there (`rag/engines/local.py`: the vectors, FAISS and bm25s files; Milvus keeps its own
 elsewhere). `save` writes a sibling folder, then swaps it into place with two renames (`swap.py`); a reader that
 finds the folder missing reads the complete copy the swap left. So a crash or Ctrl-C at any moment leaves a
-complete index (the old or the new one) behind.
+complete index (the old or the new one) behind, and a save that fails (a full disk) removes what it wrote.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from .index import (
     read_chunks,
     words_of,
 )
+from .swap import IndexUnwritable, unwritable
 
 # The values of a loaded index live in index.py; the rest of the package and the tests name them through here.
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "REBUILD",
     "DocumentEntry",
     "Index",
+    "IndexUnwritable",
     "Opener",
     "build_manifest",
     "check_compatible",
@@ -65,6 +67,7 @@ __all__ = [
     "read_manifest_at",
     "save",
     "sentence_texts",
+    "unwritable",
     "words_of",
 ]
 from .texts import Texts
@@ -99,22 +102,28 @@ def sentence_texts(documents: list[DocumentEntry], chunks: list[Chunk]) -> list[
 
 
 def save(index: Index, folder: Path) -> None:
-    """Write `index` to `folder`, replacing what is there only once the new copy is complete."""
+    """Write `index` to `folder`, replacing what is there only once the new copy is complete; raises
+    `IndexUnwritable` when the new copy cannot be written (what was written is removed, the old index untouched)."""
     folder = folder.absolute()
-    tmp = swap.new_folder(folder)
-    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as out:
-        for c in index.chunks:
-            out.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
-    index.sentence_table.save(tmp)
-    index.engine.save(tmp)
-    sources = [d.source for d in index.documents]
-    index.texts.save(tmp, sources)
-    # The manifest goes last: a folder with a manifest is a complete one.
-    (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=1, ensure_ascii=False))
-    _fsync_tree(tmp)
+    tmp = _write_copy(index, folder)
     swap.replace(folder, tmp)
     # From now on the index reads its texts from the saved copy, not from the memory of the build.
-    index.texts = Texts.open(folder, sources)
+    index.texts = Texts.open(folder, [d.source for d in index.documents])
+
+
+def _write_copy(index: Index, folder: Path) -> Path:
+    """A complete copy of `index` in a new folder beside `folder` (removed again if writing it fails)."""
+    with swap.new_copy(folder) as tmp:
+        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as out:
+            for c in index.chunks:
+                out.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
+        index.sentence_table.save(tmp)
+        index.engine.save(tmp)
+        index.texts.save(tmp, [d.source for d in index.documents])
+        # The manifest goes last: a folder with a manifest is a complete one.
+        (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=1, ensure_ascii=False))
+        _fsync_tree(tmp)
+    return tmp
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

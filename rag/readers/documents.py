@@ -8,7 +8,9 @@ not extracted again: its text comes from the index (`cached`).
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -79,21 +81,7 @@ Cached = Callable[[str, str], "Document | None"]  # (source, sha256) -> the docu
 def read_document(corpus: Path, path: Path, max_bytes: int | None = None, cached: Cached | None = None) -> Document:
     """Read one file; raises `Unreadable` with the reason it cannot be indexed."""
     source = path.relative_to(corpus).as_posix()
-    try:
-        inside = path.resolve(strict=True).is_relative_to(corpus.resolve())
-    except (OSError, RuntimeError):  # a broken link, or a loop of links
-        raise Unreadable("a broken or looping link") from None
-    if not inside:
-        raise Unreadable("a link to a file outside the corpus")
-    try:
-        stat = path.stat()
-        if not S_ISREG(stat.st_mode):  # a pipe or device would block or never end
-            raise Unreadable("not a regular file")
-        if max_bytes is not None and stat.st_size > max_bytes:
-            raise Unreadable(f"{stat.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit (max_file_bytes)")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise Unreadable(f"cannot be read ({exc.strerror or exc})") from None
+    data, stat = read_corpus_file(corpus, path, max_bytes)
     sha256 = content_hash(data)
     known = cached(source, sha256) if cached else None
     if known is not None:
@@ -102,6 +90,64 @@ def read_document(corpus: Path, path: Path, max_bytes: int | None = None, cached
     text = check_text(extracted.text)
     title = make_title(extracted.title, path)
     return Document(source, title, text, sha256, stat.st_size, stat.st_mtime_ns, extracted.format, extracted.pages)
+
+
+# O_NONBLOCK: opening a named pipe would wait for a writer (the file is refused as not regular once open);
+# O_NOCTTY: a terminal device never becomes this process's controlling terminal.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_corpus_file(corpus: Path, path: Path, max_bytes: int | None = None) -> tuple[bytes, os.stat_result]:
+    """The bytes and status of corpus file `path`, for indexing and for serving it; raises `Unreadable`.
+
+    The file is opened once, following links (a link that stays inside the corpus is fine), and the check is made
+    on what was opened, never on the path again: checking where a link leads and then opening it let a link
+    swapped in between serve a file from outside the corpus (issue #11). Size and type come from the open file.
+
+    Hard links are trusted-corpus behaviour: a file with several names is read even if another of its names lies
+    outside the corpus. Whoever can write into the corpus folder can copy into it any file they can read, so a hard
+    link gives them nothing a copy does not (Linux's default fs.protected_hardlinks=1 lets a user hard-link only a
+    file they own or can read and write); refusing them would also refuse every corpus kept with hard-linked
+    backups, and finding a file's other names takes a search of the whole file system.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        broken = exc.errno == errno.ELOOP or (exc.errno == errno.ENOENT and os.path.islink(path))
+        raise Unreadable("a broken or looping link" if broken else f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        stat = os.fstat(fd)
+        if not _opened_inside(fd, stat, corpus, path):
+            raise Unreadable("a link to a file outside the corpus")
+        if not S_ISREG(stat.st_mode):  # a pipe or device would block or never end
+            raise Unreadable("not a regular file")
+        if max_bytes is not None and stat.st_size > max_bytes:
+            raise Unreadable(f"{stat.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit (max_file_bytes)")
+        with open(fd, "rb", closefd=False) as opened:
+            data = opened.read() if max_bytes is None else opened.read(max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:  # it grew since the fstat
+            raise Unreadable(f"over the {max_bytes / 1e6:g} MB limit (max_file_bytes)")
+        return data, stat
+    except OSError as exc:
+        raise Unreadable(f"cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def _opened_inside(fd: int, stat: os.stat_result, corpus: Path, path: Path) -> bool:
+    """Whether the file open on `fd` lies inside `corpus`: by the kernel's own name for it on Linux
+    (/proc/self/fd), which no swap after the open can change; elsewhere by resolving `path` and checking that the
+    resolved path is that very file (same device and inode)."""
+    root = corpus.resolve()
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}")).is_relative_to(root)
+    except OSError:  # no /proc: not Linux
+        pass
+    try:
+        resolved = path.resolve(strict=True)
+        return resolved.is_relative_to(root) and os.path.samestat(os.stat(resolved), stat)
+    except (OSError, RuntimeError):  # gone or swapped meanwhile, or a loop of links: not the file opened
+        return False
 
 
 def extract(suffix: str, data: bytes) -> Extracted:

@@ -24,7 +24,7 @@ from ..embedding import Encoder
 from ..errors import BadRequest, Conflict, NotFound
 from ..pipeline import Assistant
 from ..readers import READERS, Unreadable
-from ..readers.documents import check_text, extract
+from ..readers.documents import check_text, extract, read_corpus_file
 from .watch import CorpusWatcher
 
 RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
@@ -154,14 +154,17 @@ class Service:
                 message = message.replace(form, folder.name)
         return message
 
-    def original_file(self, source: str) -> Path:
-        """The corpus file of indexed document `source`; raises `NotFound` when it is not indexed or is gone."""
+    def original_file(self, source: str) -> tuple[str, bytes]:
+        """The name and bytes of the corpus file of indexed document `source`, read as indexing reads it (opened
+        once and checked as opened: a link swapped meanwhile never serves a file from outside the corpus); raises
+        `NotFound` when it is not indexed, is gone or now leads out of the corpus."""
         self.assistant.document(source)  # NotFound unless indexed
-        corpus = self.assistant.settings.corpus.resolve()
-        path = (corpus / source).resolve()
-        if not path.is_relative_to(corpus) or not path.is_file():
-            raise NotFound(f"{source!r} is in the index but its file is no longer in the corpus")
-        return path
+        settings = self.assistant.settings
+        try:
+            data, _ = read_corpus_file(settings.corpus, settings.corpus / source, settings.max_file_bytes)
+        except Unreadable as exc:
+            raise NotFound(f"{source!r} is in the index but its file is no longer in the corpus ({exc})") from None
+        return Path(source).name, data
 
     def add_document(self, name: str, data: bytes, max_bytes: int) -> str:
         """Write an uploaded file into the corpus (atomically) and queue a rebuild; returns its source path."""
