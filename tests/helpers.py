@@ -64,3 +64,13 @@ def assistant_over_small_docs(root: Path, encoder: Any) -> Any:
     settings = Settings(corpus=write_corpus(root / "corpus", SMALL_DOCS), index=root / "index")
     index, _ = indexing.build(settings, encoder, progress=False)
     return Assistant(settings, index, encoder)
+
+
+def small_index(root: Path, encoder: Any) -> Any:
+    """SMALL_DOCS written below `root` and indexed with `encoder`: the `Settings` of that corpus and index."""
+    from rag import indexing
+    from rag.config import Settings
+
+    settings = Settings(corpus=write_corpus(root / "corpus", SMALL_DOCS), index=root / "index")
+    indexing.build(settings, encoder, progress=False)
+    return settings

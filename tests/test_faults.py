@@ -41,7 +41,7 @@ from rag.pipeline import Assistant
 from rag.readers.documents import content_hash
 from rag.server.api import create_app
 
-from .helpers import SMALL_DOCS, write_corpus
+from .helpers import SMALL_DOCS, small_index, write_corpus
 
 pytestmark = pytest.mark.slow  # the real model, and `rag` processes
 
@@ -523,9 +523,7 @@ def named(name: str) -> str:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Settings:
     """SMALL_DOCS and its index, built once; tests damage copies."""
-    root = tmp_path_factory.mktemp("base")
-    settings = Settings(corpus=write_corpus(root / "corpus", SMALL_DOCS), index=root / "index")
-    indexing.build(settings, encoder, progress=False)
+    settings: Settings = small_index(tmp_path_factory.mktemp("base"), encoder)
     return settings
 
 

@@ -32,7 +32,7 @@ from rag.errors import RagError
 from rag.indexing import store
 from rag.pipeline import Assistant
 
-from .helpers import ROOT, SMALL_DOCS, write_corpus
+from .helpers import ROOT, SMALL_DOCS, small_index
 from .server_support import serve, snapshot
 
 pytestmark = pytest.mark.slow  # the real model
@@ -116,9 +116,7 @@ def interrupt(name: str) -> BaseException:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Settings:
     """SMALL_DOCS and its index, built once; each test works on a copy."""
-    root = tmp_path_factory.mktemp("full-disk")
-    settings = Settings(corpus=write_corpus(root / "corpus", SMALL_DOCS), index=root / "index")
-    indexing.build(settings, encoder, progress=False)
+    settings: Settings = small_index(tmp_path_factory.mktemp("full-disk"), encoder)
     return settings
 
 
