@@ -93,7 +93,7 @@ def test_the_login_form_sets_a_strict_httponly_cookie(private: Served, monkeypat
     assert forged.get("/").status_code == 303
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "https://evil.example/"])
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example", "https://evil.example/", "/\t/evil.example"])
 def test_login_goes_back_to_this_server_only(private: Served, target: str, monkeypatch: pytest.MonkeyPatch) -> None:
     client = TestClient(private.app, follow_redirects=False)
     r = client.post("/login", data={"token": READ, "next": target})

@@ -66,8 +66,10 @@ def bearer_ok(settings: Settings, authorization: str) -> bool:
 
 def safe_next(path: str) -> str:
     """Where to go after signing in: a path of this server only (not `//host` or `/\\host`, which a browser
-    reads as another server)."""
-    return path if path.startswith("/") and not path.startswith(("//", "/\\")) else "/"
+    reads as another server, nor one whose first characters are white space or control characters, which a
+    browser drops: "/", a tab, "/host")."""
+    plain = path.startswith("/") and not any(c.isspace() or ord(c) < 32 or c == "\\" for c in path[:3])
+    return path if plain and not path.startswith("//") else "/"
 
 
 class ReadGate:
