@@ -55,6 +55,12 @@ class Conflict(RagError):
     code = "conflict"
 
 
+class Cancelled(RagError):
+    """A rebuild was cancelled (`DELETE /api/reindex`); the index it would have replaced is untouched."""
+
+    code = "cancelled"
+
+
 class NotFound(RagError):
     code = "not_found"
 

@@ -9,8 +9,10 @@ import html
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -246,3 +248,63 @@ def test_document_pages_over_the_render_queue_get_a_503(many: Served) -> None:
     app.state.renders.depth = 0
     r = TestClient(app).get(f"/documents/{LONG_SOURCE}")
     assert r.status_code == 503 and r.headers["retry-after"] and "Busy" in r.text
+
+
+def test_a_phrase_repeated_is_embedded_once(tmp_path: Path, encoder: Encoder) -> None:
+    """A 300 kB file of one word repeated is some 400 sentences of 120 words; its distinct texts are two, and only
+    those are encoded (the 5 MB file of issue #11 took 290 s, almost all of it embedding the same text)."""
+    counted = Counting(encoder)
+    settings = Settings(
+        corpus=write_corpus(tmp_path / "corpus", {"lorem.txt": "lorem " * 50_000}), index=tmp_path / "i"
+    )
+    _, report = indexing.build(settings, counted, progress=False)  # type: ignore[arg-type]
+    assert report.sentences_embedded >= 400
+    assert counted.texts <= 3, f"{counted.texts} texts encoded for {report.sentences_embedded} sentences"
+
+
+class Counting:
+    """An encoder that counts the texts it is asked to encode."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner, self.texts = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: Any = None) -> Any:
+        self.texts += len(texts)
+        return self.inner.encode(texts, batch_size, progress=progress)
+
+
+def test_a_running_rebuild_can_be_cancelled_and_the_old_index_keeps_serving(
+    admin: Served,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = admin.service
+    before = [d.source for d in admin.assistant.index.documents]
+    (admin.corpus / "slow-notes.txt").write_text("Slow Notes\n\nThe heron ledger is kept in the boathouse.\n")
+    entered = threading.Event()
+
+    def endless(texts: list[str], batch_size: int = 32, progress: Any = None) -> Any:
+        entered.set()
+        while True:  # a batch after a batch, until the build is told to stop
+            progress(1)
+            time.sleep(0.01)
+
+    monkeypatch.setattr(service.builder_encoder(), "encode", endless)
+    assert admin.client.delete("/api/reindex", headers=AUTH).status_code == 409  # nothing runs yet
+    assert admin.client.post("/api/reindex", headers=AUTH).status_code == 202
+    assert entered.wait(WAIT)
+    assert admin.client.post("/api/reindex", headers=AUTH).json()["error"]["message"].endswith("(DELETE /api/reindex)")
+    assert admin.client.delete("/api/reindex").status_code == 401
+    r = admin.client.delete("/api/reindex", headers=AUTH)
+    assert r.status_code == 202 and r.json()["running"]
+    service.wait(WAIT)
+    state = admin.client.get("/api/index").json()["rebuild"]
+    assert not state["running"] and "cancelled" in state["last_error"]
+    assert [d.source for d in admin.assistant.index.documents] == before
+    assert not list(admin.root.glob(".index.new-*")), "the cancelled build left its folder"
+    monkeypatch.undo()
+    assert admin.client.post("/api/reindex", headers=AUTH).status_code == 202  # the next one is not cancelled
+    admin.settle()
+    assert "slow-notes.txt" in {d.source for d in admin.assistant.index.documents}

@@ -9,6 +9,7 @@ collection first (docs/scaling.md, "Limits today").
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,18 +25,18 @@ from ..engines import Engine, Update, build_engine, engine_settings, opener
 from ..errors import BadRequest, CorpusError, IndexCorrupt, IndexMismatch, IndexMissing
 from ..readers import EXTRACTION_VERSION, READERS, Unreadable, documents
 from ..readers.documents import Cached, Document, Skipped, content_hash, file_stamp, list_files, read_corpus
-from ..text.chunking import Chunk, pack_chunks, split_sentences
+from ..text.chunking import Chunk
 from ..text.sentences import VERSION as TABLE_VERSION
 from ..text.sentences import SentenceTable
 from . import store, swap
 from .report import BuildReport
 from .shards import Shard, check_shard, in_shard
+from .stages import embed_documents, split_documents, stopper
 from .texts import Texts
 
 SPLITTER = "pysbd-0.3"
 CHUNKER_VERSION = 6  # bump when sentence or chunk boundaries, or chunk vectors, change: old indexes are rebuilt
 CHUNK_VECTORS = "mean-of-sentences"
-Split = tuple[list[tuple[int, int]], list[Chunk]]  # a document's sentence spans and chunks
 
 
 def index_settings(settings: Settings, encoder: Encoder) -> dict[str, Any]:
@@ -67,13 +68,22 @@ def text_settings(settings: Settings) -> dict[str, Any]:
 
 
 def build(
-    settings: Settings, encoder: Encoder, *, full: bool = False, progress: bool = True, shard: Shard | None = None
+    settings: Settings,
+    encoder: Encoder,
+    *,
+    full: bool = False,
+    progress: bool = True,
+    shard: Shard | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[store.Index, BuildReport]:
     """Bring the index up to date with the corpus and save it; returns the new index and what changed.
 
     Args:
         shard: (i, n): index only the i-th of n shares of the documents into a shared engine (`shards.py`).
+        cancel: once set, the build stops at its next window of text or batch of sentences and raises
+            `Cancelled`; nothing is written, the index on disk is untouched.
     """
+    stop = stopper(cancel)
     started = time.perf_counter()
     check_shard(settings, shard)
     with build_lock(settings.index):
@@ -91,9 +101,11 @@ def build(
             unchanged = before is not None and before.sha256 == doc.sha256
             (report.unchanged if unchanged else report.changed if before else report.added).append(doc.source)
         kept = set(report.unchanged)
-        fresh = _split([d for d in docs if d.source not in kept], settings, progress)
+        fresh = split_documents([d for d in docs if d.source not in kept], settings, progress, stop)
         report.removed = sorted(set(old) - {d.source for d in docs})
-        vectors = _embed(encoder, [d for d in docs if d.source in fresh], fresh, settings.batch_size, progress)
+        vectors = embed_documents(
+            encoder, [d for d in docs if d.source in fresh], fresh, settings.batch_size, progress, stop
+        )
         parts = _Parts()
         for doc in docs:
             if doc.source in fresh:
@@ -188,19 +200,6 @@ def _reusable(settings: Settings, encoder: Encoder) -> tuple[store.Index | None,
         return None, str(exc).split(";")[0]
 
 
-def _split(docs: list[Document], settings: Settings, progress: bool) -> dict[str, Split]:
-    """Sentences and chunks of each document in `docs`, with a progress bar over their characters (shown within
-    a second even for one long document: the splitter reports window by window)."""
-    fresh: dict[str, Split] = {}
-    total = sum(len(d.text) for d in docs)
-    with tqdm(total=total, desc="splitting", unit="char", unit_scale=True, disable=not progress or not docs) as bar:
-        for doc in docs:
-            sentences = split_sentences(doc.text, settings.chunk_words, progress=bar.update)
-            chunks = pack_chunks(doc.source, doc.text, sentences, settings.chunk_words, settings.chunk_overlap)
-            fresh[doc.source] = (sentences, chunks)
-    return fresh
-
-
 def _cached(previous: store.Index | None) -> Cached | None:
     """Documents of the previous index by content hash, so an unchanged file is not extracted again."""
     if previous is None:
@@ -236,35 +235,6 @@ def _read(
             f"no readable documents ({', '.join(sorted(READERS))}) in {corpus}; add some and run `rag index`"
         )
     return docs, report
-
-
-def _embed(
-    encoder: Encoder, docs: list[Document], fresh: dict[str, Split], batch_size: int, progress: bool
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Chunk and sentence vectors of each document in `docs`, with one progress bar over the sentences.
-
-    Only sentences are encoded, each once; a chunk's vector is the normalized mean of its sentences' vectors.
-    That costs fewer tokens than encoding chunks too (sentences are short, and attention grows with length),
-    and retrieved as well or better on our question sets (README, "How it works").
-    """
-    texts = [doc.text[a:b] for doc in docs for a, b in fresh[doc.source][0]]
-    with tqdm(total=len(texts), desc="embedding", unit="sentence", disable=not progress or not texts) as bar:
-        vectors = encoder.encode(texts, batch_size, progress=bar.update)
-    out, row = {}, 0
-    for doc in docs:
-        sentences, chunks = fresh[doc.source]
-        own = vectors[row : row + len(sentences)]
-        out[doc.source] = (mean_vectors(own, chunks), own)
-        row += len(sentences)
-    return out
-
-
-def mean_vectors(sentence_vectors: np.ndarray, chunks: list[Chunk]) -> np.ndarray:
-    """Each chunk's vector: the mean of its sentences' vectors (rows of `sentence_vectors`), L2-normalized."""
-    out = np.zeros((len(chunks), sentence_vectors.shape[1]), dtype=np.float32)
-    for i, chunk in enumerate(chunks):
-        out[i] = sentence_vectors[chunk.first_sentence : chunk.first_sentence + len(chunk.sentences)].mean(axis=0)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
 class _Parts:

@@ -173,8 +173,16 @@ async def index_status(request: Request, service: ServiceDep) -> dict[str, Any]:
 
 @api.post("/api/reindex", tags=["admin"], status_code=202, dependencies=ADMIN)
 def reindex(service: ServiceDep, full: bool = False) -> dict[str, Any]:
-    """Start an incremental rebuild (or `?full=true`); 409 while one runs."""
+    """Start an incremental rebuild (or `?full=true`); 409 while one runs (`DELETE /api/reindex` cancels it)."""
     return service.start_rebuild(full=full)
+
+
+@api.delete("/api/reindex", tags=["admin"], status_code=202, dependencies=ADMIN)
+def cancel_reindex(service: ServiceDep) -> dict[str, Any]:
+    """Cancel the running rebuild (and a queued one): it stops at its next window of text or batch of sentences,
+    and the index it would have replaced keeps serving; `rebuild.last_error` then says it was cancelled. 409 when
+    none runs."""
+    return service.cancel_rebuild()
 
 
 # The form is described here and read by the route itself: FastAPI reads a declared `File` parameter, the whole

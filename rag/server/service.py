@@ -4,7 +4,8 @@ folder changes (`watch.py`).
 
 Questions keep being answered from the old index while a rebuild runs (each question takes one index reference
 at its start). One rebuild runs at a time; asking for another while one runs is refused, except that a rebuild
-triggered by an upload, a removal or the watcher is queued, so that no change to the corpus is left unindexed.
+triggered by an upload, a removal or the watcher is queued, so that no change to the corpus is left unindexed. A
+running rebuild can be cancelled (a document that takes too long to embed can then be removed).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Service:
         self._builder_encoder: Encoder | None = None
         self._builder_lock = threading.Lock()  # the rebuild and the watcher's warm-up both may load it first
         self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()  # set by `cancel_rebuild`; the running build stops at its next step
         self.watcher: CorpusWatcher | None = None
         self.observers: list[Any] = []  # called with the state as each run ends (server/metrics.py counts runs)
 
@@ -110,10 +112,14 @@ class Service:
         with self.state.lock:
             if self.state.running:
                 if not queue:
-                    raise Conflict("a rebuild is already running; wait for it to finish (GET /api/index)")
+                    raise Conflict(
+                        "a rebuild is already running; wait for it to finish (GET /api/index) or cancel it "
+                        "(DELETE /api/reindex)"
+                    )
                 self.state.queued = True
                 return self.state.to_dict()
             self.state.running, self.state.started_at, self.state.finished_at = True, time.time(), None
+            self._cancel.clear()
             self._thread = threading.Thread(target=self._run, args=(full,), name="rag-rebuild", daemon=True)
             self._thread.start()
             return self.state.to_dict()
@@ -128,7 +134,8 @@ class Service:
         while True:
             try:
                 encoder = self.builder_encoder()
-                index, report = indexing.build(self.assistant.settings, encoder, full=full, progress=False)
+                settings = self.assistant.settings
+                index, report = indexing.build(settings, encoder, full=full, progress=False, cancel=self._cancel)
                 self.assistant.index = index  # the swap: one reference assignment (not loaded again from disk)
                 self.state.last_report, self.state.last_error = report.to_dict(), None
             except Exception as exc:  # reported through GET /api/index; the old index keeps serving
@@ -144,6 +151,17 @@ class Service:
                     return
                 self.state.queued, full = False, False
                 self.state.started_at = now  # the queued run starts: `finished_at` stays None until it ends
+                self._cancel.clear()
+
+    def cancel_rebuild(self) -> dict[str, Any]:
+        """Stop the running rebuild at its next step (a window of text split, a batch of sentences embedded) and
+        drop a queued one; the index it would have replaced keeps serving. Raises `Conflict` when none runs."""
+        with self.state.lock:
+            if not self.state.running:
+                raise Conflict("no rebuild is running")
+            self._cancel.set()
+            self.state.queued = False
+            return self.state.to_dict()
 
     def _public(self, exc: Exception) -> str:
         """An error message fit for any client: the server's folders are named by their last part only."""

@@ -10,6 +10,12 @@ pysbd's time grows faster than the length of the text it is given, so a paragrap
 at most `WINDOW` characters, each cut after the last sentence end (else the last space) inside it: splitting time
 then grows linearly with the text, whatever its punctuation (a 30 MB file of one line included). A window cut
 inside a sentence hands its unfinished last sentence to the next window, so no fragment is made at the cut.
+Inside a window, pysbd's own step that locates each sentence in the text (`Segmenter.segment`) searches the window
+from its start once per sentence, and through every earlier copy of a repeated one: time that grows with the
+window's sentences times its length, worst for many equal sentences (one word a line). So the sentences come from
+pysbd's processor and are located here, with a cursor (half the splitting time of prose, a third of that of a word
+list). A window without any character pysbd splits or rewrites at (no punctuation but commas and semicolons, no
+line break) is one sentence, and pysbd is not run on it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ WRAPPED_LINE = re.compile(r"(?<=\S)[ \t]*\r?\n(?=[ \t]*[a-z(])")
 WORD = re.compile(r"\S+")
 GLUED = re.compile(r"(?<=[a-z]{3}[.!?])(?=[A-Z][a-z])")
 SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+# A character pysbd might split or rewrite at: anything but a letter, a digit, "_", a space, a tab, "," and ";".
+# Its English rules act on . ! ? and their full-width forms, line breaks, list markers such as "a)" and "1.",
+# quotes after "-", ellipses and abbreviations, all of which this matches; tests/test_unpunctuated.py checks that
+# pysbd leaves a window of the other characters whole.
+SPLIT_MARK = re.compile(r"[^\w \t,;]")
 # pysbd takes 0.02 s for 2,000 characters of prose and 0.23 s for 10,000 of one unpunctuated line (measured in
 # bench/indexing.py): windows this long keep it near its prose speed while holding dozens of sentences each.
 WINDOW = 2000
@@ -116,13 +127,22 @@ def window_end(text: str, start: int, end: int) -> tuple[int, bool]:
 def _segment(joined: str, text: str, start: int, end: int) -> list[tuple[int, int]]:
     """pysbd's sentences of `joined[start:end]` as stripped spans of `text`."""
     spans, cursor = [], start
-    for segment in _segmenter().segment(joined[start:end]):
+    for segment in pysbd_sentences(joined[start:end]):
         found = joined.find(segment, cursor, end)
         if found < 0:  # pysbd returned altered text: fall back to the rest of the window
             found, segment = cursor, joined[cursor:end]
         spans.append(_strip(text, found, found + len(segment)))
         cursor = found + len(segment)
     return [s for s in spans if s[0] < s[1]]
+
+
+def pysbd_sentences(window: str) -> list[str]:
+    """The sentences pysbd finds in `window`, as `Segmenter.segment` returns them less their trailing white space:
+    its processor's output, without the step in which `segment` searches the window for each of them."""
+    if not SPLIT_MARK.search(window):  # nothing pysbd splits at: the whole window is one sentence
+        return [window] if window.strip() else []
+    sentences = _segmenter().processor(window).process()
+    return sentences if isinstance(sentences, list) else []
 
 
 def make_chunks(source: str, text: str, chunk_words: int = 120, overlap: int = 1) -> list[Chunk]:
