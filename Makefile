@@ -44,6 +44,7 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/pip install --quiet -e '.[test,bench,bench-readers]'
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/indexing.py
+	$(BIN)/python bench/encoder.py
 	$(BIN)/python bench/readers.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/startup.py
@@ -51,7 +52,7 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/python bench/kill.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/engines.py
-	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/quality.py --precision fp32 int8
 	$(BIN)/python bench/report.py
 
 eval: $(BIN)/rag  ## metrics on the development questions

@@ -13,7 +13,9 @@ Corpora are made of real text: documents of 3 to 6 sentences drawn at random fro
    `--one-line-mb`), built in full: chunks/s against the prose corpus of step 1 (the goal: at least half),
    splitting time per MB (flat when it grows linearly), and how long until the first progress update.
 
-    .venv/bin/python bench/indexing.py [--docs 2000] [--big 10000] [--repeats 3] [--one-line-mb 1 4]
+    .venv/bin/python bench/indexing.py [--docs 2000] [--big 10000] [--repeats 3] [--one-line-mb 1 4] [--precision P]
+
+The encoder runs at `--precision` (default: the setting's default); bench/encoder.py compares fp32 with int8.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def timed_build(settings: Settings, encoder: Encoder, full: bool) -> tuple[float
 
 
 def throughput(root: Path, encoder: Encoder, n_docs: int, sentences: list[str], repeats: int) -> dict[str, Any]:
-    settings = Settings(corpus=root / "small", index=root / "small-index")
+    settings = Settings(corpus=root / "small", index=root / "small-index", precision=encoder.precision)
     write_corpus(settings.corpus, n_docs, sentences, seed=1)
     builds, bare, bare_chunks = [], [], []
     report = None
@@ -96,7 +98,7 @@ def throughput(root: Path, encoder: Encoder, n_docs: int, sentences: list[str], 
 
 
 def incremental(root: Path, encoder: Encoder, n_docs: int, sentences: list[str], repeats: int) -> dict[str, Any]:
-    settings = Settings(corpus=root / "big", index=root / "big-index")
+    settings = Settings(corpus=root / "big", index=root / "big-index", precision=encoder.precision)
     write_corpus(settings.corpus, n_docs, sentences, seed=2)
     full_s, report = timed_build(settings, encoder, full=True)
     added = []
@@ -137,7 +139,7 @@ def one_line(root: Path, encoder: Encoder, sizes_mb: list[float], sentences: lis
     """Build a corpus of one one-line file per size: chunks/s against prose, splitting s/MB, first progress."""
     rows = []
     for i, mb in enumerate(sizes_mb):
-        settings = Settings(corpus=root / f"line-{i}", index=root / f"line-{i}-index")
+        settings = Settings(corpus=root / f"line-{i}", index=root / f"line-{i}-index", precision=encoder.precision)
         settings.corpus.mkdir()
         text = one_line_text(sentences, int(mb * 1e6), seed=10 + i)
         (settings.corpus / "one-line.txt").write_text(text, encoding="utf-8")
@@ -166,12 +168,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--one-line-mb", type=float, nargs="*", default=[1.0, 4.0])
     parser.add_argument("--out", default="indexing", help="result name (bench/results/NAME.json)")
+    parser.add_argument("--precision", choices=["fp32", "int8"], default=Settings().precision)
     args = parser.parse_args()
-    encoder = Encoder()
+    encoder = Encoder(precision=args.precision)
     sentences = real_sentences()
     root = Path(tempfile.mkdtemp(prefix="rag-indexing-"))
     try:
-        figures = {"throughput": throughput(root, encoder, args.docs, sentences, args.repeats)}
+        figures: dict[str, Any] = {"precision": encoder.precision}
+        figures["throughput"] = throughput(root, encoder, args.docs, sentences, args.repeats)
         t = figures["throughput"]
         print(
             f"build {t['build_chunks_per_s']} chunks/s; bare encoder on the same texts "

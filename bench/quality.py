@@ -2,6 +2,7 @@
 as ../shared/eval/score.py), with the reliability of the confidence on the check split as a table and a plot.
 
     .venv/bin/python bench/quality.py          # writes bench/results/quality.json and bench/results/reliability.png
+    .venv/bin/python bench/quality.py --precision fp32 int8 --sets check dev   # and bench/results/quality-int8.json
 
 Sets: the SQuAD tune split (what the scorer is fitted on), the check split (never fitted), both on the SQuAD
 articles, and the development set on the bundled corpus. Each set is asked through `Assistant.ask`, as a user would.
@@ -29,9 +30,13 @@ SETS = {
 }
 
 
-def measure(questions: Path, corpus: Path, index: Path, engine: str = "local") -> dict[str, Any]:
-    """The metrics, calibration and reliability bins of one set, answered with search engine `engine`."""
-    settings = Settings(corpus=corpus, index=index, engine=engine, collection=f"quality_{corpus.name}")
+def measure(
+    questions: Path, corpus: Path, index: Path, engine: str = "local", precision: str = "fp32"
+) -> dict[str, Any]:
+    """The metrics, calibration and reliability bins of one set, answered with search engine `engine` and the
+    encoder at `precision`."""
+    collection = f"quality_{corpus.name}" + ("" if precision == "fp32" else f"_{precision}")
+    settings = Settings(corpus=corpus, index=index, engine=engine, collection=collection, precision=precision)
     bot = Assistant.open(settings, progress=False, say=lambda _: None)
     items = read_questions(questions)
     results = [score_one(item, bot.ask(item["question"]).to_dict(), bot.document_text) for item in items]
@@ -68,17 +73,20 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=Path("/tmp/rag-quality-index"))
     parser.add_argument("--engine", choices=["local", "milvus"], default="local")
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
+    parser.add_argument("--precision", nargs="+", choices=["fp32", "int8"], default=[Settings().precision])
     args = parser.parse_args()
-    figures = {}
-    for name in args.sets:
-        questions, corpus = SETS[name]
-        folder = args.index.with_name(f"{args.index.name}-{args.engine}-{corpus.name}")
-        figures[name] = measure(questions, corpus, folder, args.engine)
-        m, c = figures[name]["metrics"], figures[name]["calibration"]
-        print(name, m["overall"], m.get("unanswerable"), c, flush=True)
-    write_result("quality" if args.engine == "local" else f"quality-{args.engine}", figures)
-    if "check" in figures and args.engine == "local":
-        plot_reliability(figures["check"]["reliability"], RESULTS / "reliability.png")
+    for precision in args.precision:  # one after the other in one run, so that both meet the same code
+        suffix = "".join(f"-{v}" for v, default in ((args.engine, "local"), (precision, "fp32")) if v != default)
+        figures = {}
+        for name in args.sets:
+            questions, corpus = SETS[name]
+            folder = args.index.with_name(f"{args.index.name}-{args.engine}-{precision}-{corpus.name}")
+            figures[name] = measure(questions, corpus, folder, args.engine, precision)
+            m, c = figures[name]["metrics"], figures[name]["calibration"]
+            print(name, precision, m["overall"], m.get("unanswerable"), c, flush=True)
+        write_result(f"quality{suffix}", figures)
+        if "check" in figures and not suffix:
+            plot_reliability(figures["check"]["reliability"], RESULTS / "reliability.png")
 
 
 if __name__ == "__main__":

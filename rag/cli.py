@@ -127,7 +127,7 @@ def index(settings: Settings, full: bool, as_json: bool, shard: str | None, merg
         click.echo(f"merged {len(merge_dirs)} shards: {len(merged.documents)} documents, {merged.chunk_count} chunks")
         return
     share = indexing.parse_shard(shard) if shard is not None else None
-    encoder = Encoder(settings.model, settings.backend)
+    encoder = Encoder(settings.model, settings.backend, settings.precision)
     _, report = indexing.build(settings, encoder, full=full, progress=not as_json, shard=share)
     for line in report.skip_lines():
         _say(line)

@@ -5,17 +5,28 @@ The export runs the model's whole sentence-transformers pipeline (transformer, p
 `torch.onnx.export`, checks that the exported model gives the same vectors as PyTorch on probe texts (cosine at
 least 0.9999), and keeps the result in a cache folder keyed by the model's files. Nothing is downloaded. At run time
 only `onnxruntime` and `tokenizers` (the Rust tokenizer sentence-transformers itself uses) are loaded.
+
+Precision `int8` runs a copy quantized from that export, also once, locally (`quantize`): per-channel dynamic int8
+weights for the MatMul layers with constant weights only (attention products, layer norms, GELU and the embedding
+table stay float32), one text a call (`OnnxEncoder`). On two shared AMD EPYC cores (AVX2, no VNNI;
+bench/encoder.py) it encoded a question 1.4-1.5x faster than fp32 and built an index about as fast (1.05x; in
+batches int8 built 1.35x faster, but a vector then depended on its batch), cosine 0.992 mean / 0.975 min to the
+fp32 sentence vectors; ../shared/FACTS.md measured ~1.9x a question on an Intel Xeon. Quantizing every op, per
+tensor (onnxruntime's default), gave cosine 0.84-0.97 and changed rankings (FACTS), so it is not offered.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +34,12 @@ import numpy as np
 
 PROBES = ["When did Japan and Ukraine establish diplomatic relations?", "A short one.", "x " * 300]
 MIN_COSINE = 0.9999
+PRECISIONS = ("fp32", "int8")
+FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}  # both in the export's cache folder
+# 0.98: the quantized bundled model gave 0.992-0.994 on the probes, and 0.992 mean / 0.975 min (a three-word
+# sentence, "And so on.") over 4,368 sentences of the two corpora (bench/encoder.py); below 0.98 on a probe, a
+# quantized model is not kept.
+MIN_COSINE_INT8 = 0.98
 
 
 def cache_root() -> Path:
@@ -41,7 +58,25 @@ def model_key(model_dir: Path) -> str:
 class OnnxEncoder:
     """Runs an exported model; `encode` returns L2-normalized float32 vectors."""
 
-    def __init__(self, folder: Path, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        threads: int | None = None,
+        file: str = FILES["fp32"],
+        level: int = 99,
+        spinning: bool = True,
+        one_at_a_time: bool = False,
+    ) -> None:
+        """Args:
+        file: the model file in `folder`.
+        level: onnxruntime's graph optimization level (99, all, its default).
+        spinning: whether the idle threads of onnxruntime's pool spin waiting for work (its default, kept: with
+            the cores busy with other processes, off was up to 2x faster; with them mostly free, on was 1.1-1.2x
+            faster; bench/encoder.py).
+        one_at_a_time: run each text in a call of its own. The int8 model quantizes a call's activations with
+            one scale, so a sentence batched with 31 others got a vector down to cosine 0.96 of its own, and an
+            index updated in part would differ from one built whole; alone, a vector depends on its text only
+            (at a cost: int8 in batches of 8 ran 1.34x faster than one text a call; bench/encoder.py)."""
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -54,11 +89,17 @@ class OnnxEncoder:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(
-            str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel(level)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        self.session = onnxruntime.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
+        self.one_at_a_time = one_at_a_time
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if self.one_at_a_time and len(texts) > 1:
+            return np.vstack([self._run([text]) for text in texts])
+        return self._run(texts)
+
+    def _run(self, texts: Sequence[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(list(texts))
         feeds = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
@@ -126,10 +167,72 @@ def export(model_dir: Path, target: Path, load_torch: Callable[[], Any]) -> Path
     return target
 
 
-def load_or_export(model_dir: Path, load_torch: Callable[[], Any]) -> OnnxEncoder:
-    """The ONNX encoder for `model_dir`, exporting it first (see `export`) if this machine has not yet."""
+def quantize(folder: Path) -> Path:
+    """The int8 copy of the export in `folder` (`FILES["int8"]`, beside it), made first if it is not there yet:
+    written to a temporary file, checked against the float32 vectors on the probes, then renamed into place, so a
+    crash never leaves half a model; a file lock makes concurrent first uses quantize once."""
+    target = folder / FILES["int8"]
+    if target.exists():
+        return target
+    with (folder / ".quantize.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if target.exists():  # made by another process while this one waited
+            return target
+        for stale in folder.glob(".int8-*.onnx"):  # left by a process killed while it held the lock
+            stale.unlink(missing_ok=True)
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        handle, name = tempfile.mkstemp(prefix=".int8-", suffix=".onnx", dir=folder)
+        os.close(handle)
+        tmp = Path(name)
+        try:
+            with _quiet_root_logger():  # it warns, on the root logger, that no optional pre-processing was run
+                quantize_dynamic(
+                    folder / FILES["fp32"],
+                    tmp,
+                    per_channel=True,
+                    op_types_to_quantize=["MatMul"],
+                    weight_type=QuantType.QInt8,
+                )
+            reference = OnnxEncoder(folder, threads=1).encode(PROBES)
+            cosines = np.sum(OnnxEncoder(folder, threads=1, file=tmp.name).encode(PROBES) * reference, axis=1)
+            if float(cosines.min()) < MIN_COSINE_INT8:
+                raise RuntimeError(f"int8 vectors differ from float32 ones (cosine {cosines.min():.4f})")
+            with tmp.open("rb") as written:
+                os.fsync(written.fileno())  # on disk before it is renamed into place
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Drop what is logged on the root logger meanwhile (given a `NullHandler` if it has none, so that
+    `logging.warning` does not set up logging for the whole process)."""
+    handler = logging.NullHandler() if not logging.root.handlers else None
+    if handler is not None:
+        logging.root.addHandler(handler)
+    logging.root.addFilter(_drop)
+    try:
+        yield
+    finally:
+        logging.root.removeFilter(_drop)
+        if handler is not None:
+            logging.root.removeHandler(handler)
+
+
+def _drop(record: logging.LogRecord) -> bool:
+    return False
+
+
+def load_or_export(model_dir: Path, load_torch: Callable[[], Any], precision: str = "fp32") -> OnnxEncoder:
+    """The ONNX encoder for `model_dir` at `precision`, exporting (see `export`) and quantizing (`quantize`) it
+    first if this machine has not yet."""
     target = cache_root() / "onnx" / model_key(model_dir)
     if not (target / "meta.json").exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         export(model_dir, target, load_torch)
+    if precision == "int8":
+        return OnnxEncoder(target, file=quantize(target).name, one_at_a_time=True)
     return OnnxEncoder(target)

@@ -84,13 +84,13 @@ class Assistant:
                 them, the default logs them to the `rag` logger at INFO.
         """
         settings = settings or Settings.from_env()
-        encoder = Encoder(settings.model, settings.backend)
+        encoder = Encoder(settings.model, settings.backend, settings.precision)
         has_corpus = settings.corpus.is_dir()
         try:
             manifest = store.read_manifest(settings.index)
             if refresh and has_corpus and indexing.is_stale(settings, manifest):
                 say(f"The documents in {settings.corpus} changed: updating the index.")
-                return cls(settings, _build(settings, encoder, progress, say), encoder)
+                return cls(settings, _refresh(settings, encoder, progress, say), encoder)
             if not has_corpus:
                 say(f"warning: no corpus folder {settings.corpus}; answering from {settings.index} as it was built.")
             return cls(settings, indexing.load(settings, encoder), encoder)

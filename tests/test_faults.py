@@ -646,7 +646,7 @@ def test_documents_edited_added_and_deleted_during_a_build(tmp_path: Path, encod
     class EditingEncoder:
         """The session's encoder; its first call edits, adds and deletes a document (all were read already)."""
 
-        dimension = encoder.dimension
+        dimension, precision = encoder.dimension, encoder.precision
 
         def encode(self, texts: Any, batch_size: int = 32, progress: Any = None) -> Any:
             if not calls:

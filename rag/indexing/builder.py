@@ -42,7 +42,7 @@ CHUNK_VECTORS = "mean-of-sentences"
 def index_settings(settings: Settings, encoder: Encoder) -> dict[str, Any]:
     """What an index must have been built with to be used with these settings."""
     return {
-        "model": {"name": settings.model, "dimension": encoder.dimension},
+        "model": {"name": settings.model, "dimension": encoder.dimension, "precision": encoder.precision},
         "chunker": {
             "splitter": SPLITTER,
             "version": CHUNKER_VERSION,

@@ -150,11 +150,15 @@ def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder:
         raise IndexMismatch(
             f"the index in {folder} has format {manifest.get('format')}, not {FORMAT_VERSION}; {REBUILD}"
         )
-    for key in ("model", "chunker"):
-        if manifest.get(key) != expected[key]:
-            raise IndexMismatch(
-                f"the index in {folder} was built with {key} {manifest.get(key)}, not {expected[key]}; {REBUILD}"
-            )
+    model, wanted = ({"precision": "fp32", **m["model"]} for m in (manifest, expected))  # fp32 before it was noted
+    if model["precision"] != wanted["precision"]:
+        raise IndexMismatch(
+            f"the index in {folder} was built with precision {model['precision']}, not {wanted['precision']}; set "
+            f"RAG_PRECISION={model['precision']} to use it, or {REBUILD} with precision {wanted['precision']}"
+        )
+    for key, was, want in (("model", model, wanted), ("chunker", manifest.get("chunker"), expected["chunker"])):
+        if was != want:
+            raise IndexMismatch(f"the index in {folder} was built with {key} {was}, not {want}; {REBUILD}")
     built = {k: manifest.get("engine", {}).get(k) for k in expected["engine"]}
     if built != expected["engine"]:
         raise IndexMismatch(

@@ -93,7 +93,8 @@ class Service:
         """The rebuilds' own encoder, loaded on first use."""
         with self._builder_lock:
             if self._builder_encoder is None:
-                self._builder_encoder = Encoder(self.assistant.settings.model, self.assistant.settings.backend)
+                settings = self.assistant.settings
+                self._builder_encoder = Encoder(settings.model, settings.backend, settings.precision)
             return self._builder_encoder
 
     def watch(self) -> None:
