@@ -57,11 +57,16 @@ def csrf_token(settings: Settings, connection: HTTPConnection) -> str:
     return hmac.new(_key(settings.read_token), b"csrf\0" + sid.encode(), hashlib.sha256).hexdigest()
 
 
-def bearer_ok(settings: Settings, authorization: str) -> bool:
+def bearer_matches(authorization: str, tokens: tuple[str, ...]) -> bool:
+    """Whether an Authorization header is `Bearer <one of tokens>` (compared in constant time; empty ones never)."""
     scheme, _, token = authorization.partition(" ")
     given = token.strip().encode()
-    tokens = [t for t in (settings.read_token, settings.admin_token) if t]
-    return scheme.lower() == "bearer" and any(hmac.compare_digest(given, t.encode()) for t in tokens)
+    return scheme.lower() == "bearer" and any(hmac.compare_digest(given, t.encode()) for t in tokens if t)
+
+
+def bearer_ok(settings: Settings, authorization: str) -> bool:
+    """Whether the header carries a token that may read: the read token or the admin token."""
+    return bearer_matches(authorization, (settings.read_token, settings.admin_token))
 
 
 def safe_next(path: str) -> str:

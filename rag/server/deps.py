@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Form, Request
 
 from .. import errors
-from .access import bearer_ok, csrf_token
+from .access import bearer_matches, bearer_ok, csrf_token
 from .service import Service
 from .workers import Pool
 
@@ -61,8 +61,5 @@ def require_admin(request: Request) -> None:
 
 def is_admin(request: Request) -> bool:
     """Whether the request carries the admin token (never, when none is set)."""
-    expected = get_service(request).assistant.settings.admin_token
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return (
-        bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
-    )
+    admin_token = get_service(request).assistant.settings.admin_token
+    return bearer_matches(request.headers.get("authorization", ""), (admin_token,))
