@@ -47,7 +47,7 @@ CORPORA = {"bundled": ROOT / "corpus", "squad11": ROOT.parent / "shared" / "eval
 LEVELS = {"off": 0, "basic": 1, "extended": 2, "all": 99}  # onnxruntime.GraphOptimizationLevel values
 BATCHES = (1, 8, 16, 32, 64)
 # What rag runs: Settings.batch_size, Encoder.encode's sort, OnnxEncoder's defaults (threads None: up to 4).
-BASE: dict[str, Any] = {"batch": Settings().batch_size, "sort": True, "level": "all", "threads": None}
+BASE: dict[str, Any] = {"batch": Settings().batch_size, "sort": True, "lanes": True, "level": "all", "threads": None}
 BASE["spinning"] = inspect.signature(OnnxEncoder).parameters["spinning"].default
 SHIPPED = {"fp32": BASE, "int8": {**BASE, "batch": 1}}  # int8 runs one text a call (OnnxEncoder.one_at_a_time)
 
@@ -59,13 +59,17 @@ def corpus_texts(folder: Path) -> tuple[list[str], list[str]]:
     return sentences, [c.text for c in chunks]
 
 
-def run_batched(model: OnnxEncoder, texts: list[str], batch: int, sort: bool) -> np.ndarray:
-    """Vectors of `texts` in their order, batched as `Encoder.encode` does (sorted by length) or as given."""
+def run_batched(model: OnnxEncoder, texts: list[str], batch: int, sort: bool, lanes: bool = False) -> np.ndarray:
+    """Vectors of `texts` in their order, batched as `Encoder.encode` does (sorted by length) or as given, the
+    batches run one after another on all the session's threads or, with `lanes`, side by side
+    (`OnnxEncoder.encode_batches`, what `Encoder.encode` does)."""
     order = np.argsort([len(t) for t in texts], kind="stable") if sort else np.arange(len(texts))
+    groups = [order[i : i + batch] for i in range(0, len(texts), batch)]
+    batches = [[texts[r] for r in rows] for rows in groups]
     out = np.zeros((len(texts), model.dimension), dtype=np.float32)
-    for i in range(0, len(texts), batch):
-        rows = order[i : i + batch]
-        out[rows] = model.encode([texts[r] for r in rows])
+    vectors = model.encode_batches(batches) if lanes else (model.encode(b) for b in batches)
+    for rows, v in zip(groups, vectors, strict=True):
+        out[rows] = v
     return out
 
 
@@ -77,7 +81,8 @@ def seconds(call: Callable[[], Any]) -> float:
 
 def variants() -> list[dict[str, Any]]:
     """The throughput variants: one factor changed at a time from BASE, at each precision."""
-    changes: list[dict[str, Any]] = [{}, {"sort": False}, {"spinning": not BASE["spinning"]}, {"threads": 1}]
+    changes: list[dict[str, Any]] = [{}, {"sort": False}, {"lanes": False}, {"spinning": not BASE["spinning"]}]
+    changes.append({"threads": 1})
     changes[1:1] = [{"batch": b} for b in BATCHES if b != BASE["batch"]]
     changes += [{"level": name} for name in LEVELS if name != BASE["level"]]
     return [{"precision": p, **BASE, **c} for c in changes for p in ("fp32", "int8")]
@@ -85,7 +90,8 @@ def variants() -> list[dict[str, Any]]:
 
 def name_of(v: dict[str, Any]) -> str:
     sort = "sorted" if v["sort"] else "unsorted"
-    return f"batch {v['batch']} {sort}, {session_of(v)[5:]}"
+    lanes = "lanes" if v["lanes"] else "in turn"
+    return f"batch {v['batch']} {sort} {lanes}, {session_of(v)[5:]}"
 
 
 def session_of(v: dict[str, Any]) -> str:
@@ -115,11 +121,15 @@ def throughput(folder: Path, sentences: list[str], chunks: list[str], questions:
     for r in range(rounds):
         for v in grid if r % 2 == 0 else grid[::-1]:
             key, model, p = session_of(v), models[session_of(v)], v["precision"]
-            s = seconds(lambda m=model, v=v: run_batched(m, sentences, v["batch"], v["sort"]))  # type: ignore[misc]
+
+            def run(m: OnnxEncoder = model, v: dict[str, Any] = v) -> np.ndarray:
+                return run_batched(m, sentences, v["batch"], v["sort"], v["lanes"])
+
+            s = seconds(run)
             samples[p].setdefault(name_of(v), []).append(len(sentences) / s)
-            if v["batch"] == BASE["batch"] and v["sort"]:  # once a session and round
+            if v["batch"] == BASE["batch"] and v["sort"] and v["lanes"]:  # once a session and round
                 batch = SHIPPED[p]["batch"]
-                c = seconds(lambda m=model, b=batch: run_batched(m, chunks, b, True))  # type: ignore[misc]
+                c = seconds(lambda m=model, b=batch: run_batched(m, chunks, b, True, True))  # type: ignore[misc]
                 sessions[key]["chunks_per_s"].append(len(chunks) / c)
                 ms = [seconds(lambda m=model, q=q: m.encode([q])) * 1000 for q in questions]  # type: ignore[misc]
                 sessions[key]["question_ms"].append(float(np.median(ms)))
@@ -151,7 +161,7 @@ def throughput(folder: Path, sentences: list[str], chunks: list[str], questions:
 def agreement(folder: Path, sentences: list[str], questions: list[str]) -> dict[str, float]:
     """How close int8 vectors (one text a call, as shipped) are to fp32 ones, and what batching would change."""
     fp32, int8 = OnnxEncoder(folder), OnnxEncoder(folder, file=FILES["int8"], one_at_a_time=True)
-    a, b = run_batched(fp32, sentences, BASE["batch"], True), run_batched(int8, sentences, 32, True)
+    a, b = run_batched(fp32, sentences, BASE["batch"], True, True), run_batched(int8, sentences, 32, True, True)
     qa, qb = fp32.encode(questions), int8.encode(questions)
     cosine, q_cosine = np.sum(a * b, axis=1), np.sum(qa * qb, axis=1)
     int8.one_at_a_time = False
@@ -165,6 +175,73 @@ def agreement(folder: Path, sentences: list[str], questions: list[str]) -> dict[
         "same_nearest_sentence": round(float(np.mean((qa @ a.T).argmax(1) == (qb @ b.T).argmax(1))), 3),
         "int8_batched_32_vs_alone_min": round(float(np.sum(batched * b[:256], axis=1).min()), 4),
     }
+
+
+def gemm_ceiling(folder: Path, sentences: list[str], questions: list[str], rounds: int) -> dict[str, float]:
+    """What int8 can give at most: one MatMul layer of the model alone, fp32 (onnxruntime's MatMul) against int8
+    (its MatMulIntegerToFloat, the kernel the quantized model runs: uint8 activations, int8 weights per channel),
+    at every weight shape of the model, for the rows of one question and of one batch of sentences (their median
+    token counts), on one thread (a lane) and on all. `model` is the time-weighted ratio over the model's MatMul
+    layers: a whole encoder, which also runs attention, layer norms and activations in fp32, gains less."""
+    import onnx
+
+    graph = onnx.load(str(folder / FILES["fp32"])).graph
+    weights = {i.name: (int(i.dims[0]), int(i.dims[1])) for i in graph.initializer if len(i.dims) == 2}
+    shapes: dict[tuple[int, int], int] = {}  # (K, N) of a weight: how many layers have it
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1] in weights:
+            shapes[weights[node.input[1]]] = shapes.get(weights[node.input[1]], 0) + 1
+    tokenizer = OnnxEncoder(folder, threads=1).tokenizer
+
+    def median_tokens(texts: list[str]) -> int:
+        return int(np.median([len(tokenizer.encode(t).ids) for t in texts]))
+
+    rows = {"question": median_tokens(questions), f"batch of {BASE['batch']}": BASE["batch"] * median_tokens(sentences)}
+    out: dict[str, float] = {}
+    for threads in sorted({1, OnnxEncoder(folder).threads}):
+        for what, m in rows.items():
+            fp32_s = int8_s = 0.0
+            for (k, n), count in shapes.items():
+                a, b = (matmul_seconds(m, k, n, precision, threads, rounds) for precision in ("fp32", "int8"))
+                out[f"{what}, {m}x{k} by {k}x{n}, threads {threads}"] = round(a / b, 2)
+                fp32_s, int8_s = fp32_s + a * count, int8_s + b * count
+            out[f"{what}, model, threads {threads}"] = round(fp32_s / int8_s, 2)
+    return out
+
+
+def matmul_seconds(m: int, k: int, n: int, precision: str, threads: int, rounds: int) -> float:
+    """The median time of one (m x k) by (k x n) product in onnxruntime, random values, at `precision`."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])
+    if precision == "fp32":
+        a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])
+        consts = [numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")]
+        node = helper.make_node("MatMul", ["a", "w"], ["y"])
+        feed = {"a": rng.standard_normal((m, k)).astype(np.float32)}
+    else:
+        a = helper.make_tensor_value_info("a", TensorProto.UINT8, [m, k])
+        consts = [
+            numpy_helper.from_array(rng.integers(-127, 128, (k, n)).astype(np.int8), "w"),
+            numpy_helper.from_array(np.array(0.01, np.float32), "a_scale"),
+            numpy_helper.from_array(np.full(n, 0.01, np.float32), "w_scale"),  # per channel
+            numpy_helper.from_array(np.array(128, np.uint8), "a_zero"),
+        ]
+        node = helper.make_node(
+            "MatMulIntegerToFloat", ["a", "w", "a_scale", "w_scale", "a_zero"], ["y"], domain="com.microsoft"
+        )
+        feed = {"a": rng.integers(0, 256, (m, k)).astype(np.uint8)}
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    model = helper.make_model(helper.make_graph([node], precision, [a], [y], consts), opset_imports=opsets)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options)
+    session.run(None, feed)
+    calls = 50
+    times = [seconds(lambda: [session.run(None, feed) for _ in range(calls)]) / calls for _ in range(rounds)]
+    return float(np.median(times))
 
 
 def builds(rounds: int) -> dict[str, Any]:
@@ -228,6 +305,9 @@ def main() -> None:
     print_throughput(figures["throughput"])
     figures["agreement"] = agreement(folder, pooled, questions)
     print(figures["agreement"])
+    figures["gemm_int8_vs_fp32"] = gemm_ceiling(folder, sentences, questions, args.rounds)
+    for name, ratio in figures["gemm_int8_vs_fp32"].items():
+        print(f"MatMul int8 against fp32, {name}: {ratio:.2f}x")
     if not args.skip_builds:
         figures["builds"] = builds(args.rounds)
     write_result("encoder", figures)

@@ -16,9 +16,12 @@ from typing import Any
 from .errors import BadRequest
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-# fp32: int8 kept every quality figure within 0.4 points (bench/quality.py) but built indexes only 1.05x faster on
-# the 2-core AMD machines (bench/encoder.py); it is the option for faster questions.
-DEFAULT_PRECISION = "fp32"
+# auto: a new index is int8 (with backend onnx), which kept every quality figure of bench/quality.py within 1 point
+# of fp32 (answer accuracy -0.4, R@1 -0.2, unanswerable abstention +1.5, calibration error -1.0 on check; dev the
+# same) and built indexes 1.4-1.5x faster (bench/encoder.py), the rule of issue #12; an existing index keeps the
+# precision it was built with, so that an index built before is neither refused nor re-embedded.
+DEFAULT_PRECISION = "auto"
+PRECISIONS = ("auto", "fp32", "int8")
 LANGUAGE = re.compile(r"auto|none|[a-zA-Z]{2}")
 
 # The limits on what one question may ask for, defined here only: the checks (pipeline.py), the settings check
@@ -51,8 +54,9 @@ class Settings:
     backend: str = _setting("onnx", "Encoder runtime: onnx (exported once, locally; ~3x faster) or torch.")
     precision: str = _setting(
         DEFAULT_PRECISION,
-        "Encoder weights: fp32, or int8 (backend onnx; quantized once, locally: questions encode ~1.5x faster, "
-        "vectors at cosine 0.99 to fp32's; README, Quality). An index is read with the precision it was built with.",
+        "Encoder weights: int8 (backend onnx; quantized once, locally: indexing and questions ~1.4x faster than "
+        "fp32, answers within a point; README, Quality), fp32, or auto: the precision an existing index was built "
+        "with, else int8 (fp32 with backend torch). An index is read with the precision it was built with.",
     )
     language: str = _setting(
         "auto",
@@ -68,7 +72,8 @@ class Settings:
     min_confidence: float = _setting(
         0.2, "Below this confidence (the probability that the answer is right) the answer is withheld."
     )
-    # 8: sentences encoded 1.15-1.6x faster than in batches of 32 (bench/encoder.py, three runs); 16 was as fast.
+    # 8: with lanes (`OnnxEncoder.encode_batches`), fp32 sentences encoded 1.2x as fast as in batches of 16, 1.5x as
+    # fast as in batches of 32, 1.1x as fast as one a call (bench/encoder.py, 2026-12-01, median of three rounds).
     batch_size: int = _setting(8, "Texts per encoder batch while indexing (precision int8 runs one text a call).")
     max_file_bytes: int = _setting(
         40_000_000, "Corpus files larger than this are skipped, and reported (40 MB of text is about 6 million words)."
@@ -111,9 +116,9 @@ class Settings:
             (1 <= self.top_k <= MAX_TOP_K, f"top_k must be from 1 to {MAX_TOP_K}, not {self.top_k}"),
             (0 <= self.min_confidence <= 1, f"min_confidence must be from 0 to 1, not {self.min_confidence}"),
             (self.backend in ("onnx", "torch"), f"backend must be onnx or torch, not {self.backend!r}"),
-            (self.precision in ("fp32", "int8"), f"precision must be fp32 or int8, not {self.precision!r}"),
+            (self.precision in PRECISIONS, f"precision must be auto, fp32 or int8, not {self.precision!r}"),
             (
-                self.precision == "fp32" or self.backend == "onnx",
+                self.precision != "int8" or self.backend == "onnx",
                 f"precision {self.precision} needs backend onnx (set RAG_BACKEND=onnx, or RAG_PRECISION=fp32)",
             ),
             (
@@ -145,6 +150,15 @@ class Settings:
     def milvus_path(self) -> str:
         """Where Milvus is: the server's URI, or Milvus Lite's folder."""
         return self.milvus_uri or str(self.index.with_name(self.index.name + "-milvus.db"))
+
+    def precision_for(self, recorded: str | None) -> str:
+        """The precision to encode with: the setting, or for auto the one an index was built with (`recorded`;
+        None when there is no index yet) or, for a new index, int8 with backend onnx and fp32 with torch."""
+        if self.precision != "auto":
+            return self.precision
+        if self.backend != "onnx":
+            return "fp32"
+        return recorded or "int8"
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from .errors import ModelError
 from .onnx_backend import PRECISIONS, load_or_export
 
 BACKENDS = ("onnx", "torch")
+Run = Callable[[list[str]], np.ndarray]  # one batch's vectors
+RunBatches = Callable[[list[list[str]]], Generator[np.ndarray]]  # each batch's vectors, in order
 log = logging.getLogger("rag")
 
 
@@ -42,6 +45,8 @@ class Encoder:
     def __init__(self, model: str = DEFAULT_MODEL, backend: str = "onnx", precision: str = DEFAULT_PRECISION) -> None:
         if backend not in BACKENDS:
             raise ModelError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        if precision == "auto":  # what a new index is built with (`Settings.precision_for`)
+            precision = "int8" if backend == "onnx" else "fp32"
         if precision not in PRECISIONS or (precision != "fp32" and backend != "onnx"):
             raise ModelError(
                 f"precision {precision!r} with backend {backend!r}: use precision fp32, or int8 with backend onnx"
@@ -49,7 +54,8 @@ class Encoder:
         self.name = model
         self.backend = backend
         self.precision = precision  # what the vectors are made with: fp32 after a fall back to PyTorch
-        self._run: Callable[[list[str]], np.ndarray] | None = None
+        self._run: Run | None = None
+        self._run_batches: RunBatches | None = None
         self._dimension = 0
         # PyTorch's tokenizer wrapper is not safe to call from two threads at once ("Already borrowed").
         self._lock = threading.Lock()
@@ -66,14 +72,16 @@ class Encoder:
         Texts are batched by length, so that short ones are not padded to the length of long ones (in corpus order,
         sentences encoded 0.6x as fast; bench/encoder.py). The default batch size is `Settings.batch_size`'s.
         """
-        run = self._ensure_loaded()
+        self._ensure_loaded()
+        assert self._run_batches is not None
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
-        for i in range(0, len(texts), batch_size):
-            rows = order[i : i + batch_size]
-            out[rows] = run([texts[r] for r in rows])
-            if progress is not None:
-                progress(len(rows))
+        groups = [order[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+        with closing(self._run_batches([[texts[r] for r in rows] for rows in groups])) as vectors:
+            for rows, batch in zip(groups, vectors, strict=True):
+                out[rows] = batch
+                if progress is not None:
+                    progress(len(rows))
         return out
 
     def encode_one(self, text: str) -> np.ndarray:
@@ -81,20 +89,21 @@ class Encoder:
         call of the model (see `_Batcher`)."""
         return self._batcher.encode(self._ensure_loaded(), text)
 
-    def _ensure_loaded(self) -> Callable[[list[str]], np.ndarray]:
+    def _ensure_loaded(self) -> Run:
         if self._run is None:
             with self._lock:
                 if self._run is None:
-                    self._run, self._dimension = self._load()
+                    self._run, self._run_batches, self._dimension = self._load()
         return self._run
 
-    def _load(self) -> tuple[Callable[[list[str]], np.ndarray], int]:
+    def _load(self) -> tuple[Run, RunBatches, int]:
+        """The model's run (one batch), its batch runner (`encode`'s: batches in order) and vector size."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = Path(resolve_model(self.name))
         if self.backend == "onnx" and path.is_dir():
             try:
                 onnx = load_or_export(path, lambda: load_torch(str(path), str(path)), self.precision)
-                return onnx.encode, onnx.dimension
+                return onnx.encode, onnx.encode_batches, onnx.dimension
             except Exception as exc:  # any export or runtime failure: PyTorch gives the same vectors, slower
                 log.warning(
                     "warning: ONNX backend unavailable for %s (%s: %s); using PyTorch%s",
@@ -111,7 +120,7 @@ class Encoder:
             with lock:
                 return model.encode(batch, batch_size=len(batch), normalize_embeddings=True, convert_to_numpy=True)
 
-        return run, embedding_dimension(model)
+        return run, lambda batches: (run(batch) for batch in batches), embedding_dimension(model)
 
 
 class _Batcher:
@@ -125,7 +134,7 @@ class _Batcher:
         self._queue_lock = threading.Lock()
         self._model_lock = threading.Lock()
 
-    def encode(self, run: Callable[[list[str]], np.ndarray], text: str) -> np.ndarray:
+    def encode(self, run: Run, text: str) -> np.ndarray:
         slot = _Slot(text)
         with self._queue_lock:
             self._queue.append(slot)

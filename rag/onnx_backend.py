@@ -8,11 +8,13 @@ only `onnxruntime` and `tokenizers` (the Rust tokenizer sentence-transformers it
 
 Precision `int8` runs a copy quantized from that export, also once, locally (`quantize`): per-channel dynamic int8
 weights for the MatMul layers with constant weights only (attention products, layer norms, GELU and the embedding
-table stay float32), one text a call (`OnnxEncoder`). On two shared AMD EPYC cores (AVX2, no VNNI;
-bench/encoder.py) it encoded a question 1.4-1.5x faster than fp32 and built an index about as fast (1.05x; in
-batches int8 built 1.35x faster, but a vector then depended on its batch), cosine 0.992 mean / 0.975 min to the
-fp32 sentence vectors; ../shared/FACTS.md measured ~1.9x a question on an Intel Xeon. Quantizing every op, per
-tensor (onnxruntime's default), gave cosine 0.84-0.97 and changed rankings (FACTS), so it is not offered.
+table stay float32), one text a call (`OnnxEncoder`). Indexing runs batches side by side on one-thread lanes
+(`encode_batches`), which suits int8's small calls. On two AMD EPYC cores (AVX2, no VNNI; bench/encoder.py) int8
+encoded a question 1.4x and built an index 1.4-1.5x faster than fp32, cosine 0.992 mean / 0.975 min to the fp32
+sentence vectors; one int8 MatMul layer alone is only 1.5-1.75x as fast as fp32's there, the ceiling.
+../shared/FACTS.md measured ~1.9x a question on an Intel Xeon. Quantizing every op, per tensor (onnxruntime's
+default), gave cosine 0.84-0.97 and changed rankings (FACTS), so it is not offered; what else was tried is in the
+README (Quality, int8).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -76,8 +80,7 @@ class OnnxEncoder:
         one_at_a_time: run each text in a call of its own. The int8 model quantizes a call's activations with
             one scale, so a sentence batched with 31 others got a vector down to cosine 0.96 of its own, and an
             index updated in part would differ from one built whole; alone, a vector depends on its text only
-            (at a cost: int8 in batches of 8 ran 1.34x faster than one text a call; bench/encoder.py)."""
-        import onnxruntime
+            (`encode_batches` runs such calls side by side, which gains back what batching would)."""
         from tokenizers import Tokenizer
 
         meta = json.loads((folder / "meta.json").read_text())
@@ -86,27 +89,66 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(int(meta["max_seq_length"]))
         self.tokenizer.enable_padding(pad_id=int(meta["pad_id"]), pad_token=meta["pad_token"])
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel(level)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        self.session = onnxruntime.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
+        self.path, self.level, self.spinning = folder / file, level, spinning
+        self.threads = threads or min(4, os.cpu_count() or 1)
         self.one_at_a_time = one_at_a_time
+        self._sessions: dict[int, Any] = {}  # by onnxruntime thread count, each made on first use
+        self._sessions_lock = threading.Lock()
+        self._session(self.threads)  # a file that does not load fails here, not at the first question
+
+    @property
+    def session(self) -> Any:
+        return self._session(self.threads)
+
+    def _session(self, threads: int) -> Any:
+        if threads not in self._sessions:
+            with self._sessions_lock:
+                if threads not in self._sessions:
+                    import onnxruntime
+
+                    options = onnxruntime.SessionOptions()
+                    options.intra_op_num_threads = threads
+                    options.inter_op_num_threads = 1
+                    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel(self.level)
+                    spin = "1" if self.spinning else "0"
+                    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+                    providers = ["CPUExecutionProvider"]
+                    self._sessions[threads] = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
+        return self._sessions[threads]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        if self.one_at_a_time and len(texts) > 1:
-            return np.vstack([self._run([text]) for text in texts])
-        return self._run(texts)
+        """The vectors of `texts`, in one call of the model (one a text if `one_at_a_time`) on all its threads."""
+        return self._encode(self.session, texts)
 
-    def _run(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_batches(self, batches: Sequence[Sequence[str]]) -> Generator[np.ndarray]:
+        """The vectors of each batch, in order, the batches shared out among `threads` lanes: threads of this
+        process that each run a batch at a time on a one-thread session of the model (one session for all lanes;
+        onnxruntime runs calls side by side). On two cores that encoded sentences 1.05-1.1x as fast as batches run
+        one after another on both cores in fp32, and 1.4x as fast in int8 one text a call, whose small calls gain
+        little from a second thread (bench/encoder.py, "lanes")."""
+        if self.threads == 1 or len(batches) < 2:
+            yield from (self.encode(batch) for batch in batches)
+            return
+        session = self._session(1)
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rag-encode")
+        try:
+            yield from pool.map(lambda batch: self._encode(session, batch), batches)
+        finally:  # a consumer that stops early (a cancelled build) waits for the running batches only
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _encode(self, session: Any, texts: Sequence[str]) -> np.ndarray:
+        if self.one_at_a_time and len(texts) > 1:
+            return np.vstack([self._run(session, [text]) for text in texts])
+        return self._run(session, texts)
+
+    def _run(self, session: Any, texts: Sequence[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(list(texts))
         feeds = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
         }
-        vectors = self.session.run(None, {name: feeds[name] for name in self.input_names})[0]
+        vectors = session.run(None, {name: feeds[name] for name in self.input_names})[0]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 

@@ -84,7 +84,7 @@ class Assistant:
                 them, the default logs them to the `rag` logger at INFO.
         """
         settings = settings or Settings.from_env()
-        encoder = Encoder(settings.model, settings.backend, settings.precision)
+        encoder = indexing.encoder_for(settings)
         has_corpus = settings.corpus.is_dir()
         try:
             manifest = store.read_manifest(settings.index)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rag.embedding import Encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
@@ -74,3 +77,10 @@ def small_index(root: Path, encoder: Any) -> Any:
     settings = Settings(corpus=write_corpus(root / "corpus", SMALL_DOCS), index=root / "index")
     indexing.build(settings, encoder, progress=False)
     return settings
+
+
+def reuse(encoder: Encoder) -> Callable[[Encoder], Any]:
+    """A stand-in for `Encoder._load` (monkeypatched in) that hands every new encoder the loaded model of
+    `encoder`, the session's, so that the code under test does not load one of its own."""
+    encoder._ensure_loaded()
+    return lambda self: (encoder._run, encoder._run_batches, encoder.dimension)

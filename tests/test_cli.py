@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from rag.cli import format_response, main
 from rag.config import FIELDS
 from rag.embedding import Encoder
 
-from .helpers import CORPUS
+from .helpers import CORPUS, reuse
 
 pytestmark = pytest.mark.slow  # the real model
 
@@ -73,11 +73,6 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, encoder: Encoder) -> Ite
 @pytest.fixture(autouse=True)
 def shared_model(monkeypatch: pytest.MonkeyPatch, encoder: Encoder) -> None:
     monkeypatch.setattr(embedding.Encoder, "_load", reuse(encoder))
-
-
-def reuse(encoder: Encoder) -> Callable[[Encoder], Any]:
-    """A stand-in for `Encoder._load` that hands every new encoder the session's loaded model."""
-    return lambda self: (encoder._ensure_loaded(), encoder.dimension)
 
 
 def test_index_prints_a_summary_of_what_was_added(workspace: Workspace) -> None:

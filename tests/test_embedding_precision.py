@@ -1,5 +1,6 @@
-"""Precision int8: vectors close to fp32's, the manifest's record of it, refusing the other precision, and the
-quantized model made once, atomically, beside the export."""
+"""Precision int8: vectors close to fp32's, the manifest's record of it, refusing the other precision, the default
+(auto: an existing index's precision, else int8), and the quantized model made once, atomically, beside the
+export."""
 
 from __future__ import annotations
 
@@ -36,49 +37,56 @@ def int8() -> Encoder:
 
 
 @pytest.fixture(scope="module")
+def fp32() -> Encoder:
+    enc = Encoder(precision="fp32")
+    assert enc.dimension == 384 and enc.precision == "fp32"
+    return enc
+
+
+@pytest.fixture(scope="module")
 def sentences() -> list[str]:
     texts = [t.split("\n\n", 1)[1] for t in SMALL_DOCS.values()]
     return QUESTIONS + [s.strip() + "." for t in texts for s in t.split(". ") if s.strip()]
 
 
-def test_int8_vectors_are_close_to_fp32_ones(int8: Encoder, encoder: Encoder, sentences: list[str]) -> None:
-    cosine = np.sum(int8.encode(sentences) * encoder.encode(sentences), axis=1)
+def test_int8_vectors_are_close_to_fp32_ones(int8: Encoder, fp32: Encoder, sentences: list[str]) -> None:
+    cosine = np.sum(int8.encode(sentences) * fp32.encode(sentences), axis=1)
     assert cosine.min() >= 0.98 and cosine.mean() >= 0.99, cosine
     assert np.allclose(np.linalg.norm(int8.encode(sentences), axis=1), 1.0, atol=1e-5)
 
 
-def test_int8_finds_the_same_nearest_sentence(int8: Encoder, encoder: Encoder, sentences: list[str]) -> None:
+def test_int8_finds_the_same_nearest_sentence(int8: Encoder, fp32: Encoder, sentences: list[str]) -> None:
     body = sentences[len(QUESTIONS) :]  # the questions about SMALL_DOCS against their sentences
-    fp32 = (encoder.encode(QUESTIONS[2:]) @ encoder.encode(body).T).argmax(axis=1)
+    fp32 = (fp32.encode(QUESTIONS[2:]) @ fp32.encode(body).T).argmax(axis=1)
     assert list((int8.encode(QUESTIONS[2:]) @ int8.encode(body).T).argmax(axis=1)) == list(fp32)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_a_vector_does_not_depend_on_the_batch(
-    precision: str, int8: Encoder, encoder: Encoder, sentences: list[str]
+    precision: str, int8: Encoder, fp32: Encoder, sentences: list[str]
 ) -> None:
     """Encoder.encode batches texts sorted by length and puts the vectors back in the texts' order; a text's vector
     is the one it gets alone (int8 runs one text a call: its activations are quantized with one scale a call)."""
-    enc = int8 if precision == "int8" else encoder
+    enc = int8 if precision == "int8" else fp32
     shuffled = list(reversed(sentences))
     alone = np.vstack([enc.encode_one(t) for t in shuffled])
     for batch_size in (4, 32):
         assert np.allclose(enc.encode(shuffled, batch_size=batch_size), alone, atol=1e-5)
 
 
-def test_the_manifest_records_the_precision(tmp_path: Path, int8: Encoder, encoder: Encoder) -> None:
+def test_the_manifest_records_the_precision(tmp_path: Path, int8: Encoder, fp32: Encoder) -> None:
     write_corpus(tmp_path / "corpus", SMALL_DOCS)
-    for precision, enc in (("int8", int8), ("fp32", encoder)):
+    for precision, enc in (("int8", int8), ("fp32", fp32)):
         settings = Settings(corpus=tmp_path / "corpus", index=tmp_path / f"index-{precision}", precision=precision)
         indexing.build(settings, enc, progress=False)
         model = store.read_manifest(settings.index)["model"]
         assert model == {"name": DEFAULT_MODEL, "dimension": 384, "precision": precision}
 
 
-def test_an_index_of_one_precision_refuses_the_other(tmp_path: Path, int8: Encoder, encoder: Encoder) -> None:
+def test_an_index_of_one_precision_refuses_the_other(tmp_path: Path, int8: Encoder, fp32: Encoder) -> None:
     write_corpus(tmp_path / "corpus", SMALL_DOCS)
-    fp32_settings = Settings(corpus=tmp_path / "corpus", index=tmp_path / "index")
-    indexing.build(fp32_settings, encoder, progress=False)
+    fp32_settings = Settings(corpus=tmp_path / "corpus", index=tmp_path / "index", precision="fp32")
+    indexing.build(fp32_settings, fp32, progress=False)
     int8_settings = Settings(corpus=tmp_path / "corpus", index=tmp_path / "index", precision="int8")
     with pytest.raises(IndexMismatch, match="built with precision fp32, not int8") as refused:
         indexing.load(int8_settings, int8)
@@ -87,7 +95,7 @@ def test_an_index_of_one_precision_refuses_the_other(tmp_path: Path, int8: Encod
     assert report.rebuilt and "precision fp32, not int8" in report.rebuilt
     assert report.chunks_embedded == report.chunks
     with pytest.raises(IndexMismatch, match="RAG_PRECISION=int8"):
-        indexing.load(fp32_settings, encoder)
+        indexing.load(fp32_settings, fp32)
 
 
 def test_an_index_from_before_the_setting_reads_as_fp32(tmp_path: Path) -> None:
@@ -102,11 +110,28 @@ def test_an_index_from_before_the_setting_reads_as_fp32(tmp_path: Path) -> None:
 def test_int8_needs_the_onnx_backend() -> None:
     with pytest.raises(BadRequest, match="precision int8 needs backend onnx"):
         Settings(backend="torch", precision="int8")
-    with pytest.raises(BadRequest, match="precision must be fp32 or int8"):
+    with pytest.raises(BadRequest, match="precision must be auto, fp32 or int8"):
         Settings(precision="fp16")
     with pytest.raises(ModelError, match="int8 with backend onnx"):
         Encoder(backend="torch", precision="int8")
     assert Settings.from_env(precision="int8").precision == "int8"
+
+
+def test_auto_builds_int8_and_keeps_the_precision_of_an_existing_index(tmp_path: Path, fp32: Encoder) -> None:
+    write_corpus(tmp_path / "corpus", SMALL_DOCS)
+    auto = Settings(corpus=tmp_path / "corpus", index=tmp_path / "index")
+    assert auto.precision == "auto" and indexing.encoder_for(auto).precision == "int8"  # no index yet
+    assert Encoder().precision == "int8" and Encoder(backend="torch").precision == "fp32"
+    indexing.build(Settings(corpus=auto.corpus, index=auto.index, precision="fp32"), fp32, progress=False)
+    kept = indexing.encoder_for(auto)  # an index built before int8 was the default is read as it is
+    assert kept.precision == "fp32"
+    indexing.load(auto, kept)
+    _, report = indexing.build(auto, kept, progress=False)
+    assert report.chunks_embedded == 0 and not report.rebuilt
+    assert indexing.encoder_for(Settings(corpus=auto.corpus, index=auto.index, precision="int8")).precision == "int8"
+    assert Settings(backend="torch").precision_for("int8") == "fp32"  # torch has no int8: the mismatch is reported
+    (auto.index / "manifest.json").write_text("{")  # unreadable: what a new index gets (the load reports it)
+    assert indexing.encoder_for(auto).precision == "int8"
 
 
 @pytest.fixture

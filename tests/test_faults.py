@@ -41,7 +41,7 @@ from rag.pipeline import Assistant
 from rag.readers.documents import content_hash
 from rag.server.api import create_app
 
-from .helpers import SMALL_DOCS, small_index, write_corpus
+from .helpers import SMALL_DOCS, reuse, small_index, write_corpus
 
 pytestmark = pytest.mark.slow  # the real model, and `rag` processes
 
@@ -168,11 +168,6 @@ def load(settings: Settings, encoder: Encoder) -> store.Index:
 def assert_answers(settings: Settings, index: store.Index, encoder: Encoder, question: str = QUESTION) -> None:
     response = Assistant(settings, index, encoder).ask(question)
     assert response.citations, f"no citation for {question!r}"
-
-
-def reuse(encoder: Encoder) -> Callable[[Encoder], Any]:
-    """A stand-in for `Encoder._load` that hands every new encoder the session's loaded model."""
-    return lambda self: (encoder._ensure_loaded(), encoder.dimension)
 
 
 @pytest.fixture

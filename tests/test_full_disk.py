@@ -32,7 +32,7 @@ from rag.errors import RagError
 from rag.indexing import store
 from rag.pipeline import Assistant
 
-from .helpers import ROOT, SMALL_DOCS, small_index
+from .helpers import ROOT, SMALL_DOCS, reuse, small_index
 from .server_support import serve, snapshot
 
 pytestmark = pytest.mark.slow  # the real model
@@ -133,7 +133,7 @@ def small(base: Settings, tmp_path: Path) -> Settings:
 @pytest.fixture(autouse=True)
 def shared_model(monkeypatch: pytest.MonkeyPatch, encoder: Encoder) -> None:
     """Encoders made inside the code under test reuse the session's model."""
-    monkeypatch.setattr(embedding.Encoder, "_load", lambda self: (encoder._ensure_loaded(), encoder.dimension))
+    monkeypatch.setattr(embedding.Encoder, "_load", reuse(encoder))
 
 
 def rewrite(path: Path, text: str) -> None:

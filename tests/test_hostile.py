@@ -22,7 +22,7 @@ import resource
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from rag.pipeline import Assistant
 from rag.readers.documents import Document, Skipped, read_corpus, read_document
 from rag.server.api import create_app
 
-from .helpers import ROOT, SMALL_DOCS, write_corpus
+from .helpers import ROOT, SMALL_DOCS, reuse, write_corpus
 from .server_support import raw_request
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06\x00\x00\x00\x1f\xf3\xffa"
@@ -143,11 +143,6 @@ class Workspace:
 def run(*args: str) -> Result:
     no_env = {f"RAG_{f.name.upper()}": None for f in dataclasses.fields(Settings)}
     return CliRunner().invoke(main, list(args), env=no_env, catch_exceptions=True)
-
-
-def reuse(encoder: Encoder) -> Callable[[Encoder], Any]:
-    """A stand-in for `Encoder._load` that hands every new encoder the session's loaded model."""
-    return lambda self: (encoder._ensure_loaded(), encoder.dimension)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:

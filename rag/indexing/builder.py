@@ -9,6 +9,7 @@ collection first (docs/scaling.md, "Limits today").
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -54,6 +55,16 @@ def index_settings(settings: Settings, encoder: Encoder) -> dict[str, Any]:
         "text": text_settings(settings),
         "engine": engine_settings(settings),
     }
+
+
+def encoder_for(settings: Settings) -> Encoder:
+    """The encoder for the index in `settings.index`, at `Settings.precision_for` the precision that index was built
+    with (for precision auto; none when there is no readable index yet)."""
+    recorded = None
+    if settings.precision == "auto":
+        with contextlib.suppress(IndexMissing, IndexCorrupt, OSError):  # a new index, or one reported or rebuilt later
+            recorded = store.read_manifest(settings.index)["model"].get("precision", "fp32")  # fp32 before it was noted
+    return Encoder(settings.model, settings.backend, settings.precision_for(recorded))
 
 
 def load(settings: Settings, encoder: Encoder) -> store.Index:

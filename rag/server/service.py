@@ -93,8 +93,8 @@ class Service:
         """The rebuilds' own encoder, loaded on first use."""
         with self._builder_lock:
             if self._builder_encoder is None:
-                settings = self.assistant.settings
-                self._builder_encoder = Encoder(settings.model, settings.backend, settings.precision)
+                settings, served = self.assistant.settings, self.assistant.encoder
+                self._builder_encoder = Encoder(settings.model, served.backend, served.precision)  # as served
             return self._builder_encoder
 
     def watch(self) -> None:
