@@ -44,6 +44,7 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/pip install --quiet -e '.[test,bench,bench-readers]'
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/indexing.py
+	$(BIN)/python bench/indexing.py --precision fp32 --out indexing-fp32
 	$(BIN)/python bench/encoder.py
 	$(BIN)/python bench/readers.py
 	$(BIN)/python bench/load.py
@@ -58,9 +59,9 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 eval: $(BIN)/rag  ## metrics on the development questions
 	$(BIN)/rag eval $(EVAL)
 
-quality: $(BIN)/rag  ## answer quality on SQuAD tune/check and dev, with the reliability plot (~3 min)
+quality: $(BIN)/rag  ## answer quality on SQuAD tune/check and dev, fp32 and int8, with the reliability plot (~6 min)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/quality.py --precision fp32 int8
 
 fusion: $(BIN)/rag  ## each retrieval signal alone against the fusion
 	$(BIN)/python bench/fusion.py $(EVAL)

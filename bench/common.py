@@ -48,6 +48,13 @@ def time_ms(call: Callable[[], Any], repeats: int, warmup: int = 3) -> list[floa
     return out
 
 
+def seconds(call: Callable[[], Any]) -> float:
+    """How long one call of `call` took."""
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     cpu = platform.processor() or platform.machine()

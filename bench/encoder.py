@@ -2,8 +2,9 @@
 
 1. Throughput on sentences (what a build embeds: every sentence once; `--sentences` drawn with seed 0 from the
    bundled corpus and ../shared/eval/squad11/corpus), one factor at a time around what `rag` runs (BASE: batches
-   of `Settings.batch_size` sorted by length, onnxruntime's graph optimizations all on, its threads spinning,
-   up to 4 of them): batch size 1/8/16/32/64; unsorted (corpus order); graph optimization levels off, basic,
+   of `Settings.batch_size` sorted by length, run side by side on one-thread lanes, onnxruntime's graph
+   optimizations all on, its threads spinning, up to 4 of them): batch size 1/8/16/32/64; unsorted (corpus order);
+   batches in turn on all threads instead of lanes (at batch 8 and at 1); graph optimization levels off, basic,
    extended; threads not spinning; one thread; each at fp32 and int8. `rag` runs int8 one text a call (batch 1, see
    `OnnxEncoder`). Also, for each session: chunk texts (~120 words) and one question at a time
    (bench/tuning.jsonl), and how long the session took to load.
@@ -12,6 +13,8 @@
    at least 1.6x).
 3. Agreement of the int8 vectors with the fp32 ones: cosine on every sentence, the nearest sentence of each
    question, and what batching would do (a sentence in a batch of 32 against the same sentence alone).
+4. The ceiling: one MatMul layer of the model alone, int8 against fp32, at each of its weight shapes
+   (bench/matmul.py).
 
 Each round runs every variant once, forward on even rounds and backward on odd ones, so that both precisions meet
 the same machine; a ratio is the median of the per-round ratios.
@@ -27,7 +30,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from bench.common import QUESTIONS, ROOT, write_result  # noqa: E402
+from bench.common import QUESTIONS, ROOT, seconds, write_result  # noqa: E402
+from bench.matmul import gemm_ceiling  # noqa: E402
 from rag import Settings, indexing  # noqa: E402
 from rag.config import DEFAULT_MODEL  # noqa: E402
 from rag.embedding import Encoder, resolve_model  # noqa: E402
@@ -73,15 +76,10 @@ def run_batched(model: OnnxEncoder, texts: list[str], batch: int, sort: bool, la
     return out
 
 
-def seconds(call: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    call()
-    return time.perf_counter() - start
-
-
 def variants() -> list[dict[str, Any]]:
     """The throughput variants: one factor changed at a time from BASE, at each precision."""
-    changes: list[dict[str, Any]] = [{}, {"sort": False}, {"lanes": False}, {"spinning": not BASE["spinning"]}]
+    changes: list[dict[str, Any]] = [{}, {"sort": False}, {"lanes": False}, {"batch": 1, "lanes": False}]
+    changes.append({"spinning": not BASE["spinning"]})
     changes.append({"threads": 1})
     changes[1:1] = [{"batch": b} for b in BATCHES if b != BASE["batch"]]
     changes += [{"level": name} for name in LEVELS if name != BASE["level"]]
@@ -175,73 +173,6 @@ def agreement(folder: Path, sentences: list[str], questions: list[str]) -> dict[
         "same_nearest_sentence": round(float(np.mean((qa @ a.T).argmax(1) == (qb @ b.T).argmax(1))), 3),
         "int8_batched_32_vs_alone_min": round(float(np.sum(batched * b[:256], axis=1).min()), 4),
     }
-
-
-def gemm_ceiling(folder: Path, sentences: list[str], questions: list[str], rounds: int) -> dict[str, float]:
-    """What int8 can give at most: one MatMul layer of the model alone, fp32 (onnxruntime's MatMul) against int8
-    (its MatMulIntegerToFloat, the kernel the quantized model runs: uint8 activations, int8 weights per channel),
-    at every weight shape of the model, for the rows of one question and of one batch of sentences (their median
-    token counts), on one thread (a lane) and on all. `model` is the time-weighted ratio over the model's MatMul
-    layers: a whole encoder, which also runs attention, layer norms and activations in fp32, gains less."""
-    import onnx
-
-    graph = onnx.load(str(folder / FILES["fp32"])).graph
-    weights = {i.name: (int(i.dims[0]), int(i.dims[1])) for i in graph.initializer if len(i.dims) == 2}
-    shapes: dict[tuple[int, int], int] = {}  # (K, N) of a weight: how many layers have it
-    for node in graph.node:
-        if node.op_type == "MatMul" and node.input[1] in weights:
-            shapes[weights[node.input[1]]] = shapes.get(weights[node.input[1]], 0) + 1
-    tokenizer = OnnxEncoder(folder, threads=1).tokenizer
-
-    def median_tokens(texts: list[str]) -> int:
-        return int(np.median([len(tokenizer.encode(t).ids) for t in texts]))
-
-    rows = {"question": median_tokens(questions), f"batch of {BASE['batch']}": BASE["batch"] * median_tokens(sentences)}
-    out: dict[str, float] = {}
-    for threads in sorted({1, OnnxEncoder(folder).threads}):
-        for what, m in rows.items():
-            fp32_s = int8_s = 0.0
-            for (k, n), count in shapes.items():
-                a, b = (matmul_seconds(m, k, n, precision, threads, rounds) for precision in ("fp32", "int8"))
-                out[f"{what}, {m}x{k} by {k}x{n}, threads {threads}"] = round(a / b, 2)
-                fp32_s, int8_s = fp32_s + a * count, int8_s + b * count
-            out[f"{what}, model, threads {threads}"] = round(fp32_s / int8_s, 2)
-    return out
-
-
-def matmul_seconds(m: int, k: int, n: int, precision: str, threads: int, rounds: int) -> float:
-    """The median time of one (m x k) by (k x n) product in onnxruntime, random values, at `precision`."""
-    import onnxruntime
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])
-    if precision == "fp32":
-        a = helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k])
-        consts = [numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), "w")]
-        node = helper.make_node("MatMul", ["a", "w"], ["y"])
-        feed = {"a": rng.standard_normal((m, k)).astype(np.float32)}
-    else:
-        a = helper.make_tensor_value_info("a", TensorProto.UINT8, [m, k])
-        consts = [
-            numpy_helper.from_array(rng.integers(-127, 128, (k, n)).astype(np.int8), "w"),
-            numpy_helper.from_array(np.array(0.01, np.float32), "a_scale"),
-            numpy_helper.from_array(np.full(n, 0.01, np.float32), "w_scale"),  # per channel
-            numpy_helper.from_array(np.array(128, np.uint8), "a_zero"),
-        ]
-        node = helper.make_node(
-            "MatMulIntegerToFloat", ["a", "w", "a_scale", "w_scale", "a_zero"], ["y"], domain="com.microsoft"
-        )
-        feed = {"a": rng.integers(0, 256, (m, k)).astype(np.uint8)}
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
-    model = helper.make_model(helper.make_graph([node], precision, [a], [y], consts), opset_imports=opsets)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options)
-    session.run(None, feed)
-    calls = 50
-    times = [seconds(lambda: [session.run(None, feed) for _ in range(calls)]) / calls for _ in range(rounds)]
-    return float(np.median(times))
 
 
 def builds(rounds: int) -> dict[str, Any]:

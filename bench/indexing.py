@@ -1,7 +1,8 @@
 """Indexing throughput against the bare encoder, and the cost of an incremental rebuild.
 
-Corpora are made of real text: documents of 3 to 6 sentences drawn at random from the bundled corpus's sentences
-(so sentence lengths and vocabulary are real; what a document says is not).
+Corpora are made of real text: documents of 3 to 6 sentences drawn at random from the bundled corpus's sentences,
+each with one word swapped for another of the corpus's words so that it is new (a build embeds each distinct
+sentence once); sentence lengths and vocabulary are real, what a document says is not.
 
 1. Full build (`rag.indexing.build`, ONNX backend) of a 2,000-document corpus, repeated; beside it, in the same
    run, the bare encoder (`Encoder.encode`, same batch size) on exactly the texts the build embeds (every
@@ -47,13 +48,25 @@ def real_sentences() -> list[str]:
 
 
 def write_corpus(folder: Path, n_docs: int, sentences: list[str], seed: int) -> None:
+    """`n_docs` documents of 3 to 6 sentences drawn from `sentences`, each with one word swapped for a word of
+    another sentence, so that nearly every sentence is new: a build embeds each distinct text once, and repeats
+    would measure that, not the encoder."""
     rng = np.random.default_rng(seed)
+    words = [w for s in sentences for w in s.split()]
     for i in range(n_docs):
         picks = rng.choice(len(sentences), size=int(rng.integers(3, 7)), replace=False)
-        body = " ".join(sentences[j] for j in picks)
+        body = " ".join(swap_one_word(sentences[j], words, rng) for j in picks)
         path = folder / f"d{i // 1000:02d}" / f"doc{i:05d}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"Document {i}\n\n{body}\n", encoding="utf-8")
+
+
+def swap_one_word(sentence: str, words: list[str], rng: np.random.Generator) -> str:
+    """`sentence` with one of its words, not the last (which ends it), replaced by a word drawn from `words`."""
+    tokens = sentence.split()
+    if len(tokens) > 1:
+        tokens[int(rng.integers(0, len(tokens) - 1))] = words[int(rng.integers(0, len(words)))]
+    return " ".join(tokens)
 
 
 def timed_build(settings: Settings, encoder: Encoder, full: bool) -> tuple[float, indexing.BuildReport]:
@@ -168,7 +181,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--one-line-mb", type=float, nargs="*", default=[1.0, 4.0])
     parser.add_argument("--out", default="indexing", help="result name (bench/results/NAME.json)")
-    parser.add_argument("--precision", choices=["fp32", "int8"], default=Settings().precision)
+    parser.add_argument("--precision", choices=["fp32", "int8"], default=Settings().precision_for(None))
     args = parser.parse_args()
     encoder = Encoder(precision=args.precision)
     sentences = real_sentences()

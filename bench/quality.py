@@ -1,8 +1,11 @@
 """Answer quality of the whole pipeline on the question sets, by the eval's rules (`rag.evaluation`, the same figures
 as ../shared/eval/score.py), with the reliability of the confidence on the check split as a table and a plot.
 
-    .venv/bin/python bench/quality.py          # writes bench/results/quality.json and bench/results/reliability.png
-    .venv/bin/python bench/quality.py --precision fp32 int8 --sets check dev   # and bench/results/quality-int8.json
+    .venv/bin/python bench/quality.py --precision fp32   # bench/results/quality.json and reliability.png
+    .venv/bin/python bench/quality.py                    # the default precision, int8: quality-int8.json
+    .venv/bin/python bench/quality.py --precision fp32 int8 --sets check dev   # both, in one run; two sets
+
+A set not run keeps the figures it has in the results file.
 
 Sets: the SQuAD tune split (what the scorer is fitted on), the check split (never fitted), both on the SQuAD
 articles, and the development set on the bundled corpus. Each set is asked through `Assistant.ask`, as a user would.
@@ -11,6 +14,7 @@ articles, and the development set on the bundled corpus. Each set is asked throu
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,11 +77,13 @@ def main() -> None:
     parser.add_argument("--index", type=Path, default=Path("/tmp/rag-quality-index"))
     parser.add_argument("--engine", choices=["local", "milvus"], default="local")
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
-    parser.add_argument("--precision", nargs="+", choices=["fp32", "int8"], default=[Settings().precision])
+    default = Settings().precision_for(None)  # what a new index is built with
+    parser.add_argument("--precision", nargs="+", choices=["fp32", "int8"], default=[default])
     args = parser.parse_args()
     for precision in args.precision:  # one after the other in one run, so that both meet the same code
         suffix = "".join(f"-{v}" for v, default in ((args.engine, "local"), (precision, "fp32")) if v != default)
-        figures = {}
+        earlier = RESULTS / f"quality{suffix}.json"  # the sets not run this time keep their last figures
+        figures = json.loads(earlier.read_text())["figures"] if earlier.exists() else {}
         for name in args.sets:
             questions, corpus = SETS[name]
             folder = args.index.with_name(f"{args.index.name}-{args.engine}-{precision}-{corpus.name}")
@@ -85,7 +91,7 @@ def main() -> None:
             m, c = figures[name]["metrics"], figures[name]["calibration"]
             print(name, precision, m["overall"], m.get("unanswerable"), c, flush=True)
         write_result(f"quality{suffix}", figures)
-        if "check" in figures and not suffix:
+        if "check" in args.sets and not suffix:
             plot_reliability(figures["check"]["reliability"], RESULTS / "reliability.png")
 
 

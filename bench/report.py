@@ -109,6 +109,28 @@ def reader_lines(figures: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def encoder_lines(figures: dict[str, Any]) -> list[str]:
+    """bench/encoder.py: int8 against fp32 as `rag` runs them, and what one int8 MatMul layer gains alone."""
+    lines = ["## Encoder: int8 against fp32", "", "| what | fp32 | int8 | int8 speed-up |", "|---|---|---|---|"]
+    for corpus, b in figures.get("builds", {}).items():
+        lines.append(
+            f"| full build, {corpus} ({b['sentences']:,} sentences) | {b['fp32_s']} s | {b['int8_s']} s | "
+            f"{b['int8_speed_up']:.2f}x |"
+        )
+    t = figures["throughput"]
+    base = t["sessions"]
+    fp32 = next(f for k, f in base.items() if k.startswith("fp32"))
+    int8 = next(f for k, f in base.items() if k.startswith("int8"))
+    up = t["shipped_int8_speed_up"]
+    lines += [
+        f"| a question | {fp32['question_ms']} ms | {int8['question_ms']} ms | {up['question']:.2f}x |",
+        f"| sentences, as a build runs them | | | {up['sentences']:.2f}x |",
+    ]
+    ceiling = {k: v for k, v in figures.get("gemm_int8_vs_fp32", {}).items() if ", model," in k}
+    lines += [f"| one MatMul layer alone: {k.replace(', model,', ',')} | | | {v:.2f}x |" for k, v in ceiling.items()]
+    return lines + [""]
+
+
 def summary() -> str:
     lines = ["# Benchmark summary", ""]
     any_result = next((load(n) for n in ("latency", "scale", "http", "indexing", "startup") if load(n)), None)
@@ -173,6 +195,7 @@ def summary() -> str:
         lines += [
             "## Indexing",
             "",
+            f"Precision {indexing['figures'].get('precision', 'fp32')}. "
             f"Full build of {t['documents']:,} documents ({t['chunks']:,} chunks, {t['sentences']:,} sentences): "
             f"{t['build_chunks_per_s']} chunks/s; the bare encoder on the same texts: "
             f"{t['bare_chunks_per_s_same_texts']} chunks/s, so the build runs at "
@@ -187,6 +210,8 @@ def summary() -> str:
                 "",
             ]
         lines += one_line_lines(indexing["figures"].get("one_line", []))
+    if encoder := load("encoder"):
+        lines += encoder_lines(encoder["figures"])
     if readers := load("readers"):
         lines += reader_lines(readers["figures"])
     if soak := load("soak"):

@@ -290,7 +290,9 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     settings = Settings.from_env(corpus=args.corpus, index=args.index)  # RAG_MODEL and the rest apply
-    encoder = Encoder(settings.model, settings.backend)
+    # fp32 unless RAG_PRECISION says otherwise: rag/answer/weights.json was fitted on fp32 vectors, and int8's
+    # answers with them held within a point (README, Quality).
+    encoder = Encoder(settings.model, settings.backend, "fp32" if settings.precision == "auto" else settings.precision)
     index, _ = indexing.build(settings, encoder, progress=False)
     words = model_words(Path(resolve_model(settings.model)))
     tune_items, check_items = read_questions(args.tune), read_questions(args.check)

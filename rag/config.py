@@ -19,7 +19,8 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # auto: a new index is int8 (with backend onnx), which kept every quality figure of bench/quality.py within 1 point
 # of fp32 (answer accuracy -0.4, R@1 -0.2, unanswerable abstention +1.5, calibration error -1.0 on check; dev the
 # same) and built indexes 1.4-1.5x faster (bench/encoder.py), the rule of issue #12; an existing index keeps the
-# precision it was built with, so that an index built before is neither refused nor re-embedded.
+# precision it was built with, also through a full rebuild, so that an index built before is not refused, its
+# updates re-embed only what changed, and a server and a separate `rag index` agree on it.
 DEFAULT_PRECISION = "auto"
 PRECISIONS = ("auto", "fp32", "int8")
 LANGUAGE = re.compile(r"auto|none|[a-zA-Z]{2}")

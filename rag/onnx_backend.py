@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -94,6 +96,7 @@ class OnnxEncoder:
         self.one_at_a_time = one_at_a_time
         self._sessions: dict[int, Any] = {}  # by onnxruntime thread count, each made on first use
         self._sessions_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # the lanes of `encode_batches`, started on first use
         self._session(self.threads)  # a file that does not load fails here, not at the first question
 
     @property
@@ -117,24 +120,43 @@ class OnnxEncoder:
         return self._sessions[threads]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """The vectors of `texts`, in one call of the model (one a text if `one_at_a_time`) on all its threads."""
-        return self._encode(self.session, texts)
+        """The vectors of `texts`, in one call of the model on all its threads; one a text if `one_at_a_time`, side
+        by side (`encode_batches`: eight questions asked together took 0.6x the time they took one after another
+        on both threads, int8, 2026-12-01)."""
+        if self.one_at_a_time and len(texts) > 1:
+            return np.vstack(list(self.encode_batches([[text] for text in texts])))
+        return self._run(self.session, texts)
 
     def encode_batches(self, batches: Sequence[Sequence[str]]) -> Generator[np.ndarray]:
         """The vectors of each batch, in order, the batches shared out among `threads` lanes: threads of this
         process that each run a batch at a time on a one-thread session of the model (one session for all lanes;
-        onnxruntime runs calls side by side). On two cores that encoded sentences 1.05-1.1x as fast as batches run
-        one after another on both cores in fp32, and 1.4x as fast in int8 one text a call, whose small calls gain
-        little from a second thread (bench/encoder.py, "lanes")."""
+        onnxruntime runs calls side by side). On two cores that encoded sentences 1.1x as fast as batches run one
+        after another on both cores in fp32 (bench/encoder.py, 2026-12-01: "batch 8 ... lanes" against "in turn"),
+        and 1.4x as fast in int8 one text a call, whose small calls gain little from a second thread (an A/B that
+        day, 183 against 128 sentences/s; the bench's "batch 1 ... in turn" row measures it). At most two batches
+        a lane are queued; those not started when the consumer stops (a cancelled build closes this generator) are
+        dropped."""
         if self.threads == 1 or len(batches) < 2:
             yield from (self.encode(batch) for batch in batches)
             return
-        session = self._session(1)
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rag-encode")
+        session, pool = self._session(1), self._lanes()
+        todo = iter(batches)
+        queued = deque(pool.submit(self._encode, session, b) for b in itertools.islice(todo, 2 * self.threads))
         try:
-            yield from pool.map(lambda batch: self._encode(session, batch), batches)
-        finally:  # a consumer that stops early (a cancelled build) waits for the running batches only
-            pool.shutdown(wait=True, cancel_futures=True)
+            while queued:
+                vectors = queued.popleft().result()
+                for batch in itertools.islice(todo, 1):
+                    queued.append(pool.submit(self._encode, session, batch))
+                yield vectors
+        finally:
+            for future in queued:
+                future.cancel()
+
+    def _lanes(self) -> ThreadPoolExecutor:
+        with self._sessions_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rag-encode")
+            return self._pool
 
     def _encode(self, session: Any, texts: Sequence[str]) -> np.ndarray:
         if self.one_at_a_time and len(texts) > 1:
