@@ -128,14 +128,10 @@ class OnnxEncoder:
         return self._run(self.session, texts)
 
     def encode_batches(self, batches: Sequence[Sequence[str]]) -> Generator[np.ndarray]:
-        """The vectors of each batch, in order, the batches shared out among `threads` lanes: threads of this
-        process that each run a batch at a time on a one-thread session of the model (one session for all lanes;
-        onnxruntime runs calls side by side). On two cores that encoded sentences 1.1x as fast as batches run one
-        after another on both cores in fp32 (bench/encoder.py, 2026-12-01: "batch 8 ... lanes" against "in turn"),
-        and 1.4x as fast in int8 one text a call, whose small calls gain little from a second thread (an A/B that
-        day, 183 against 128 sentences/s; the bench's "batch 1 ... in turn" row measures it). At most two batches
-        a lane are queued; those not started when the consumer stops (a cancelled build closes this generator) are
-        dropped."""
+        """The vectors of each batch, in order, run side by side on `threads` lanes (threads of this process sharing
+        one one-thread session): fp32 sentences 1.1x as fast as batches in turn on both cores (bench/encoder.py),
+        int8 one text a call 1.4x (an A/B, 183 against 128 sentences/s; the bench's "batch 1 ... in turn" row).
+        At most two batches a lane are queued; when the consumer stops (a cancelled build), the rest are dropped."""
         if self.threads == 1 or len(batches) < 2:
             yield from (self.encode(batch) for batch in batches)
             return
