@@ -7,7 +7,7 @@ EVAL ?= ../shared/eval/dev.jsonl
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run ask serve index test browser lint bench eval quality fusion clean
+.PHONY: run ask serve index test browser lint bench eval quality fusion reader clean
 
 $(BIN)/rag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,8 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver fonts-dejavu-core; }
 
 lint: $(BIN)/rag
-	$(BIN)/ruff check rag tests bench
-	$(BIN)/ruff format --check rag tests bench
+	$(BIN)/ruff check rag tests bench train
+	$(BIN)/ruff format --check rag tests bench train
 	$(BIN)/mypy rag
 
 bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json, summary.md and plots (~40 min)
@@ -65,6 +65,11 @@ quality: $(BIN)/rag  ## answer quality on SQuAD tune/check and dev, fp32 and int
 
 fusion: $(BIN)/rag  ## each retrieval signal alone against the fusion
 	$(BIN)/python bench/fusion.py $(EVAL)
+
+reader: $(BIN)/rag  ## retrain the answer reader on SQuAD 1.1 train, then refit the answer weights (~60 + 15 min, 2 cores)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python train/train_reader.py --threads 2
+	$(BIN)/python train/fit_answer.py
 
 clean:
 	rm -rf index .index.* index-milvus.db $(VENV) *.egg-info

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from rag import Assistant, Settings
-from rag.answer import Query, respond
+from rag.answer import Found, Query, respond
 from rag.evaluation import read_questions, score_one, summarize
 from rag.retrieval import Weights, fuse_convex, fuse_rrf, search
 
@@ -37,7 +37,14 @@ def main(path: str) -> None:
             vector, terms = bot.encoder.encode_one(q), index.vocabulary.query_terms(q)
             hits, passages = search(index.engine, vector, terms, 10, weights, fuse)
             read = Query.read(q, vector, terms, index.vocabulary, index.words.language)
-            response = respond(read, index, hits, passages, bot.scorer, bot.settings.min_confidence, bot.settings.top_k)
+            response = respond(
+                read,
+                Found(index, hits, passages),
+                bot.scorer,
+                bot.reader,
+                min_confidence=bot.settings.min_confidence,
+                top_k=bot.settings.top_k,
+            )
             response = response.to_dict()
             results.append(score_one(item, response, bot.document_text))
         m = summarize(results)["overall"]

@@ -25,7 +25,7 @@ from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker  # noqa: E402
 from bench.common import write_result  # noqa: E402
 from bench.quality import SETS  # noqa: E402
 from rag import Assistant, Settings  # noqa: E402
-from rag.answer import Query, respond  # noqa: E402
+from rag.answer import Found, Query, respond  # noqa: E402
 from rag.engines.dense import ef_search  # noqa: E402
 from rag.engines.milvus import MilvusEngine  # noqa: E402
 from rag.evaluation import read_questions, score_one, summarize  # noqa: E402
@@ -71,7 +71,14 @@ def measure(name: str, corpus: Path, questions: Path) -> dict[str, Any]:
                 hits = [Hit(i, s / top, 0.0, 0.0, 0.0) for i, s in scored if i in held]
                 passages = fetched.passages(range(len(hits)))
             read = Query.read(q, vector, terms, index.vocabulary, index.words.language)
-            response = respond(read, index, hits, passages, bot.scorer, bot.settings.min_confidence, 5)
+            response = respond(
+                read,
+                Found(index, hits, passages),
+                bot.scorer,
+                bot.reader,
+                min_confidence=bot.settings.min_confidence,
+                top_k=5,
+            )
             results.append(score_one(item, response.to_dict(), bot.document_text))
         m = summarize(results)
         out[method] = {"overall": m["overall"], "unanswerable": m.get("unanswerable")}

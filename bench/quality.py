@@ -43,7 +43,10 @@ def measure(
     settings = Settings(corpus=corpus, index=index, engine=engine, collection=collection, precision=precision)
     bot = Assistant.open(settings, progress=False, say=lambda _: None)
     items = read_questions(questions)
-    results = [score_one(item, bot.ask(item["question"]).to_dict(), bot.document_text) for item in items]
+    results = [
+        score_one(item, bot.ask(item["question"], history=item.get("history")).to_dict(), bot.document_text)
+        for item in items
+    ]
     return {
         "metrics": summarize(results),
         "calibration": calibration(results),

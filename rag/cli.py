@@ -139,7 +139,8 @@ def index(settings: Settings, full: bool, as_json: bool, shard: str | None, merg
     "--file",
     "questions_file",
     type=click.Path(path_type=Path, dir_okay=False),
-    help='A JSON-lines file of {"question": ...} objects; prints one JSON response a line.',
+    help='A JSON-lines file of {"question": ...} objects (optional "history": earlier questions, oldest first; '
+    '"top_k"); prints one JSON response a line.',
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the response as JSON.")
 @click.option("--top-k", type=int, help="Passages to cite (default: RAG_TOP_K or 5).")
@@ -159,7 +160,7 @@ def ask(
         return
     for item in items or []:  # not None: exactly one of the two was given
         try:
-            line = bot.ask(item["question"], top_k=item.get("top_k", top_k)).to_dict()
+            line = bot.ask(item["question"], top_k=item.get("top_k", top_k), history=item.get("history")).to_dict()
             click.echo(json.dumps(line, ensure_ascii=False))
         except RagError as exc:  # ASCII escapes: the question may hold text that cannot be printed (lone surrogates)
             line = {"question": item["question"], "error": {"code": exc.code, "message": str(exc)}}
@@ -177,7 +178,12 @@ def evaluate(settings: Settings, questions_file: Path, as_json: bool, top_k: int
     exact quotes, calibration), by the rules of the eval README."""
     items = read_questions(questions_file)
     bot = _assistant(settings, quiet=as_json)
-    results = [score_one(item, bot.ask(item["question"], top_k=top_k).to_dict(), bot.document_text) for item in items]
+    results = [
+        score_one(
+            item, bot.ask(item["question"], top_k=top_k, history=item.get("history")).to_dict(), bot.document_text
+        )
+        for item in items
+    ]
     table = summarize(results)
     if as_json:
         bins = [b.to_dict() for b in reliability(results)]

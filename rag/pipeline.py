@@ -25,8 +25,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import indexing
-from .answer import Query, Response, load_scorer, respond
+from .answer import Found, Query, Response, load_reader, load_scorer, respond
 from .answer.conversation import combine, points_back
+from .answer.scorer import check_model
 from .config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K, Settings
 from .embedding import Encoder
 from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing, NotFound, RagError
@@ -36,7 +37,7 @@ from .indexing.texts import DocumentText
 from .retrieval import search, search_lexical
 from .text.language import language_name, mostly_other_language
 
-POOL = 10  # passages whose sentences the answer scorer reads (R@10 on the tune split: see bench/train_answer.py)
+POOL = 10  # passages whose sentences the answer scorer reads (R@10 on the tune split: see train/fit_answer.py)
 log = logging.getLogger("rag")
 
 
@@ -51,6 +52,8 @@ class Assistant:
         # Called with every response `ask` returns, in the asking thread (the server's metrics count answers so).
         self.observers: list[Callable[[Response], None]] = []
         self.scorer = load_scorer()
+        check_model(self.scorer, settings.model)
+        self.reader = load_reader()
 
     @property
     def index(self) -> store.Index:
@@ -158,9 +161,9 @@ class Assistant:
         terms = index.vocabulary.query_terms(query)
         hits, passages = search(index.engine, vector, terms, max(k, POOL))
         read = Query.read(query, vector, terms, index.vocabulary, index.words.language, asked=question)
-        language = index.words.language
+        found = Found(index, hits, passages)
         return respond(
-            read, index, hits, passages, self.scorer, self.settings.min_confidence, k, context, question, language
+            read, found, self.scorer, self.reader, min_confidence=self.settings.min_confidence, top_k=k, context=context
         )
 
     def _unreadable(self, index: store.Index, question: str, k: int, language: str) -> Response:
@@ -170,7 +173,8 @@ class Assistant:
         hits, passages = search_lexical(index.engine, terms, max(k, POOL))
         vector = np.zeros(index.dimension, dtype=np.float32)  # its meaning cannot be read: no dense signal
         read = Query.read(question, vector, terms, index.vocabulary, index.words.language)
-        response = respond(read, index, hits, passages, self.scorer, math.inf, k)
+        found = Found(index, hits, passages)
+        response = respond(read, found, self.scorer, self.reader, min_confidence=math.inf, top_k=k)
         return dataclasses.replace(response, confidence=0.0, note=language_note(language, self.settings))
 
 
@@ -205,7 +209,8 @@ def language_note(language: str, settings: Settings) -> str:
         f"This question seems to be in {language_name(language)}, and the model ({settings.model}) reads {reads}, "
         f"so no answer is quoted. To ask in {language_name(language)}, point RAG_MODEL at a multilingual "
         "sentence-transformers model folder (for example paraphrase-multilingual-MiniLM-L12-v2), set "
-        "RAG_LANGUAGE=none and run `rag index --full`. The passages below share names or numbers with the question."
+        "RAG_LANGUAGE=none, fit the answer weights for it (train/fit_answer.py) and run `rag index --full`. "
+        "The passages below share names or numbers with the question."
     )
 
 

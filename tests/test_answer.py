@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from rag.answer import Answer, Citation, Exact, Query, Response, respond, sentence_text
+from rag.answer import Answer, Citation, Exact, Found, Query, Response, respond, sentence_text
 from rag.config import Settings
 from rag.pipeline import Assistant
 
@@ -206,7 +206,8 @@ def test_no_hits_means_an_abstention_without_citations(assistant: Assistant) -> 
     index = assistant.index
     query = Query.read("anything", np.zeros(index.dimension, np.float32), [], index.vocabulary, "en")
     passages = index.engine.fetch([]).passages([])
-    response = respond(query, index, [], passages, assistant.scorer, min_confidence=0.5, top_k=5)
+    found = Found(index, [], passages)
+    response = respond(query, found, assistant.scorer, assistant.reader, min_confidence=0.5, top_k=5)
     assert response.abstained and response.answer is None
     assert response.confidence == 0.0
     assert response.citations == []
@@ -231,7 +232,7 @@ def test_confidence_is_the_fitted_probability_and_grows_with_evidence(assistant:
     more[scorer.confidence.names.index("top_cover")] = 1.0
     assert 0.0 <= scorer.probability(base) <= 1.0
     assert scorer.probability(more) > scorer.probability(base)
-    assert scorer.meta["fitted_by"] == "bench/train_answer.py"
+    assert scorer.meta["fitted_by"] == "train/fit_answer.py"
     assert scorer.meta["min_confidence"] == Settings().min_confidence
 
 

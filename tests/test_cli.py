@@ -160,6 +160,17 @@ def test_ask_file_prints_one_json_line_per_question(workspace: Workspace, tmp_pa
     assert "four forums" in lines[3]["answer"]["text"]
 
 
+def test_ask_file_reads_a_follow_up_with_its_history(workspace: Workspace, tmp_path: Path) -> None:
+    questions = tmp_path / "questions.jsonl"
+    items = [{"question": "How many were there?", "history": [FORUMS]}, {"question": "How many were there?"}]
+    questions.write_text("\n".join(json.dumps(i) for i in items) + "\n")
+    result = run(*workspace.args("ask", "--file", str(questions)))
+    assert result.exit_code == 0, result.output
+    follow_up, alone = (json.loads(line) for line in result.stdout.splitlines())
+    assert follow_up["context"] == FORUMS and alone["context"] is None
+    assert "forums" in follow_up["citations"][0]["text"]
+
+
 def test_ask_file_reports_a_question_with_a_lone_surrogate_as_an_error_line(
     workspace: Workspace, tmp_path: Path
 ) -> None:

@@ -101,6 +101,7 @@ ENGLISH = [
     # Few function words, every word English: the detector alone read these as Spanish or Portuguese.
     "whos the director of new europe center",
     "whats the budget of the reconstruction conference",
+    "who will sybiha meet in japan",
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.text.question import expected_type, focus_pattern, holds_type
+from rag.text.question import expected_type, focus_pattern, holds_type, question_form
 
 
 @pytest.mark.parametrize(
@@ -110,3 +110,11 @@ def test_focus_pattern_matches_other_forms_of_the_noun() -> None:
 )
 def test_no_focus_pattern_without_a_focus_noun(question: str) -> None:
     assert focus_pattern(question) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "form"),
+    [("whos the director of the museum", "who"), ("whats the budget", "what"), ("wheres the office", "where")],
+)
+def test_a_question_word_run_together_with_is_keeps_its_form(question: str, form: str) -> None:
+    assert question_form(question) == form

@@ -95,14 +95,22 @@ def read_items(path: Path, limit_articles: int | None = None) -> list[Item]:
     return items
 
 
-def make_pairs(items: list[Item], rng: np.random.Generator, hard: int = 2, swap_share: float = 0.25) -> list[Pair]:
-    """The pairs of every item, in the items' order (the trainer shuffles them)."""
+def make_pairs(
+    items: list[Item], rng: np.random.Generator, hard: int = 2, swap_share: float = 0.25, casual_share: float = 0.5
+) -> list[Pair]:
+    """The pairs of every item, in the items' order (the trainer shuffles them).
+
+    Args:
+        hard: hard negatives a question (the rest of its negatives: one random sentence of its paragraph).
+        swap_share: the share of questions that also get a swapped near miss.
+        casual_share: the share of questions rewritten as people type them (`casual`).
+    """
     words = words_for("en")
     term_cache: dict[int, dict[int, set[str]]] = {}
     pairs: list[Pair] = []
     for item in items:
         terms = term_cache.setdefault(id(item.sentences), {})
-        question = casual(item.question, rng)
+        question = casual(item.question, rng, casual_share)
         pairs.append(Pair(question, item.sentences[item.answer_at], 1, item.answer, "answer"))
         answer_text = _answer_text(item)
         wanted = set(words.terms(item.question))
@@ -124,7 +132,9 @@ def make_pairs(items: list[Item], rng: np.random.Generator, hard: int = 2, swap_
         if rng.random() < swap_share:
             swapped = swap_value(item, rng)
             if swapped is not None:
-                pairs.append(Pair(casual(swapped, rng), item.sentences[item.answer_at], 0, None, "swapped"))
+                pairs.append(
+                    Pair(casual(swapped, rng, casual_share), item.sentences[item.answer_at], 0, None, "swapped")
+                )
     return pairs
 
 
@@ -150,9 +160,10 @@ def swap_value(item: Item, rng: np.random.Generator) -> str | None:
     return None
 
 
-def casual(question: str, rng: np.random.Generator) -> str:
-    """The question as people type it, half the time: each change drawn on its own."""
-    if rng.random() < 0.5:
+def casual(question: str, rng: np.random.Generator, share: float = 0.5) -> str:
+    """The question as people type it, `share` of the time: each change drawn on its own (the shares below are
+    guesses at how people type, not fitted: lower case and no question mark are the most common)."""
+    if rng.random() < 1 - share:  # (drawn so that the default 0.5 draws as the shipped reader's run did)
         return question
     changes = [telegraphic, with_typo, without_articles, with_extra_word]
     for change in changes:

@@ -1,6 +1,6 @@
 """Train the answer reader (`rag/answer/reader/reader.onnx`) on SQuAD 1.1's training set.
 
-    .venv/bin/python train/train_reader.py [--questions 12000] [--out rag/answer/reader]
+    .venv/bin/python train/train_reader.py [--questions 20000] [--out rag/answer/reader]
 
 The reader is the bundled MiniLM (all-MiniLM-L6-v2) read as a cross-encoder: "[CLS] question [SEP] sentence [SEP]"
 in, and out (1) the log-odds that the sentence answers the question, from [CLS], and (2) each token's score as the
@@ -23,6 +23,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def export(model: Reader, tokenizer, folder: Path) -> Path:  # type: ignore[no-u
     folder.mkdir(parents=True, exist_ok=True)
     sample = tokenizer(["how many?"], ["Two of them."], return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    fp32 = folder / "reader-fp32.onnx"
+    fp32 = Path(tempfile.mkdtemp(prefix="reader-")) / "reader-fp32.onnx"  # 90 MB: not shipped
     model = model.cpu().eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -233,9 +234,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SQUAD)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="the bundled model, or a model folder")
-    parser.add_argument("--questions", type=int, default=12000, help="training questions drawn from SQuAD train")
+    parser.add_argument("--questions", type=int, default=20000, help="training questions drawn from SQuAD train")
     parser.add_argument("--articles", type=int, default=None, help="read only the first N articles (tests)")
     parser.add_argument("--held", type=int, default=500, help="questions held out for the printed check")
+    parser.add_argument("--hard", type=int, default=2, help="hard negatives a question, from its article")
+    parser.add_argument("--swap", type=float, default=0.25, help="share of questions with a swapped near miss")
+    parser.add_argument("--casual", type=float, default=0.5, help="share of questions typed casually")
     parser.add_argument("--frozen", type=int, default=2, help="lowest encoder layers kept as bundled")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=32)
@@ -258,7 +262,7 @@ def main() -> None:
     held = [it for it in items if it.article in held_articles][: args.held]
     pool = [it for it in items if it.article not in held_articles]
     chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=min(args.questions, len(pool)), replace=False))]
-    pairs = make_pairs(chosen, rng)
+    pairs = make_pairs(chosen, rng, args.hard, args.swap, args.casual)
     held_pairs = make_pairs(held, np.random.default_rng(SEED + 1))
     kinds = {k: sum(p.kind == k for p in pairs) for k in ("answer", "hard", "random", "swapped")}
     print(f"{len(chosen)} questions of {len(pool)} -> {len(pairs)} pairs {kinds}; {len(held)} held out", flush=True)
@@ -282,6 +286,7 @@ def main() -> None:
         "command": "python train/train_reader.py " + " ".join(sys.argv[1:]),
         "seed": SEED,
         "frozen_layers": args.frozen,
+        "pairs": {"hard": args.hard, "swap": args.swap, "casual": args.casual},
         "max_tokens": MAX_TOKENS,
         "epochs": args.epochs,
         "batch": args.batch,

@@ -5,7 +5,7 @@ holds it). Everything is computed from the question's vector and terms, the sent
 sentence table (terms in order, names, flags, document frequencies), never from a search engine's internals, and
 in a few vectorized NumPy operations: it costs well under a millisecond for ten passages.
 
-The feature groups (`GROUPS`) are what `bench/train_answer.py` fits and ablates:
+The feature groups (`GROUPS`) of what `train/fit_answer.py` fits:
 - dense: cosine of the question to the sentence and its neighbours, and how it stands among the candidates;
 - lexical: IDF-weighted share of the question's terms in the sentence, its neighbours and its passage, whether it
   holds the question's rarest term, shared word pairs, and how much it says beyond the question;
@@ -17,6 +17,7 @@ The feature groups (`GROUPS`) are what `bench/train_answer.py` fits and ablates:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,8 +85,11 @@ class Query:
     term_ids: np.ndarray  # its distinct terms, as vocabulary ids (-1: no sentence holds it)
     idf: np.ndarray
     pairs: np.ndarray  # codes of its consecutive term pairs (both terms known): first id * `width` + second
-    form: str
+    form: str  # `rag.text.question.FORMS`, of the question as asked
     width: int  # the vocabulary's size, which pair codes are made with
+    asked: str  # the question as asked (`text` is what is searched: with a follow-up, the earlier question too)
+    language: str | None  # the index's language, which the question is read in
+    focus: re.Pattern[str] | None  # for "How many X", a number just before X (`focus_pattern`)
 
     @classmethod
     def read(
@@ -105,8 +109,10 @@ class Query:
         known = (ordered[:-1] >= 0) & (ordered[1:] >= 0)
         width = max(len(vocabulary), 1)
         pairs = ordered[:-1][known] * width + ordered[1:][known]
-        form = question_form(text if asked is None else asked, language)
-        return cls(text, vector, tuple(terms), ids, vocabulary.idf(ids), pairs, form, width)
+        asked = text if asked is None else asked
+        form = question_form(asked, language)
+        focus = focus_pattern(text) if form == "quantity" else None
+        return cls(text, vector, tuple(terms), ids, vocabulary.idf(ids), pairs, form, width, asked, language, focus)
 
 
 @dataclass(frozen=True)
@@ -270,7 +276,7 @@ def _passage_cover(match: np.ndarray, hit: np.ndarray, weight: np.ndarray) -> np
 
 def _focus(passages: Passages, hit: np.ndarray, spans: list[tuple[int, int]], query: Query) -> np.ndarray:
     """For "How many X ...", whether the sentence holds a number just before X."""
-    pattern = focus_pattern(query.text) if query.form == "quantity" else None
+    pattern = query.focus
     if pattern is None:
         return np.zeros(len(spans))
     chunks: list[Chunk] = [passages.chunks[h] for h in hit.tolist()]

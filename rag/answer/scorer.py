@@ -1,9 +1,10 @@
-"""The fitted answer scorer: a logistic regression over each candidate sentence's features, and a second one over
-the question's features that turns the best candidate's score into a calibrated probability (the confidence).
+"""The fitted answer scorer: a linear model over each candidate sentence's features, how the trained reader's
+score is mixed in (`rerank.Mix`), and a logistic regression over the question's and the reader's features that
+turns the chosen candidate into a calibrated probability (the confidence).
 
-Both are fitted on the tune split of the SQuAD set by `bench/train_answer.py` (fixed seed), which writes
-`weights.json` beside this file with what it was fitted on; nothing here is set by hand. Scoring is a matrix-vector
-product: microseconds a question.
+All are fitted on the tune split of the SQuAD set by `train/fit_answer.py` (fixed seed), which writes
+`weights.json` beside this file with what it was fitted on, the embedding model included; nothing here is set by
+hand. Scoring is a matrix-vector product: microseconds a question.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IndexCorrupt
+from ..errors import IndexCorrupt, ModelError
 from .features import NAMES, QUESTION_NAMES, Pool
+from .rerank import READER_NAMES, Mix
 
 WEIGHTS = Path(__file__).with_name("weights.json")
+CONFIDENCE_NAMES = QUESTION_NAMES + READER_NAMES
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,8 @@ class Linear:
 class Scorer:
     sentence: Linear  # over `features.NAMES`
     products: np.ndarray  # weights of the question-sentence vector products (zeros: not used)
-    confidence: Linear  # over `features.QUESTION_NAMES`
+    confidence: Linear  # over `CONFIDENCE_NAMES`
+    mix: Mix
     meta: dict[str, Any]
 
     def sentence_logits(self, pool: Pool) -> np.ndarray:
@@ -64,6 +68,7 @@ class Scorer:
             "sentence": self.sentence.to_dict(),
             "products": [round(float(c), 6) for c in self.products],
             "confidence": self.confidence.to_dict(),
+            "reader": self.mix.to_dict(),
         }
 
     def save(self, path: Path = WEIGHTS) -> None:
@@ -79,10 +84,22 @@ def load_scorer(path: Path = WEIGHTS) -> Scorer:
             Linear.from_dict(data["sentence"]),
             np.asarray(data["products"], dtype=np.float32),
             Linear.from_dict(data["confidence"]),
-            {k: v for k, v in data.items() if k not in ("sentence", "products", "confidence")},
+            Mix.from_dict(data["reader"]),
+            {k: v for k, v in data.items() if k not in ("sentence", "products", "confidence", "reader")},
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IndexCorrupt(f"the answer weights {path} are missing or damaged ({exc}); reinstall rag") from None
-    if scorer.sentence.names != NAMES or scorer.confidence.names != QUESTION_NAMES:
-        raise IndexCorrupt(f"the answer weights {path} were fitted on other features; run bench/train_answer.py")
+    if scorer.sentence.names != NAMES or scorer.confidence.names != CONFIDENCE_NAMES:
+        raise IndexCorrupt(f"the answer weights {path} were fitted on other features; run train/fit_answer.py")
     return scorer
+
+
+def check_model(scorer: Scorer, model: str) -> None:
+    """Refuse answer weights fitted with another embedding model: their dense features (cosines) mean something
+    else with other vectors."""
+    fitted = scorer.meta.get("model")
+    if fitted not in (model, model.removeprefix("sentence-transformers/")):
+        raise ModelError(
+            f"the answer weights were fitted with the embedding model {fitted!r}, and this index uses {model!r}; "
+            f"set RAG_MODEL={fitted} or fit weights for {model!r} with: python train/fit_answer.py"
+        )

@@ -1,10 +1,12 @@
-"""Choosing the answer: the fitted scorer ranks every candidate sentence, the passages are cited in the order of
-their best sentence, and the best sentence is quoted when its calibrated confidence reaches `min_confidence`;
-otherwise the response abstains and the passages are shown as the closest ones."""
+"""Choosing the answer: the fitted scorer ranks every candidate sentence, the trained reader re-reads the best few,
+the passages are cited in the order of their best sentence, and the chosen sentence is quoted when its calibrated
+confidence reaches `min_confidence`; otherwise the response abstains and the passages are shown as the closest
+ones."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,74 +14,92 @@ from ..engines import Passages
 from ..indexing.store import Index
 from ..retrieval import Hit
 from ..text.chunking import Chunk
-from ..text.question import holds_type
-from .features import Pool, Query, gather_pool, question_features
-from .response import Answer, Citation, Exact, Response
+from .features import COLUMN, EXPECTS, Pool, Query, gather_pool, question_features
+from .reader import Reader
+from .rerank import Choice, choose, top_candidates
+from .response import Answer, Citation, Response
 from .scorer import Scorer
-from .spans import exact_span
+from .spans import exact_answer
 
-TYPE_OF_FORM = {"when": "date", "quantity": "quantity"}  # the forms whose answer is of one checkable kind
 CONTINUES = re.compile(r"(These|Those|They|This|Such|Both|All of them|Among them)\b")
+
+
+@dataclass(frozen=True)
+class Found:
+    """What search found for a question: the hits, their passages (`passages.chunks[i]` is hit i's), and the index
+    whose catalog the titles and pages come from."""
+
+    index: Index
+    hits: list[Hit]
+    passages: Passages
 
 
 def respond(
     query: Query,
-    index: Index,
-    hits: list[Hit],
-    passages: Passages,
+    found: Found,
     scorer: Scorer,
+    reader: Reader,
+    *,
     min_confidence: float,
     top_k: int,
     context: str | None = None,
-    question: str | None = None,
-    language: str | None = "en",
 ) -> Response:
-    """The response to `query` from the passages `hits` (more than `top_k` of them may be scored).
+    """The response to `query` from the passages `found` (more than `top_k` of them may be scored): the scorer
+    ranks every candidate sentence, the reader re-reads its best few (`rerank`), and the chosen sentence is quoted
+    when the calibrated confidence reaches `min_confidence`.
 
     Args:
-        index: the catalog the titles and pages come from.
-        passages: the hits' passages (`passages.chunks[i]` is hit i's).
-        question: the question as asked, when `query` is a follow-up read together with an earlier one.
-        language: the index's language (the exact-span rules are English).
+        context: the earlier question a follow-up was read with (`query.text` holds both, `query.asked` its own).
     """
-    question = query.text if question is None else question
-    if not hits:
-        return Response(question, True, 0.0, None, [], context)
-    pool = gather_pool(passages, hits, query)
-    logits = scorer.sentence_logits(pool)
-    best_of = passage_scores(passages, pool, logits)
+    if not found.hits:
+        return Response(query.asked, True, 0.0, None, [], context)
+    passages = found.passages
+    pool = gather_pool(passages, found.hits, query)
+    choice = read_best(query, passages, pool, scorer, reader)
+    best_of = passage_scores(passages, pool, choice.logits)
     order = rank_passages(best_of)[:top_k]
     shares = np.exp(best_of - best_of.max())
     shares /= shares.sum()  # each passage's share of the scorer's belief that it holds the answer sentence
-    best = int(np.argmax(logits))
-    confidence = scorer.probability(question_features(query, pool, logits))
+    confidence = scorer.probability(np.concatenate([question_features(query, pool, choice.logits), choice.features]))
+    if not holds_kind(query, pool, choice.best):
+        confidence = min(confidence, scorer.mix.type_cap)  # "when" answered by a sentence that holds no date
     answer = None
-    if confidence >= min_confidence:
-        chunk = passages.chunks[int(pool.hit[best])]
-        span = extend_span(chunk, pool.spans[best])
-        cited = order.index(int(pool.hit[best])) + 1 if int(pool.hit[best]) in order else 0
-        if cited:
-            text = sentence_text(chunk, span)
-            exact = _exact(question, query, text, span[0], language)
-            page = _page(index, chunk.source, span[0])
-            answer = Answer(text, chunk.source, *span, citation=cited, exact=exact, page=page)
-    by_row = dict(zip(pool.rows.tolist(), logits.tolist(), strict=True))
+    hit = int(pool.hit[choice.best])
+    if confidence >= min_confidence and hit in order:
+        chunk = passages.chunks[hit]
+        span = extend_span(chunk, pool.spans[choice.best])
+        text = sentence_text(chunk, span)
+        exact = None
+        if query.language == "en":  # the reader was trained on English
+            probability = float(choice.reading.span_probability[choice.at])
+            found_span = choice.reading.spans[choice.at]
+            exact = exact_answer(text, span[0], found_span, probability, scorer.mix.span_threshold, query.form)
+        page = _page(found.index, chunk.source, span[0])
+        answer = Answer(text, chunk.source, *span, citation=order.index(hit) + 1, exact=exact, page=page)
+    by_row = dict(zip(pool.rows.tolist(), choice.logits.tolist(), strict=True))
     citations = [
-        _citation(n, index, passages, h, by_row, answer, float(shares[h])) for n, h in enumerate(order, start=1)
+        _citation(n, found.index, passages, h, by_row, answer, float(shares[h])) for n, h in enumerate(order, start=1)
     ]
-    return Response(question, answer is None, confidence, answer, citations, context)
+    return Response(query.asked, answer is None, confidence, answer, citations, context)
 
 
-def _exact(question: str, query: Query, sentence: str, offset: int, language: str | None) -> Exact | None:
-    """The exact answer inside the quoted `sentence` (which starts at document offset `offset`), if one fits."""
-    found = exact_span(question, query.form, sentence, set(query.terms), language)
-    if found is None:
-        return None
-    start, end = found
-    wanted = TYPE_OF_FORM.get(query.form)
-    if wanted is not None and not holds_type(sentence[start:end], wanted):
-        return None  # "When ...?" answered by a name is no answer: mark nothing rather than the wrong kind
-    return Exact(sentence[start:end], offset + start, offset + end)
+def read_best(query: Query, passages: Passages, pool: Pool, scorer: Scorer, reader: Reader) -> Choice:
+    """The scorer's best few candidates read by the reader, and the one the mix of both puts first."""
+    logits = scorer.sentence_logits(pool)
+    top = top_candidates(logits, scorer.mix)
+    texts = [quoted_text(passages.chunks[int(pool.hit[i])], pool.spans[i]) for i in top.tolist()]
+    return choose(logits, top, reader.read(query.text, texts), scorer.mix)
+
+
+def holds_kind(query: Query, pool: Pool, candidate: int) -> bool:
+    """Whether the candidate holds an answer of the kind the question's form asks for (a date for "when", a
+    number for "how many", a name the question lacks for "who" and "where"); True for the other forms."""
+    return query.form not in EXPECTS or bool(pool.features[candidate, COLUMN[EXPECTS[query.form]]])
+
+
+def quoted_text(chunk: Chunk, span: tuple[int, int]) -> str:
+    """What would be quoted for the candidate sentence `span` of `chunk` (`extend_span`)."""
+    return sentence_text(chunk, extend_span(chunk, span))
 
 
 def passage_scores(passages: Passages, pool: Pool, logits: np.ndarray) -> np.ndarray:
@@ -129,4 +149,4 @@ def sentence_text(chunk: Chunk, span: tuple[int, int]) -> str:
     return chunk.text[span[0] - chunk.start : span[1] - chunk.start]
 
 
-__all__ = ["extend_span", "rank_passages", "respond", "sentence_text"]
+__all__ = ["Found", "extend_span", "quoted_text", "rank_passages", "read_best", "respond", "sentence_text"]

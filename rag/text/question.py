@@ -86,6 +86,8 @@ AUXILIARIES = {
 # English rules: with another language they are switched off (`question_form(..., language=...)`).
 FORMS = ("who", "when", "where", "quantity", "which", "what", "why", "how", "yesno", "other")
 WH = re.compile(r"\b(who|whom|whose|when|where|why|how|which|what)\b", re.I)
+# "whos", "what's", "wheres": a question word run together with "is", as people type it ("whose" is a word).
+CONTRACTED = re.compile(r"\b(who|what|when|where|why|how)['’]?s\b", re.I)
 PLACE = re.compile(
     r"^(what|which) (city|country|state|town|county|region|continent|place|location|area|nation|island|river|"
     r"building|street|province|village|district|neighborhood|borough)s?\b|^where\b",
@@ -100,6 +102,7 @@ def question_form(question: str, language: str | None = "en") -> str:
     """One of `FORMS` for an English question; 'other' for any question when `language` is not English."""
     if language != "en":
         return "other"
+    question = CONTRACTED.sub(r"\1 is", question)
     match = WH.search(question)
     if match is None:
         return "yesno" if YESNO.match(question) else "other"

@@ -19,6 +19,8 @@ import Stemmer
 
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's own token pattern
 QUESTION_WORDS_EN = {"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "did", "does", "do"}
+# A question word run together with "is", as people type it ("whos the director"): a question word too.
+QUESTION_WORDS_EN |= {"whos", "whats", "wheres", "whens", "hows", "whys"}
 # ISO 639-1 code -> Snowball algorithm name (PyStemmer's `Stemmer.algorithms()`), and bm25s's stop-word list name.
 SNOWBALL = {
     "ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "cs": "czech", "da": "danish", "nl": "dutch",
