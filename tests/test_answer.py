@@ -12,6 +12,7 @@ import pytest
 from rag.answer import Answer, Citation, Exact, Found, Query, Response, respond, sentence_text
 from rag.config import Settings
 from rag.pipeline import Assistant
+from rag.retrieval import search
 
 pytestmark = pytest.mark.slow  # the real model
 
@@ -200,6 +201,20 @@ def test_to_dict_carries_the_exact_span_with_its_source() -> None:
     data = Response("Q?", False, 0.9, answer, [], note="a note").to_dict()
     assert data["answer"]["exact"] == {"text": "1992", "source": "a.txt", "start": 15, "end": 19}
     assert data["note"] == "a note"
+
+
+def test_the_exact_span_is_marked_in_english_only(assistant: Assistant) -> None:
+    question = "In which year did Japan set up diplomatic relations with Ukraine?"
+    index = assistant.index
+    vector = assistant.encoder.encode_one(question)
+    terms = index.vocabulary.query_terms(question)
+    hits, passages = search(index.engine, vector, terms, 10)
+    found = Found(index, hits, passages)
+    for language, marked in (("en", True), ("de", False)):
+        query = Query.read(question, vector, terms, index.vocabulary, language)
+        response = respond(query, found, assistant.scorer, assistant.reader, min_confidence=0.0, top_k=5)
+        assert response.answer is not None
+        assert (response.answer.exact is not None) == marked
 
 
 def test_no_hits_means_an_abstention_without_citations(assistant: Assistant) -> None:

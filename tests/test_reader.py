@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rag.answer import load_reader
-from rag.answer.reader import FOLDER, Reader
+from rag.answer.reader import FOLDER, Reader, tokenizer_path
 from rag.answer.scorer import check_model, load_scorer
 from rag.errors import IndexCorrupt, ModelError
 
@@ -69,10 +69,17 @@ def test_a_question_whose_fact_is_not_there_scores_lower() -> None:
     assert held > 0 and held - other > 1  # log-odds: 3.2 against 0.6 with the shipped reader
 
 
+def test_a_very_long_question_is_read() -> None:
+    question = "why " * 500 + "how many paintings does the new wing have"  # a follow-up joins two long questions
+    reading = load_reader().read(question, ["Its new wing holds 4,200 paintings.", "Entry is free."])
+    assert reading.logits.shape == (2,)
+
+
 def test_weights_fitted_with_another_embedding_model_are_refused() -> None:
     scorer = load_scorer()
     check_model(scorer, scorer.meta["model"])
     check_model(scorer, "sentence-transformers/" + scorer.meta["model"])
+    check_model(scorer, str(tokenizer_path().parent))  # the same model, named by its folder
     with pytest.raises(ModelError, match="fit_answer.py"):
         check_model(scorer, "/models/paraphrase-multilingual-MiniLM-L12-v2")
 

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag import indexing  # noqa: E402
-from rag.answer import Query, gather_pool, load_reader, question_features, quoted_text  # noqa: E402
+from rag.answer import Query, Reader, gather_pool, load_reader, question_features, quoted_text  # noqa: E402
 from rag.answer.features import NAMES, Pool  # noqa: E402
 from rag.answer.reader import FOLDER as READER  # noqa: E402
 from rag.answer.rerank import Choice, Mix  # noqa: E402
@@ -306,9 +306,10 @@ def ece(confidence: np.ndarray, right: np.ndarray) -> float:
     return float(sum(gaps) / len(confidence))
 
 
-def fit_mix(tune: list[Example], logits: list[np.ndarray], reads: list[mixing.Read]) -> tuple[Mix, list[Choice]]:
+def fit_mix(tune: list[Example], logits: list[np.ndarray], reader: Reader) -> tuple[Mix, list[Choice]]:
     """The reader's mix (`train/mix.py`) on tune, and each tune example's choice under it."""
-    top = mixing.choose_top(tune, reads)
+    top = mixing.choose_top(tune, logits)
+    reads = mixing.read_all(reader, tune, logits, top)
     weight = mixing.choose_weight(tune, logits, reads, top)
     picked = mixing.choices(tune, logits, reads, Mix(top, weight, 0.0, 1.0))
     real = [(e, c) for e, c in zip(tune, picked, strict=True) if not e.made]
@@ -370,8 +371,7 @@ def main() -> None:
     # Tune's candidates are scored by scorers fitted without their article, so the reader's mix and the confidence
     # see scores as good as on unseen questions, not better.
     tune_logits = cross_fitted(tune, all_columns, products, c)
-    tune_reads = mixing.read_all(reader, tune, tune_logits)
-    mix, picked = fit_mix(tune, tune_logits, tune_reads)
+    mix, picked = fit_mix(tune, tune_logits, reader)
     confidence = fit_confidence(tune, picked)
     meta = {
         "fitted_on": f"{args.tune.name}: {sum(not e.made for e in tune)} questions of SQuAD 1.1 (CC BY-SA 4.0) "
@@ -396,7 +396,7 @@ def main() -> None:
     sets = (("check", check), ("check typed casually", typed), ("dev", dev), ("check made near misses", made))
     for name, examples in sets:
         logits = [scorer.sentence_logits(e.pool) for e in examples]
-        reads = mixing.read_all(reader, examples, logits)
+        reads = mixing.read_all(reader, examples, logits, mix.top)
         report(name, measure(examples, mixing.choices(examples, logits, reads, mix), scorer, threshold))
         if name == "check":
             alone = Mix(mix.top, 0.0, mix.span_threshold, mix.type_cap)

@@ -1,4 +1,4 @@
-"""The shared pieces of the conditional-logit fits (`train_answer.py`, `train_spans.py`): a softmax over groups of
+"""The shared pieces of the conditional-logit fit (`fit_answer.py`): a softmax over groups of
 consecutive rows, one group a question's candidates, and the standardization whose scaling the fits fold back."""
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from rag.answer.select import holds_kind
 from rag.answer.spans import exact_answer, trim
 from rag.evaluation import best_over, squad_f1
 
-READ = 10  # candidates read of each example, the most `top` may be
+READ = 10  # the most candidates `top` may be
 KEEP = 0.95  # `top` keeps an answer-bearing sentence this share of the times one is among all the candidates
 WEIGHTS = tuple(round(float(w), 2) for w in np.arange(0.0, 3.01, 0.1))  # the scorer weights tried
 GOOD_SPAN = 0.5  # a span is good when its token F1 against the answers is at least this (more right than wrong)
@@ -27,17 +27,19 @@ GOOD_SPAN = 0.5  # a span is good when its token F1 against the answers is at le
 
 @dataclass
 class Read:
-    """The reader's view of one example's best `READ` candidates by the scorer."""
+    """The reader's view of one example's best candidates by the scorer."""
 
     top: np.ndarray  # candidate positions, the scorer's best first
     reading: Reading
     texts: list[str]  # what each would quote
 
 
-def read_all(reader: Reader, examples: list, logits: list[np.ndarray]) -> list[Read]:  # type: ignore[type-arg]
+def read_all(reader: Reader, examples: list, logits: list[np.ndarray], k: int) -> list[Read]:  # type: ignore[type-arg]
+    """The reader's view of each example's `k` best candidates, read in one call as `respond` reads them (the
+    int8 reader scales a call's activations together, so what else is in the call matters)."""
     out = []
     for e, z in zip(examples, logits, strict=True):
-        top = np.argsort(-z, kind="stable")[:READ]
+        top = np.argsort(-z, kind="stable")[:k]
         texts = [e.quoted[i] for i in top.tolist()]
         out.append(Read(top, reader.read(e.query.text, texts), texts))
     return out
@@ -48,11 +50,13 @@ def first(read: Read, k: int) -> Reading:
     return Reading(r.logits[:k], r.spans[:k], r.span_probability[:k])
 
 
-def choose_top(examples: list, reads: list[Read]) -> int:  # type: ignore[type-arg]
-    """The smallest k whose first k candidates hold an answer `KEEP` of the times any candidate does."""
-    able = [(e, r) for e, r in zip(examples, reads, strict=True) if e.answerable and e.labels.any()]
+def choose_top(examples: list, logits: list[np.ndarray]) -> int:  # type: ignore[type-arg]
+    """The smallest k whose first k candidates by the scorer hold an answer `KEEP` of the times any candidate
+    does."""
+    able = [(e, np.argsort(-z, kind="stable")) for e, z in zip(examples, logits, strict=True)]
+    able = [(e, order) for e, order in able if e.answerable and e.labels.any()]
     for k in range(1, READ + 1):
-        kept = np.mean([e.labels[r.top[:k]].any() for e, r in able])
+        kept = np.mean([e.labels[order[:k]].any() for e, order in able])
         print(f"  top {k}: an answer-bearing sentence among them {kept:.3f} of the times one is a candidate")
         if kept >= KEEP:
             return k
@@ -75,7 +79,8 @@ def choose_weight(examples: list, logits: list[np.ndarray], reads: list[Read], t
 
 def fit_span_threshold(examples: list, picked: list[Choice]) -> float:  # type: ignore[type-arg]
     """The span probability at which a logistic fit of "the span is good" (token F1 >= `GOOD_SPAN`) on the log
-    probability crosses one half, over the tune questions whose chosen sentence holds an answer."""
+    probability crosses one half, over the tune questions whose chosen sentence holds an answer: below it, a span
+    of a right sentence is more often wrong than right (and a wrong sentence's span is wrong anyway)."""
     x, y = [], []
     for e, c in zip(examples, picked, strict=True):
         if not (e.answerable and e.labels[c.best]):

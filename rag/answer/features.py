@@ -111,7 +111,7 @@ class Query:
         pairs = ordered[:-1][known] * width + ordered[1:][known]
         asked = text if asked is None else asked
         form = question_form(asked, language)
-        focus = focus_pattern(text) if form == "quantity" else None
+        focus = focus_pattern(asked) if form == "quantity" else None
         return cls(text, vector, tuple(terms), ids, vocabulary.idf(ids), pairs, form, width, asked, language, focus)
 
 

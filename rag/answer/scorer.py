@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..embedding import resolve_model
 from ..errors import IndexCorrupt, ModelError
 from .features import NAMES, QUESTION_NAMES, Pool
 from .rerank import READER_NAMES, Mix
@@ -97,8 +98,8 @@ def load_scorer(path: Path = WEIGHTS) -> Scorer:
 def check_model(scorer: Scorer, model: str) -> None:
     """Refuse answer weights fitted with another embedding model: their dense features (cosines) mean something
     else with other vectors."""
-    fitted = scorer.meta.get("model")
-    if fitted not in (model, model.removeprefix("sentence-transformers/")):
+    fitted = str(scorer.meta.get("model"))
+    if resolve_model(fitted) != resolve_model(model):  # a name, or the folder it names
         raise ModelError(
             f"the answer weights were fitted with the embedding model {fitted!r}, and this index uses {model!r}; "
             f"set RAG_MODEL={fitted} or fit weights for {model!r} with: python train/fit_answer.py"

@@ -18,8 +18,9 @@ How a question is read, cheapest step first:
    Ukrainian; ы э ё without і: Russian; ў: Belarusian; қ ғ ү ...: Kazakh).
 3. A Latin-script question in which at least a third of the words (names left out) are English function or question
    words ("who", "the", "did", "how", ...) is English, and so is one with such a word whose words are nearly all
-   whole words of the bundled model's English vocabulary (`english.py`). The low-accuracy detector alone is unreliable on a question of
-   three or four words: it read "who won" as Indonesian and "who is the ceo" as German (numbers below).
+   whole words of the bundled model's English vocabulary (`english.py`). The low-accuracy detector alone is
+   unreliable on a question of three or four words: it read "who won" as Indonesian and "who is the ceo" as German
+   (numbers below).
 4. Otherwise the lingua detector decides, or returns None when no language is clearly ahead.
 
 `mostly_other_language(text, "en")` first checks the script: when most letters are in a script English does not use

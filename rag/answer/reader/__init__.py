@@ -3,8 +3,8 @@ says how likely the sentence answers it, and where in it the exact answer starts
 
 `reader.onnx` (int8, beside this file) is fine-tuned from the bundled all-MiniLM-L6-v2 on SQuAD 1.1's training set
 by `train/train_reader.py`; `reader.json` records how (data, seed, commit, time) and the file's SHA-256, which
-loading checks. It reads with the bundled model's word-piece tokenizer, so it works whatever embedding model the
-index uses. Only onnxruntime and tokenizers run it: no PyTorch at question time.
+loading checks. It reads with the bundled model's word-piece tokenizer, which it was trained with. Only onnxruntime
+and tokenizers run it: no PyTorch at question time.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ class Reader:
         path = folder / self.meta["file"]
         check_digest(path, self.meta["sha256"])
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path()))
-        self.tokenizer.enable_truncation(int(self.meta["max_tokens"]), strategy="only_second")
+        # A long question is cut too (a follow-up read with the question before it can be long); only_second would
+        # raise on a question of more word pieces than the limit.
+        self.tokenizer.enable_truncation(int(self.meta["max_tokens"]), strategy="longest_first")
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
