@@ -116,3 +116,16 @@ __all__ = [
     "time_ms",
     "write_result",
 ]
+
+
+def respond_as(
+    bot: Any, question: str, vector: np.ndarray, terms: list[str], hits: list[Any], passages: Any, top_k: int
+) -> Any:
+    """The response `bot` (an `Assistant`) gives to `question` from passages found some other way than its own
+    search (another fusion, another engine's ranking): its scorer, reader and threshold."""
+    from rag.answer import Found, Query, respond
+
+    index = bot.index
+    read = Query.read(question, vector, terms, index.vocabulary, index.words.language)
+    found = Found(index, hits, passages)
+    return respond(read, found, bot.scorer, bot.reader, min_confidence=bot.settings.min_confidence, top_k=top_k)

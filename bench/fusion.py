@@ -10,10 +10,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rag import Assistant, Settings
-from rag.answer import Found, Query, respond
-from rag.evaluation import read_questions, score_one, summarize
-from rag.retrieval import Weights, fuse_convex, fuse_rrf, search
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import respond_as  # noqa: E402
+from rag import Assistant, Settings  # noqa: E402
+from rag.evaluation import read_questions, score_one, summarize  # noqa: E402
+from rag.retrieval import Weights, fuse_convex, fuse_rrf, search  # noqa: E402
 
 METHODS = {
     "dense (chunk vectors) alone": (Weights(1, 0, 0), fuse_convex),
@@ -36,16 +38,7 @@ def main(path: str) -> None:
             index = bot.index
             vector, terms = bot.encoder.encode_one(q), index.vocabulary.query_terms(q)
             hits, passages = search(index.engine, vector, terms, 10, weights, fuse)
-            read = Query.read(q, vector, terms, index.vocabulary, index.words.language)
-            response = respond(
-                read,
-                Found(index, hits, passages),
-                bot.scorer,
-                bot.reader,
-                min_confidence=bot.settings.min_confidence,
-                top_k=bot.settings.top_k,
-            )
-            response = response.to_dict()
+            response = respond_as(bot, q, vector, terms, hits, passages, bot.settings.top_k).to_dict()
             results.append(score_one(item, response, bot.document_text))
         m = summarize(results)["overall"]
         print(f"| {name} | {m['R@1']:.2f} | {m['R@5']:.2f} | {m['MRR@10']:.2f} | {m['answer_acc']:.2f} |")

@@ -22,10 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker  # noqa: E402
 
-from bench.common import write_result  # noqa: E402
+from bench.common import respond_as, write_result  # noqa: E402
 from bench.quality import SETS  # noqa: E402
 from rag import Assistant, Settings  # noqa: E402
-from rag.answer import Found, Query, respond  # noqa: E402
 from rag.engines.dense import ef_search  # noqa: E402
 from rag.engines.milvus import MilvusEngine  # noqa: E402
 from rag.evaluation import read_questions, score_one, summarize  # noqa: E402
@@ -70,15 +69,7 @@ def measure(name: str, corpus: Path, questions: Path) -> dict[str, Any]:
                 held = set(fetched.ids)
                 hits = [Hit(i, s / top, 0.0, 0.0, 0.0) for i, s in scored if i in held]
                 passages = fetched.passages(range(len(hits)))
-            read = Query.read(q, vector, terms, index.vocabulary, index.words.language)
-            response = respond(
-                read,
-                Found(index, hits, passages),
-                bot.scorer,
-                bot.reader,
-                min_confidence=bot.settings.min_confidence,
-                top_k=5,
-            )
+            response = respond_as(bot, q, vector, terms, hits, passages, 5)
             results.append(score_one(item, response.to_dict(), bot.document_text))
         m = summarize(results)
         out[method] = {"overall": m["overall"], "unanswerable": m.get("unanswerable")}
