@@ -24,10 +24,8 @@ was worth.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,120 +38,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag import indexing  # noqa: E402
-from rag.answer import Query, Reader, gather_pool, load_reader, question_features, quoted_text  # noqa: E402
-from rag.answer.features import NAMES, Pool  # noqa: E402
+from rag.answer import Reader, load_reader  # noqa: E402
+from rag.answer.features import NAMES  # noqa: E402
 from rag.answer.reader import FOLDER as READER  # noqa: E402
 from rag.answer.rerank import Choice, Mix  # noqa: E402
 from rag.answer.scorer import CONFIDENCE_NAMES, WEIGHTS, Linear, Scorer  # noqa: E402
-from rag.answer.select import holds_kind  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.embedding import Encoder, resolve_model  # noqa: E402
-from rag.evaluation import holds, read_questions  # noqa: E402
-from rag.indexing import store  # noqa: E402
-from rag.pipeline import POOL  # noqa: E402
-from rag.retrieval import search  # noqa: E402
-from rag.text.words import TOKEN  # noqa: E402
+from rag.evaluation import read_questions  # noqa: E402
 from train import mix as mixing  # noqa: E402
+from train.examples import SEED, Example, collect, model_words, near_misses, without_answer  # noqa: E402
 from train.grouped import Groups, standardize  # noqa: E402
 from train.reader_data import casual  # noqa: E402
+from train.report import confidences, inputs, measure, report  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "eval"
-SEED = 0
 FALSE_ABSTENTIONS = 0.05  # the most answerable questions the default threshold may turn away (issue #8's bound)
 NEAR_MISSES = 0.25  # made near misses per answerable tune question (the figures for 0, 0.25, 0.5, 1: README)
 PENALTIES = (1e-4, 3e-4, 1e-3, 1e-2)  # L2 strengths tried for the sentence scorer, chosen by grouped cross-validation
-
-
-@dataclass
-class Example:
-    """One question with its candidates, as the pipeline sees them."""
-
-    query: Query
-    pool: Pool
-    labels: np.ndarray  # candidate i's quoted text holds an answer
-    passage_labels: np.ndarray  # hit j's passage holds an answer
-    answerable: bool
-    group: str  # the article, for grouped cross-validation
-    quoted: list[str]  # what each candidate would quote
-    answers: list[str]
-    made: bool = False  # a near miss made from a question (see `near_misses`, `without_answer`)
-
-
-def collect(index: store.Index, encoder: Encoder, items: list[dict]) -> list[Example]:
-    """Examples of every question of `items` (the eval format)."""
-    vectors = encoder.encode([it["question"] for it in items], 64)
-    out, group = [], ""
-    for item, vector in zip(items, vectors, strict=True):
-        group = item.get("group") or item.get("source") or group  # unanswerable ones follow their article's
-        answers = item.get("answers") or []
-        terms = index.vocabulary.query_terms(item["question"])
-        hits, passages = search(index.engine, vector, terms, POOL)
-        query = Query.read(item["question"], vector, terms, index.vocabulary, "en")
-        pool = gather_pool(passages, hits, query)
-        chunks = passages.chunks
-        quoted = [quoted_text(chunks[h], span) for h, span in zip(pool.hit.tolist(), pool.spans, strict=True)]
-        labels = np.asarray([holds(t, answers) for t in quoted])
-        held = np.asarray([holds(c.text, answers) for c in chunks])
-        made = bool(item.get("made"))
-        out.append(Example(query, pool, labels, held, bool(answers), group, quoted, answers, made))
-    return out
-
-
-def without_answer(examples: list[Example], share: float, seed: int = SEED) -> list[Example]:
-    """Near misses as users meet them: a `share` of the answerable questions asked with every candidate sentence
-    that holds the answer taken away, so the topic is there and the fact is not."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for e in examples:
-        if e.answerable and e.labels.any() and (~e.labels).any() and rng.random() < share:
-            keep = np.flatnonzero(~e.labels)
-            p = e.pool
-            pool = Pool(
-                p.rows[keep],
-                p.hit[keep],
-                [p.spans[i] for i in keep],
-                p.cos[keep],
-                p.features[keep],
-                p.vectors[keep],
-                p.query_vector,
-                p.window_match[keep],
-            )
-            quoted = [e.quoted[i] for i in keep]
-            out.append(Example(e.query, pool, e.labels[keep], e.passage_labels, False, e.group, quoted, [], True))
-    return out
-
-
-def near_misses(items: list[dict], index: store.Index, words: list[str], seed: int = SEED) -> list[dict]:
-    """Unanswerable questions made from answerable ones: the question's rarest word that the documents hold is
-    replaced by a word they never use (from the model's own word-piece vocabulary), as in "How many tanks did ...?"
-    asked of documents that mention no tanks. They teach the confidence that a key word found nowhere near any
-    candidate means the answer is not there, which SQuAD's near misses (the topic's words all present) do not."""
-    rng = np.random.default_rng(seed)
-    vocabulary, rules = index.vocabulary, index.words
-    unused = [w for w in words if rules.stem(w) not in vocabulary and not rules.is_stop(w)]
-    out, group = [], ""
-    for item in items:
-        group = item.get("source") or group
-        if not item.get("answers"):
-            continue
-        spelled = [w for w in TOKEN.findall(item["question"]) if not rules.is_stop(w.lower())]
-        ids = vocabulary.lookup([rules.stem(w.lower()) for w in spelled])
-        if not len(ids) or (ids < 0).all():
-            continue
-        rarest = spelled[int(np.argmax(np.where(ids >= 0, vocabulary.idf(ids), -1.0)))]
-        new = str(rng.choice(unused))
-        new = new.capitalize() if rarest[0].isupper() else new
-        question = re.sub(rf"\b{re.escape(rarest)}\b", new, item["question"], count=1)
-        out.append(
-            {"question": question, "answers": [], "kind": "unanswerable", "source": None, "made": True, "group": group}
-        )
-    return out
-
-
-def model_words(model_folder: Path) -> list[str]:
-    """Whole lower-case words of five letters or more from the model's word-piece vocabulary."""
-    vocabulary = (model_folder / "vocab.txt").read_text(encoding="utf-8").split()
-    return sorted(w for w in vocabulary if len(w) >= 5 and w.isascii() and w.isalpha() and w.islower())
 
 
 def design(examples: list[Example], columns: np.ndarray, products: bool) -> np.ndarray:
@@ -194,12 +96,6 @@ def logits_of(example: Example, sentence: Linear, products: np.ndarray) -> np.nd
     return Scorer(sentence, products, sentence, Mix(1, 0.0, 0.0, 1.0), {}).sentence_logits(example.pool)
 
 
-def top1(examples: list[Example], sentence: Linear, products: np.ndarray) -> float:
-    """Share of answerable questions whose best candidate holds an answer."""
-    rights = [e.labels[int(np.argmax(logits_of(e, sentence, products)))] for e in examples if e.answerable]
-    return float(np.mean(rights))
-
-
 def cross_fitted(examples: list[Example], columns: np.ndarray, products: bool, c: float) -> list[np.ndarray]:
     """Each example's candidate scores from a scorer fitted without its article."""
     groups = np.asarray([e.group for e in examples])
@@ -223,15 +119,6 @@ def choose_c(examples: list[Example], columns: np.ndarray, products: bool) -> fl
     return max(scores, key=lambda c: scores[c])
 
 
-def inputs(examples: list[Example], picked: list[Choice]) -> np.ndarray:
-    """The confidence's inputs (`CONFIDENCE_NAMES`) of each example."""
-    rows = [
-        np.concatenate([question_features(e.query, e.pool, c.logits), c.features])
-        for e, c in zip(examples, picked, strict=True)
-    ]
-    return np.vstack(rows)
-
-
 def fit_confidence(examples: list[Example], picked: list[Choice]) -> Linear:
     """A logistic fit over all examples (made near misses included), then Platt scaling of its score on the real
     questions only, so that the made ones teach the direction but do not shift the share of unanswerable questions
@@ -249,61 +136,12 @@ def fit_confidence(examples: list[Example], picked: list[Choice]) -> Linear:
     return Linear(CONFIDENCE_NAMES, (a * coef).astype(np.float32), a * intercept + b)
 
 
-def confidences(examples: list[Example], picked: list[Choice], scorer: Scorer) -> np.ndarray:
-    """The confidence of each example's chosen candidate, as `respond` computes it (the type cap included)."""
-    p = [scorer.probability(x) for x in inputs(examples, picked)]
-    capped = [not holds_kind(e.query, e.pool, c.best) for e, c in zip(examples, picked, strict=True)]
-    return np.asarray([min(q, scorer.mix.type_cap) if cap else q for q, cap in zip(p, capped, strict=True)])
-
-
-def measure(examples: list[Example], picked: list[Choice], scorer: Scorer, threshold: float) -> dict[str, float]:
-    """The eval's answer figures, from the examples directly (the same choice the pipeline makes)."""
-    p = confidences(examples, picked, scorer)
-    ok = np.asarray([bool(e.labels[c.best]) for e, c in zip(examples, picked, strict=True)])
-    able = np.asarray([e.answerable for e in examples])
-    answered = p >= threshold
-    f1 = [
-        mixing.span_f1(e, c, scorer.mix) if a else 0.0
-        for e, c, a in zip(examples, picked, answered, strict=True)
-        if e.answerable
-    ]
-    return {
-        "answer_acc": float(np.mean(ok[able] & answered[able])),
-        "unanswerable_abstained": float(np.mean(~answered[~able])) if (~able).any() else float("nan"),
-        "false_abstentions": float(np.mean(~answered[able])),
-        "ece": ece(p[answered], ok[answered] & able[answered]),
-        "span_f1": float(np.mean(f1)),
-        "R@1": rank_at(examples, picked, 1),
-        "R@5": rank_at(examples, picked, 5),
-    }
-
-
-def rank_at(examples: list[Example], picked: list[Choice], k: int) -> float:
-    """Share of answerable questions with an answer-bearing passage among the first k, passages ordered by their
-    best candidate's score (as `rank_passages` orders them; a sentence two passages share counts for the first)."""
-    found = []
-    for e, c in zip(examples, picked, strict=True):
-        if e.answerable:
-            best = np.full(len(e.passage_labels), -np.inf)
-            np.maximum.at(best, e.pool.hit, c.logits)
-            found.append(bool(e.passage_labels[np.argsort(-best, kind="stable")[:k]].any()))
-    return float(np.mean(found))
-
-
 def fit_threshold(examples: list[Example], confidence: np.ndarray, most_false: float = FALSE_ABSTENTIONS) -> float:
     """The highest abstention threshold (on a 0.01 grid) at which at most `most_false` of the answerable tune
     questions abstain."""
     answerable = confidence[np.asarray([e.answerable and not e.made for e in examples])]
     ok = [t for t in np.arange(0.0, 1.0, 0.01) if np.mean(answerable < t) <= most_false]
     return round(float(max(ok)), 2)
-
-
-def ece(confidence: np.ndarray, right: np.ndarray) -> float:
-    if not len(confidence):
-        return float("nan")
-    bins = np.minimum((confidence * 10).astype(int), 9)
-    gaps = [abs(confidence[bins == b].mean() - right[bins == b].mean()) * (bins == b).sum() for b in np.unique(bins)]
-    return float(sum(gaps) / len(confidence))
 
 
 def fit_mix(tune: list[Example], logits: list[np.ndarray], reader: Reader) -> tuple[Mix, list[Choice]]:
@@ -316,14 +154,6 @@ def fit_mix(tune: list[Example], logits: list[np.ndarray], reader: Reader) -> tu
     threshold = mixing.fit_span_threshold([e for e, _ in real], [c for _, c in real])
     cap = mixing.fit_type_cap([e for e, _ in real], [c for _, c in real])
     return Mix(top, weight, threshold, cap), picked
-
-
-def report(name: str, m: dict[str, float]) -> None:
-    print(
-        f"| {name} | {m['answer_acc']:.3f} | {m['unanswerable_abstained']:.3f} | {m['false_abstentions']:.3f} "
-        f"| {m['span_f1']:.3f} | {m['ece']:.3f} | {m['R@1']:.3f} | {m['R@5']:.3f} |",
-        flush=True,
-    )
 
 
 def main() -> None:

@@ -23,7 +23,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from transformers import AutoModel, AutoTokenizer  # noqa: E402
 
 from rag.embedding import resolve_model  # noqa: E402
 from train.reader_data import Pair, batches, make_pairs, read_items  # noqa: E402
+from train.reader_export import compare, export  # noqa: E402
 
 SEED = 1234
 SQUAD = ROOT.parent / "shared" / "train" / "squad11-train" / "train.jsonl.gz"
@@ -174,54 +174,6 @@ def evaluate(model: Reader, tokenizer, pairs: list[Pair], device: str) -> dict[s
     return {"pair_accuracy": right / len(pairs), "span_exact_tokens": exact / max(spans, 1)}
 
 
-def export(model: Reader, tokenizer, folder: Path) -> Path:  # type: ignore[no-untyped-def]
-    """fp32 ONNX of `model`, then its int8 copy; returns the int8 file."""
-    import warnings
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    folder.mkdir(parents=True, exist_ok=True)
-    sample = tokenizer(["how many?"], ["Two of them."], return_tensors="pt")
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    fp32 = Path(tempfile.mkdtemp(prefix="reader-")) / "reader-fp32.onnx"  # 90 MB: not shipped
-    model = model.cpu().eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            tuple(sample[n] for n in names),
-            str(fp32),
-            input_names=names,
-            output_names=["answers", "start", "end"],
-            dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names}
-            | {"answers": {0: "batch"}, "start": {0: "batch", 1: "tokens"}, "end": {0: "batch", 1: "tokens"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    int8 = folder / "reader.onnx"
-    quantize_dynamic(
-        str(fp32),
-        str(int8),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        op_types_to_quantize=["MatMul", "Gather"],
-    )
-    return int8
-
-
-@torch.no_grad()
-def compare(model: Reader, tokenizer, pairs: list[Pair], path: Path) -> float:  # type: ignore[no-untyped-def]
-    """The largest difference between PyTorch's and the ONNX file's answer log-odds on `pairs`."""
-    import onnxruntime as ort
-
-    batch = encode(tokenizer, pairs, "cpu")
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    reference = model.cpu()(*(batch[n] for n in names))[0].numpy()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(["answers"], {n: batch[n].numpy() for n in names})[0]
-    return round(float(np.abs(got - reference).max()), 4)
-
-
 def commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -272,7 +224,7 @@ def main() -> None:
     print(f"held-out pairs: {figures}", flush=True)
     torch.save(model.state_dict(), args.checkpoint)
     path = export(model, tokenizer, args.out)
-    figures["onnx_int8_max_logit_gap"] = compare(model, tokenizer, held_pairs[:64], path)
+    figures["onnx_int8_max_logit_gap"] = compare(model, encode(tokenizer, held_pairs[:64], "cpu"), path)
     gap = figures["onnx_int8_max_logit_gap"]
     print(f"int8 ONNX against PyTorch on 64 held-out pairs: largest gap in log-odds {gap:.3f}")
     took = time.perf_counter() - started
