@@ -96,7 +96,12 @@ def read_items(path: Path, limit_articles: int | None = None) -> list[Item]:
 
 
 def make_pairs(
-    items: list[Item], rng: np.random.Generator, hard: int = 2, swap_share: float = 0.25, casual_share: float = 0.5
+    items: list[Item],
+    rng: np.random.Generator,
+    hard: int = 2,
+    swap_share: float = 0.25,
+    casual_share: float = 0.5,
+    random_share: float = 1.0,
 ) -> list[Pair]:
     """The pairs of every item, in the items' order (the trainer shuffles them).
 
@@ -104,6 +109,8 @@ def make_pairs(
         hard: hard negatives a question (the rest of its negatives: one random sentence of its paragraph).
         swap_share: the share of questions that also get a swapped near miss.
         casual_share: the share of questions rewritten as people type them (`casual`).
+        random_share: the share of questions that also get a random sentence of their paragraph (easy negatives:
+            the reader re-ranks the scorer's best candidates, which are rarely that easy).
     """
     words = words_for("en")
     term_cache: dict[int, dict[int, set[str]]] = {}
@@ -127,7 +134,7 @@ def make_pairs(
         others = [
             i for i in item.paragraph if i != item.answer_at and answer_text.lower() not in item.sentences[i].lower()
         ]
-        if others:
+        if others and (random_share >= 1 or rng.random() < random_share):
             pairs.append(Pair(question, item.sentences[int(rng.choice(others))], 0, None, "random"))
         if rng.random() < swap_share:
             swapped = swap_value(item, rng)
@@ -212,7 +219,19 @@ def telegraphic(question: str, rng: np.random.Generator) -> str:
     return " ".join(rest + [m.group().lower()]) if rest else question
 
 
-def batches(pairs: list[Pair], size: int, rng: np.random.Generator) -> Iterator[list[Pair]]:
+def batches(pairs: list[Pair], size: int, rng: np.random.Generator, pool: int = 1) -> Iterator[list[Pair]]:
+    """Shuffled batches of `size` pairs.
+
+    With `pool` > 1, each run of `pool` batches' worth of shuffled pairs is sorted by length before it is cut, and
+    those batches are yielded in random order: a batch is padded to its longest pair, so pairs of like length
+    waste less of each step on padding, while every batch is still drawn from across the data.
+    """
     order = rng.permutation(len(pairs))
-    for i in range(0, len(order), size):
-        yield [pairs[j] for j in order[i : i + size]]
+    span = size * max(pool, 1)
+    for at in range(0, len(order), span):
+        run = order[at : at + span]
+        if pool > 1:
+            run = sorted(run, key=lambda j: len(pairs[j].question) + len(pairs[j].sentence))
+        cuts = [run[i : i + size] for i in range(0, len(run), size)]
+        for c in rng.permutation(len(cuts)) if pool > 1 else range(len(cuts)):
+            yield [pairs[j] for j in cuts[c]]

@@ -139,7 +139,7 @@ def train(model: Reader, tokenizer, pairs: list[Pair], args: argparse.Namespace,
     model.train()
     step, started, running = 0, time.perf_counter(), []
     for _ in range(args.epochs):
-        for chunk in batches(pairs, args.batch, rng):
+        for chunk in batches(pairs, args.batch, rng, args.pool):
             batch = encode(tokenizer, chunk, device)
             labels = torch.tensor([float(p.label) for p in chunk], device=device)
             loss = loss_of(model, batch, labels)
@@ -190,10 +190,12 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=None, help="read only the first N articles (tests)")
     parser.add_argument("--held", type=int, default=500, help="questions held out for the printed check")
     parser.add_argument("--hard", type=int, default=2, help="hard negatives a question, from its article")
+    parser.add_argument("--random", type=float, default=1.0, help="share of questions with a random negative")
     parser.add_argument("--swap", type=float, default=0.25, help="share of questions with a swapped near miss")
     parser.add_argument("--casual", type=float, default=0.5, help="share of questions typed casually")
     parser.add_argument("--frozen", type=int, default=2, help="lowest encoder layers kept as bundled")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--pool", type=int, default=1, help="batches sorted by length together (1: none)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--checkpoint", type=Path, default=Path("/tmp/reader-checkpoint.pt"), help="PyTorch weights")
@@ -214,7 +216,7 @@ def main() -> None:
     held = [it for it in items if it.article in held_articles][: args.held]
     pool = [it for it in items if it.article not in held_articles]
     chosen = [pool[i] for i in sorted(rng.choice(len(pool), size=min(args.questions, len(pool)), replace=False))]
-    pairs = make_pairs(chosen, rng, args.hard, args.swap, args.casual)
+    pairs = make_pairs(chosen, rng, args.hard, args.swap, args.casual, args.random)
     held_pairs = make_pairs(held, np.random.default_rng(SEED + 1))
     kinds = {k: sum(p.kind == k for p in pairs) for k in ("answer", "hard", "random", "swapped")}
     print(f"{len(chosen)} questions of {len(pool)} -> {len(pairs)} pairs {kinds}; {len(held)} held out", flush=True)
@@ -238,7 +240,8 @@ def main() -> None:
         "command": "python train/train_reader.py " + " ".join(sys.argv[1:]),
         "seed": SEED,
         "frozen_layers": args.frozen,
-        "pairs": {"hard": args.hard, "swap": args.swap, "casual": args.casual},
+        "pairs": {"hard": args.hard, "swap": args.swap, "casual": args.casual, "random": args.random},
+        "length_pool": args.pool,
         "max_tokens": MAX_TOKENS,
         "epochs": args.epochs,
         "batch": args.batch,
