@@ -79,6 +79,25 @@ class Settings:
     max_file_bytes: int = _setting(
         40_000_000, "Corpus files larger than this are skipped, and reported (40 MB of text is about 6 million words)."
     )
+    # 1,536 MB: a worker with every reader's library loaded takes 52 MB of address space; reading a 40 MB text file
+    # (max_file_bytes) peaks at 318 MB (bench/sandbox.py), so this leaves 5x room for PDFs and DOCX; the PDF of
+    # nested forms of issue #20 took 2.9 GB at 20 levels. Two workers at most: 3 GB in all, within a laptop's 8.
+    reader_memory_mb: int = _setting(
+        1536,
+        "Memory (address space) of each reader process; a file that needs more is skipped, and reported "
+        "(README, Security).",
+    )
+    # 60 s: the issue's figure; the slowest file of the bundled corpus and squad11/corpus reads in 0.13 s
+    # (bench/sandbox.py), and pypdfium2 reads hundreds of pages a second (bench/readers.py).
+    reader_seconds: float = _setting(
+        60.0, "Longest one file may take to read; a file that takes longer is skipped, and reported."
+    )
+    # 10 million characters: about 1.6 million words, some 3,500 book pages, which take about 8 minutes to embed on
+    # 2 cores (bench/indexing.py: 197,000 words in 58 s at int8); a few kilobytes of PDF made 6.3 million
+    # characters in issue #20.
+    max_text_chars: int = _setting(
+        10_000_000, "Text of one document past this many characters is cut (the build report says so)."
+    )
     admin_token: str = _setting(
         "", "Bearer token for the server's admin routes (upload, rebuild); empty turns them off.", secret=True
     )
@@ -92,6 +111,18 @@ class Settings:
     # 64: at about 15 ms a question on two cores (bench/latency.py), a full queue is answered within half a second.
     ask_queue: int = _setting(
         64, "Questions the server lets wait for the model; one more gets 503 with Retry-After, not a long wait."
+    )
+    # 60 s: the largest body the server takes (an upload of max_upload_bytes, 5 MB) arrives in 40 s at 1 Mbit/s, a
+    # slow uplink; nginx waits 60 s too (client_body_timeout, between two reads where this bounds the whole body).
+    body_seconds: float = _setting(
+        60.0,
+        "Longest a request body may take to arrive; one that stops arriving gets 408 and its connection is closed "
+        "(raise it with max_upload_bytes on slow links).",
+    )
+    # 8 hours: a working day; OWASP's Session Management Cheat Sheet gives 4 to 8 hours as the absolute timeout of an
+    # application used for a full office day.
+    session_hours: float = _setting(
+        8.0, "How long the chat's sign-in (read_token) lasts; signing out ends it on the server at once."
     )
     engine: str = _setting(
         "local", "Search engine: local (FAISS and bm25s in the index folder) or milvus (docs/scaling.md)."
@@ -128,6 +159,9 @@ class Settings:
             ),
             (self.batch_size >= 1, f"batch_size must be at least 1, not {self.batch_size}"),
             (self.max_file_bytes >= 1, f"max_file_bytes must be at least 1, not {self.max_file_bytes}"),
+            (self.reader_memory_mb >= 256, f"reader_memory_mb must be at least 256, not {self.reader_memory_mb}"),
+            (self.reader_seconds > 0, f"reader_seconds must be more than 0, not {self.reader_seconds}"),
+            (self.max_text_chars >= 1, f"max_text_chars must be at least 1, not {self.max_text_chars}"),
             (self.max_upload_bytes >= 1, f"max_upload_bytes must be at least 1, not {self.max_upload_bytes}"),
             (self.ask_queue >= 1, f"ask_queue must be at least 1, not {self.ask_queue}"),
             (self.engine in ENGINES, f"engine must be {' or '.join(ENGINES)}, not {self.engine!r}"),
@@ -135,6 +169,8 @@ class Settings:
                 COLLECTION.fullmatch(self.collection) is not None,
                 f"collection must be letters, digits and underscores, starting with a letter, not {self.collection!r}",
             ),
+            (self.body_seconds > 0, f"body_seconds must be more than 0, not {self.body_seconds}"),
+            (self.session_hours > 0, f"session_hours must be more than 0, not {self.session_hours}"),
         ]
         for ok, message in checks:
             if not ok:

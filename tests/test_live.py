@@ -117,8 +117,18 @@ def free_port() -> int:
 @contextmanager
 def rag_serve(settings: Settings, *args: str) -> Iterator[str]:
     """`rag serve ARGS` in a subprocess over `settings`' corpus and index; yields its URL once it answers."""
+    with rag_server(settings, *args) as (url, _):
+        yield url
+
+
+@contextmanager
+def rag_server(
+    settings: Settings, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`rag serve ARGS` in a subprocess over `settings`' corpus and index, with `env` added to its environment;
+    yields its URL and process once it answers."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {"HF_HUB_OFFLINE": "1"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {"HF_HUB_OFFLINE": "1"} | (env or {})
     where = ["--corpus", str(settings.corpus), "--index", str(settings.index)]
     log = settings.corpus.parent / "server.log"
     with open(log, "wb") as out:
@@ -134,7 +144,7 @@ def rag_serve(settings: Settings, *args: str) -> Iterator[str]:
             except OSError:
                 assert time.monotonic() < deadline, log.read_text(errors="replace")
                 time.sleep(0.2)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(10)

@@ -26,6 +26,7 @@ from ..engines import Engine, Update, build_engine, engine_settings, opener
 from ..errors import BadRequest, CorpusError, IndexCorrupt, IndexMismatch, IndexMissing
 from ..readers import EXTRACTION_VERSION, READERS, Unreadable, documents
 from ..readers.documents import Cached, Document, Skipped, content_hash, file_stamp, list_files, read_corpus
+from ..readers.sandbox import pool_for
 from ..text.chunking import Chunk
 from ..text.sentences import VERSION as TABLE_VERSION
 from ..text.sentences import SentenceTable
@@ -91,8 +92,9 @@ def build(
 
     Args:
         shard: (i, n): index only the i-th of n shares of the documents into a shared engine (`shards.py`).
-        cancel: once set, the build stops at its next window of text or batch of sentences and raises
-            `Cancelled`; nothing is written, the index on disk is untouched.
+        cancel: once set, the build stops at once while a file is read (its reader process is killed), else at its
+            next window of text or batch of sentences, and raises `Cancelled`; nothing is written, the index on
+            disk is untouched.
     """
     stop = stopper(cancel)
     started = time.perf_counter()
@@ -105,7 +107,7 @@ def build(
                 f"{list(shard) if shard else 'all of them'}; a new split starts from new index folders"
             )
         old = {d.source: d for d in previous.documents} if previous else {}
-        docs, report = _read(settings.corpus, settings.max_file_bytes, _cached(previous), progress, shard)
+        docs, report = _read(settings, _cached(previous), progress, shard, cancel)
         report.rebuilt = rebuilt
         for doc in docs:
             before = old.get(doc.source)
@@ -227,19 +229,26 @@ def _cached(previous: store.Index | None) -> Cached | None:
 
 
 def _read(
-    corpus: Path, max_bytes: int, cached: Cached | None, progress: bool, shard: Shard | None = None
+    settings: Settings,
+    cached: Cached | None,
+    progress: bool,
+    shard: Shard | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[list[Document], BuildReport]:
+    corpus = settings.corpus
     if not corpus.is_dir():
         raise CorpusError(f"the corpus folder {corpus} does not exist; create it or pass --corpus DIR")
     report = BuildReport()
     docs = []
     files = [f for f in list_files(corpus) if shard is None or in_shard(f.relative_to(corpus).as_posix(), shard)]
     with tqdm(total=len(files), desc="reading", unit="file", disable=not progress or not files) as bar:
-        for item in read_corpus(corpus, max_bytes, cached, files):
+        for item in read_corpus(corpus, settings.max_file_bytes, cached, files, pool_for(settings), cancel):
             if isinstance(item, Skipped):
                 report.skipped.append(item)
             else:
                 docs.append(item)
+                if item.note:
+                    report.cut.append(Skipped(item.source, item.note))
             bar.update()
     if not docs and shard is None:  # a share of a small corpus may hold nothing
         raise CorpusError(

@@ -1,6 +1,7 @@
 """Reading corpus files: text, title, pages and content hash.
 
-The reader is chosen by file suffix (`rag.readers.READERS`: one module a format). A file that cannot be read
+The reader is chosen by file suffix (`rag.readers.READERS`: one module a format) and runs in a worker process with
+memory, time and output limits (`sandbox.py`). A file that cannot be read
 (binary, a scanned PDF without text, empty, unreadable, a link leading out of the corpus) is skipped with a
 reason; the caller reports it and indexing goes on. A file whose content hash the previous index already holds is
 not extracted again: its text comes from the index (`cached`).
@@ -11,12 +12,18 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from stat import S_ISREG
+from typing import TYPE_CHECKING, BinaryIO
 
 from . import READERS, Extracted, Unreadable
+
+if TYPE_CHECKING:
+    from .sandbox import ReaderPool
 
 TITLE_CHARS = 80  # a title fits one line of a citation card and of `rag ask`'s output
 
@@ -31,6 +38,7 @@ class Document:
     mtime_ns: int = 0
     format: str = "text"
     pages: tuple[int, ...] = ()  # offset in `text` where each page starts, for paged formats
+    note: str | None = None  # what the build report should say about it (its text was cut at max_text_chars)
 
 
 @dataclass(frozen=True)
@@ -78,18 +86,30 @@ def list_files(corpus: Path) -> list[Path]:
 Cached = Callable[[str, str], "Document | None"]  # (source, sha256) -> the document as indexed, if it is
 
 
-def read_document(corpus: Path, path: Path, max_bytes: int | None = None, cached: Cached | None = None) -> Document:
-    """Read one file; raises `Unreadable` with the reason it cannot be indexed."""
+def read_document(
+    corpus: Path,
+    path: Path,
+    max_bytes: int | None = None,
+    cached: Cached | None = None,
+    pool: ReaderPool | None = None,
+    cancel: threading.Event | None = None,
+) -> Document:
+    """Read one file with a reader of `pool` (None: the pool of the default settings); raises `Unreadable` with the
+    reason it cannot be indexed, `Cancelled` once `cancel` is set."""
     source = path.relative_to(corpus).as_posix()
     data, stat = read_corpus_file(corpus, path, max_bytes)
     sha256 = content_hash(data)
     known = cached(source, sha256) if cached else None
     if known is not None:
         return replace(known, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-    extracted = extract(path.suffix.lower(), data)
+    read = (pool or default_pool()).read(path.suffix.lower(), data, cancel)
+    del data  # the bytes of a large file need not wait for the next one
+    extracted = read.extracted
     text = check_text(extracted.text)
     title = make_title(extracted.title, path)
-    return Document(source, title, text, sha256, stat.st_size, stat.st_mtime_ns, extracted.format, extracted.pages)
+    return Document(
+        source, title, text, sha256, stat.st_size, stat.st_mtime_ns, extracted.format, extracted.pages, read.note
+    )
 
 
 # O_NONBLOCK: opening a named pipe would wait for a writer (the file is refused as not regular once open);
@@ -110,6 +130,20 @@ def read_corpus_file(corpus: Path, path: Path, max_bytes: int | None = None) -> 
     file they own or can read and write); refusing them would also refuse every corpus kept with hard-linked
     backups, and finding a file's other names takes a search of the whole file system.
     """
+    opened, stat = open_corpus_file(corpus, path, max_bytes)
+    with opened:
+        try:
+            data = opened.read() if max_bytes is None else opened.read(max_bytes + 1)
+        except OSError as exc:
+            raise Unreadable(f"cannot be read ({exc.strerror or exc})") from None
+    if max_bytes is not None and len(data) > max_bytes:  # it grew since the fstat
+        raise Unreadable(f"over the {max_bytes / 1e6:g} MB limit (max_file_bytes)")
+    return data, stat
+
+
+def open_corpus_file(corpus: Path, path: Path, max_bytes: int | None = None) -> tuple[BinaryIO, os.stat_result]:
+    """Corpus file `path` open for reading, and its status, checked as `read_corpus_file` says (the server streams
+    a download from it, never holding the whole file); the caller closes it. Raises `Unreadable`."""
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
@@ -123,15 +157,12 @@ def read_corpus_file(corpus: Path, path: Path, max_bytes: int | None = None) -> 
             raise Unreadable("not a regular file")
         if max_bytes is not None and stat.st_size > max_bytes:
             raise Unreadable(f"{stat.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit (max_file_bytes)")
-        with open(fd, "rb", closefd=False) as opened:
-            data = opened.read() if max_bytes is None else opened.read(max_bytes + 1)
-        if max_bytes is not None and len(data) > max_bytes:  # it grew since the fstat
-            raise Unreadable(f"over the {max_bytes / 1e6:g} MB limit (max_file_bytes)")
-        return data, stat
-    except OSError as exc:
-        raise Unreadable(f"cannot be read ({exc.strerror or exc})") from None
-    finally:
+        return open(fd, "rb"), stat  # closes `fd` when it is closed
+    except BaseException as exc:
         os.close(fd)
+        if isinstance(exc, OSError):
+            raise Unreadable(f"cannot be read ({exc.strerror or exc})") from None
+        raise
 
 
 def _opened_inside(fd: int, stat: os.stat_result, corpus: Path, path: Path) -> bool:
@@ -151,7 +182,8 @@ def _opened_inside(fd: int, stat: os.stat_result, corpus: Path, path: Path) -> b
 
 
 def extract(suffix: str, data: bytes) -> Extracted:
-    """The reader's text of `data`; a library's failure on a damaged file is an `Unreadable` like any other."""
+    """The reader's text of `data`, in this process (the reader workers call it; everything else reads through a
+    `sandbox.ReaderPool`); a library's failure on a damaged file is an `Unreadable` like any other."""
     try:
         return READERS[suffix](data)
     except Unreadable:
@@ -161,15 +193,38 @@ def extract(suffix: str, data: bytes) -> Extracted:
 
 
 def read_corpus(
-    corpus: Path, max_bytes: int | None = None, cached: Cached | None = None, files: list[Path] | None = None
+    corpus: Path,
+    max_bytes: int | None = None,
+    cached: Cached | None = None,
+    files: list[Path] | None = None,
+    pool: ReaderPool | None = None,
+    cancel: threading.Event | None = None,
 ) -> Iterator[Document | Skipped]:
     """Every document of the corpus (or of `files` in it) in path order, or a `Skipped` for each file that cannot
-    be used."""
-    for path in list_files(corpus) if files is None else files:
+    be used; as many files are read at once as `pool` (None: the default settings' pool) has workers. Raises
+    `Cancelled` once `cancel` is set."""
+    pool = pool or default_pool()
+
+    def one(path: Path) -> Document | Skipped:
         try:
-            yield read_document(corpus, path, max_bytes, cached)
+            return read_document(corpus, path, max_bytes, cached, pool, cancel)
         except Unreadable as exc:
-            yield Skipped(path.relative_to(corpus).as_posix(), str(exc), *file_stamp(path))
+            return Skipped(path.relative_to(corpus).as_posix(), str(exc), *file_stamp(path))
+
+    paths = list_files(corpus) if files is None else files
+    with ThreadPoolExecutor(pool.size, thread_name_prefix="rag-read") as threads:
+        pending = threads.map(one, paths)
+        try:
+            yield from pending
+        finally:
+            threads.shutdown(wait=True, cancel_futures=True)
+
+
+def default_pool() -> ReaderPool:
+    from ..config import Settings
+    from .sandbox import pool_for
+
+    return pool_for(Settings())
 
 
 def printable(name: str) -> str:
