@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from rag.readers import read_docx
+from rag.readers import Unreadable, read_docx, read_html
+from rag.readers.charsets import ENCODINGS, codec_for, encoding_for
 from rag.readers.docx import heading_level, heading_levels
 
 # The child's address space: Python with lxml or selectolax and a small file needs ~0.3 GB; the attacks of the issue
@@ -123,3 +124,54 @@ def test_default_paragraph_style_can_be_a_heading() -> None:
     styles = '<w:style w:type="paragraph" w:default="1" w:styleId="Big"><w:name w:val="heading 2"/></w:style>'
     body = "<w:p><w:r><w:t>Plain</w:t></w:r></w:p>"
     assert read_docx(docx_with(body, styles)).text == "## Plain"
+
+
+# --- HTML: no text outside code ------------------------------------------------------------------------------------
+
+
+def test_html_with_words_only_in_scripts_and_styles_is_unreadable() -> None:
+    # Once every block was pruned the page was read again unpruned: the script's code became quotable text.
+    page = (
+        b"<html><head><title>Status</title><style>body { color: red }</style></head><body>"
+        b'<script>var password = "hunter2 is the admin password";</script><noscript></noscript></body></html>'
+    )
+    with pytest.raises(Unreadable, match="no words"):
+        read_html(page)
+
+
+def test_html_of_links_only_keeps_the_links_but_not_the_code() -> None:
+    page = b"<body><nav><a href=a>Alpha page</a> <a href=b>Beta page</a></nav><script>var code = 1;</script></body>"
+    text = read_html(page).text
+    assert "Alpha page" in text and "Beta page" in text
+    assert "code" not in text
+
+
+# --- HTML: WHATWG encoding labels only -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("label", ["unicode_escape", "raw_unicode_escape", "utf-7", "rot13", "hex", "punycode"])
+def test_html_charset_that_is_no_web_encoding_is_ignored(label: str) -> None:
+    # Bytes that are not UTF-8 (é in Latin-1) made the declared Python codec the one applied: unicode_escape turned
+    # "C:\new\table" into a newline and a tab, utf-7 decodes "+AGEAYgBj-" to "abc", rot13 and hex raised.
+    page = f'<meta charset="{label}"><p>Caf\xe9 path C:\\new\\table +AGEAYgBj- ok</p>'.encode("latin-1")
+    assert read_html(page).text == "Café path C:\\new\\table +AGEAYgBj- ok"
+
+
+@pytest.mark.parametrize(
+    ("label", "raw", "text"),
+    [
+        (" LATIN1 ", "€ 5".encode("cp1252"), "€ 5"),  # ISO-8859-1 labels mean windows-1252
+        ("shift_jis", "日本語の文章".encode("cp932"), "日本語の文章"),
+        ("koi8-r", "Привет, мир".encode("koi8-r"), "Привет, мир"),
+        ("utf-16", "naïve".encode(), "naïve"),  # a UTF-16 label in the page's ASCII bytes means UTF-8
+    ],
+)
+def test_html_charset_labels_of_the_standard_still_apply(label: str, raw: bytes, text: str) -> None:
+    assert read_html(f'<meta charset="{label}"><p>'.encode() + raw + b"</p>").text == text
+
+
+def test_charset_table_maps_every_label_to_a_text_codec() -> None:
+    assert encoding_for("\tUTF8 ") == "utf-8" and encoding_for("unicode_escape") is None
+    assert codec_for("x-user-defined") is None and codec_for("iso-2022-kr") is None  # left out on purpose
+    for name, (codec, _) in ENCODINGS.items():  # each a text encoding: bytes in, the same text out
+        assert "<p>é".encode(codec, errors="replace").decode(codec).startswith("<p>"), name

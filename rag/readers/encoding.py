@@ -15,6 +15,7 @@ import codecs
 import unicodedata
 
 from .base import Unreadable
+from .charsets import codec_for
 
 # UTF-32 LE's mark begins with UTF-16 LE's, so the UTF-32 marks are tried first.
 BOMS = (
@@ -24,8 +25,6 @@ BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-# As in browsers (WHATWG Encoding standard): these labels mean windows-1252, whose printable range is a superset.
-WINDOWS_1252_LABELS = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "ascii", "us-ascii", "iso_8859-1"}
 # Real text has next to no control characters or replacement marks; binary data decoded with a single-byte code
 # page has about 13% (33 of the 256 byte values are C0 controls or DEL), so 1% separates the two with room to spare.
 GARBLED_SHARE = 0.01
@@ -54,16 +53,9 @@ def decode(data: bytes, declared: str | None = None) -> str:
 
 
 def codec_name(label: str | None) -> str | None:
-    """Python's codec for a charset label, or None for an unknown one."""
-    if not label:
-        return None
-    label = label.strip().lower()
-    if label in WINDOWS_1252_LABELS:
-        return "cp1252"
-    try:
-        return codecs.lookup(label).name
-    except LookupError:
-        return None
+    """Python's codec for a charset label, or None for one that is no WHATWG label (see `charsets`): a name taken
+    from a file never selects a Python codec by itself ("unicode_escape", "rot13")."""
+    return codec_for(label) if label else None
 
 
 def detect(data: bytes) -> str:

@@ -22,14 +22,17 @@ import re
 from typing import TYPE_CHECKING
 
 from .base import Extracted, Unreadable
+from .charsets import encoding_for
 from .encoding import decode
 from .titles import meaningful
 
 if TYPE_CHECKING:
     from selectolax.lexbor import LexborNode
 
+# Elements whose content is code, markup for later or an embedded resource: never the page's text, pruned or not.
+NOT_TEXT = "script, style, noscript, template, svg, canvas, iframe, object, embed"
 DROP = (
-    "script, style, noscript, template, svg, canvas, iframe, object, embed, form, button, select, nav, aside, dialog,"
+    f"{NOT_TEXT}, form, button, select, nav, aside, dialog,"
     " [role=navigation], [role=search], [role=complementary], [hidden], [aria-hidden=true]"
 )
 PAGE_CHROME = "header, footer, [role=banner], [role=contentinfo]"
@@ -70,18 +73,23 @@ def read_html(data: bytes) -> Extracted:
     if title is None and (h1 := tree.css_first("h1")) is not None:
         title = meaningful(h1.text())
     text = _paragraphs(_prune(_content(tree.body)))
-    if not any(ch.isalnum() for ch in text):  # nothing but links, say an index page: then keep everything
-        text = _paragraphs(LexborHTMLParser(html).body or tree.body)
+    if not _has_words(text):  # nothing but links, say an index page: then keep everything that is text
+        text = _paragraphs(_drop(LexborHTMLParser(html).body or tree.body, NOT_TEXT))
+    if not _has_words(text):
+        raise Unreadable("no words to index outside scripts, styles and embedded content")
     return Extracted(text, "html", title)
 
 
+def _has_words(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
 def declared_charset(data: bytes) -> str | None:
-    """The charset the page declares in its first bytes; a UTF-16/32 label without a byte-order mark means UTF-8."""
+    """The encoding the page declares in its first bytes, if it is a WHATWG label (`charsets`; any other is ignored,
+    as browsers do); a UTF-16 label means UTF-8 (the HTML standard's prescan: the page's ASCII bytes declared it)."""
     found = CHARSET.search(data[:PRESCAN_BYTES])
-    if not found:
-        return None
-    label = (found.group(1) or found.group(2)).decode("ascii").lower()
-    return "utf-8" if label.startswith(("utf-16", "utf-32")) else label
+    encoding = encoding_for((found.group(1) or found.group(2)).decode("ascii")) if found else None
+    return "utf-8" if encoding in ("utf-16be", "utf-16le") else encoding
 
 
 def nesting_depth(html: str) -> int:
@@ -112,9 +120,14 @@ def _content(body: LexborNode) -> LexborNode:
 
 def _prune(root: LexborNode) -> LexborNode:
     """`root` without boilerplate; blocks of links are judged innermost first, so a wrapper is not lost with them."""
-    for node in root.css(DROP):
+    for node in _link_blocks(_drop(root, DROP)):
         node.decompose()
-    for node in _link_blocks(root):
+    return root
+
+
+def _drop(root: LexborNode, selector: str) -> LexborNode:
+    """`root` without the elements `selector` matches."""
+    for node in root.css(selector):
         node.decompose()
     return root
 
