@@ -25,6 +25,7 @@ import click
 from .config import Settings
 from .errors import RagError
 from .evaluation import format_table, read_questions, reliability, score_one, summarize
+from .terminal import echo, echo_json, format_response
 
 if TYPE_CHECKING:
     from .pipeline import Assistant
@@ -33,7 +34,7 @@ EXIT_USAGE = 2
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    click.echo(f"error: {message}", err=True)
+    echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
@@ -74,7 +75,7 @@ def main(ctx: click.Context, corpus: Path | None, index_dir: Path | None, model:
 
 
 def _say(message: str) -> None:
-    click.echo(message, err=True)
+    echo(message, err=True)
 
 
 class _Say(logging.Handler):
@@ -123,14 +124,14 @@ def index(settings: Settings, full: bool, as_json: bool, shard: str | None, merg
         from .indexing.merge import merge
 
         merged = merge(settings, list(merge_dirs))
-        click.echo(f"merged {len(merge_dirs)} shards: {len(merged.documents)} documents, {merged.chunk_count} chunks")
+        echo(f"merged {len(merge_dirs)} shards: {len(merged.documents)} documents, {merged.chunk_count} chunks")
         return
     share = indexing.parse_shard(shard) if shard is not None else None
     encoder = indexing.encoder_for(settings)
     _, report = indexing.build(settings, encoder, full=full, progress=not as_json, shard=share)
     for line in report.skip_lines():
         _say(line)
-    click.echo(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.summary())
+    echo_json(report.to_dict()) if as_json else echo(report.summary())
 
 
 @main.command()
@@ -156,12 +157,12 @@ def ask(
     bot = _assistant(settings, quiet=as_json or questions_file is not None)
     if question is not None:
         response = bot.ask(question, top_k=top_k).to_dict()
-        click.echo(json.dumps(response, ensure_ascii=False, indent=1) if as_json else format_response(response))
+        echo_json(response, indent=1) if as_json else echo(format_response(response))
         return
     for item in items or []:  # not None: exactly one of the two was given
         try:
             line = bot.ask(item["question"], top_k=item.get("top_k", top_k), history=item.get("history")).to_dict()
-            click.echo(json.dumps(line, ensure_ascii=False))
+            echo_json(line)
         except RagError as exc:  # ASCII escapes: the question may hold text that cannot be printed (lone surrogates)
             line = {"question": item["question"], "error": {"code": exc.code, "message": str(exc)}}
             click.echo(json.dumps(line))
@@ -188,45 +189,9 @@ def evaluate(settings: Settings, questions_file: Path, as_json: bool, top_k: int
     if as_json:
         bins = [b.to_dict() for b in reliability(results)]
         out = {"metrics": table, "reliability": bins, "questions": [asdict(r) for r in results]}
-        click.echo(json.dumps(out, ensure_ascii=False, indent=1))
+        echo_json(out, indent=1)
     else:
-        click.echo(format_table(table))
-
-
-def format_response(response: dict[str, Any]) -> str:
-    """A response as text for a terminal: the exact answer, the quoted sentence, a note, then the numbered passages
-    with the marked sentence."""
-    lines = _answer_lines(response)
-    if response.get("note"):  # newer responses only
-        lines.append(f"Note: {response['note']}")
-    for c in response["citations"]:
-        h0, h1 = c["highlight"]["start"] - c["start"], c["highlight"]["end"] - c["start"]
-        text = c["text"][:h0] + ">>" + c["text"][h0:h1] + "<<" + c["text"][h1:]
-        lines += [
-            "",
-            f"[{c['n']}] {c['title']} ({_where(c)}:{c['start']}-{c['end']}, score {c['score']:.2f})",
-            "    " + " ".join(text.split()),
-        ]
-    return "\n".join(lines)
-
-
-def _where(span: dict[str, Any]) -> str:
-    """The source of an answer or citation, with its page for a paged document: `report.pdf p. 12`."""
-    return f"{span['source']} p. {span['page']}" if span.get("page") else span["source"]
-
-
-def _answer_lines(response: dict[str, Any]) -> list[str]:
-    """The exact answer (when the response has one), then the quoted sentence and where it is."""
-    if response["abstained"]:
-        return ["I could not find this in the documents. The closest passages:"]
-    a = response["answer"]
-    exact = [f"Answer: {a['exact']['text']}"] if a.get("exact") else []
-    return [
-        *exact,
-        f"“{a['text']}”",
-        f"   [{a['citation']}] {_where(a)}, characters {a['start']}-{a['end']}"
-        f" (confidence {response['confidence']:.2f})",
-    ]
+        echo(format_table(table))
 
 
 @main.command()
@@ -239,19 +204,20 @@ def _answer_lines(response: dict[str, Any]) -> list[str]:
 def show(settings: Settings, source: str, start: int | None, end: int | None, as_json: bool) -> None:
     """Print a document's text as it was indexed (which every citation's offsets refer to), or one passage of it.
 
-    SOURCE is the document's path in the corpus, as citations name it.
+    SOURCE is the document's path in the corpus, as citations name it. Control characters that a terminal would act
+    on are printed escaped (`\\x1b`); --json gives the text exactly.
     """
     from .indexing import catalog  # lazily, and not the model: printing indexed text needs no encoder
 
     document = catalog.read_document(settings.index, source)
     if as_json:
-        click.echo(json.dumps(document.to_dict(), ensure_ascii=False, indent=1))
+        echo_json(document.to_dict(), indent=1)
         return
     text = document.text
     first, last = start or 0, len(text) if end is None else end
     if not first <= last <= len(text):
         _fail(f"--start {first} --end {last} is not a span of {source}, which has {len(text)} characters")
-    click.echo(text[first:last])
+    echo(text[first:last])
 
 
 @main.command()
@@ -286,9 +252,9 @@ def serve(settings: Settings, host: str, port: int, watch: bool) -> None:
             await asyncio.sleep(0.05)
         if server.started:
             bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
-            click.echo(f"Chat ready at http://{shown}:{bound}/  (API docs at /docs; Ctrl-C stops)")
+            echo(f"Chat ready at http://{shown}:{bound}/  (API docs at /docs; Ctrl-C stops)")
             if watch:
-                click.echo(f"Watching {settings.corpus} for changes.")
+                echo(f"Watching {settings.corpus} for changes.")
         await serving
 
     try:

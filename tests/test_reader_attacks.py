@@ -11,18 +11,27 @@ from __future__ import annotations
 import functools
 import io
 import json
+import re
 import resource
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from rag import embedding
+from rag.cli import main
+from rag.embedding import Encoder
 from rag.readers import Unreadable, read_docx, read_html
 from rag.readers.charsets import ENCODINGS, codec_for, encoding_for
+from rag.readers.documents import TERMINAL_CONTROLS, printable
 from rag.readers.docx import heading_level, heading_levels
+
+from .helpers import reuse
 
 # The child's address space: Python with lxml or selectolax and a small file needs ~0.3 GB; the attacks of the issue
 # took 2.6 to 7.9 GB, so a regression hits this limit (MemoryError) long before the machine's.
@@ -149,12 +158,12 @@ def test_html_of_links_only_keeps_the_links_but_not_the_code() -> None:
 # --- HTML: WHATWG encoding labels only -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("label", ["unicode_escape", "raw_unicode_escape", "utf-7", "rot13", "hex", "punycode"])
+@pytest.mark.parametrize("label", ["unicode_escape", "raw_unicode_escape", "rot13", "hex"])
 def test_html_charset_that_is_no_web_encoding_is_ignored(label: str) -> None:
-    # Bytes that are not UTF-8 (é in Latin-1) made the declared Python codec the one applied: unicode_escape turned
-    # "C:\new\table" into a newline and a tab, utf-7 decodes "+AGEAYgBj-" to "abc", rot13 and hex raised.
-    page = f'<meta charset="{label}"><p>Caf\xe9 path C:\\new\\table +AGEAYgBj- ok</p>'.encode("latin-1")
-    assert read_html(page).text == "Café path C:\\new\\table +AGEAYgBj- ok"
+    # Bytes that are not UTF-8 (é in Latin-1) made the declared Python codec the one applied: the escape codecs
+    # turned "C:\new\table" into a newline and a tab and "\u0041" into "A"; rot13 and hex raised.
+    page = f'<meta charset="{label}"><p>Caf\xe9 path C:\\new\\table \\u0041 ok</p>'.encode("latin-1")
+    assert read_html(page).text == "Café path C:\\new\\table \\u0041 ok"
 
 
 @pytest.mark.parametrize(
@@ -175,3 +184,71 @@ def test_charset_table_maps_every_label_to_a_text_codec() -> None:
     assert codec_for("x-user-defined") is None and codec_for("iso-2022-kr") is None  # left out on purpose
     for name, (codec, _) in ENCODINGS.items():  # each a text encoding: bytes in, the same text out
         assert "<p>é".encode(codec, errors="replace").decode(codec).startswith("<p>"), name
+
+
+# --- The terminal: what a document holds is shown, never acted on ---------------------------------------------------
+
+# A title that sets the window title and rings the bell, a passage that clears the screen, colours and reverses
+# what follows, a C1 control sequence introducer, and a skipped file whose name moves the cursor.
+TITLE = "# Harbour \x1b]0;owned\x07 timetable"
+PASSAGE = "The harbour ferry\x1b[2J leaves at \x1b[31mnine\u202e in the morning\x9b1m every day of the week."
+SKIPPED = "bad\x1b[Hname.txt"
+
+
+# tqdm's progress bars: fixed words and figures, redrawn with carriage returns.
+PROGRESS = re.compile(r"\r?(reading|splitting|embedding): [^\r\n]*")
+
+
+def rag(*args: str) -> tuple[str, str]:
+    """What `rag ARGS` prints on stdout and on stderr (less the progress bars); it must succeed."""
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout, PROGRESS.sub("", result.stderr)
+
+
+@pytest.mark.slow
+def test_no_control_sequence_from_a_document_reaches_the_terminal(
+    tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedding.Encoder, "_load", reuse(encoder))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    calm = "The island has one harbour, two bakeries and a school. Visitors walk up to the lighthouse. " * 3
+    (corpus / "ferry.md").write_text(f"{TITLE}\n\n{PASSAGE}\n\n{calm}\n", encoding="utf-8")
+    (corpus / SKIPPED).write_bytes(b"\x00binary")
+    paths = ["--corpus", str(corpus), "--index", str(tmp_path / "index")]
+    question = "When does the harbour ferry leave?"
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"question": question}) + "\n", encoding="utf-8")
+
+    shown = {
+        "index": rag(*paths, "index"),
+        "ask": rag(*paths, "ask", question),
+        "show": rag(*paths, "show", "ferry.md"),
+    }
+    for command, (out, err) in shown.items():
+        assert not TERMINAL_CONTROLS.search(out + err), (command, out, err)
+    assert "\\x1b]0;owned\\x07" in shown["ask"][0] and "\\u202e" in shown["ask"][0]  # escaped, still visible
+    assert "bad\\x1b[Hname.txt" in shown["index"][1]
+
+    as_json: dict[str, Callable[[str], Any]] = {
+        "index": lambda out: json.loads(out)["skipped"][0]["source"],
+        "ask": lambda out: json.loads(out)["citations"][0]["text"],
+        "ask --file": lambda out: json.loads(out)["citations"][0]["text"],
+        "show": lambda out: json.loads(out)["text"],
+    }
+    outputs = {
+        "index": rag(*paths, "index", "--full", "--json"),
+        "ask": rag(*paths, "ask", question, "--json"),
+        "ask --file": rag(*paths, "ask", "--file", str(questions)),
+        "show": rag(*paths, "show", "ferry.md", "--json"),
+    }
+    for command, (out, err) in outputs.items():
+        assert not TERMINAL_CONTROLS.search(out + err), (command, out, err)  # JSON escapes: the same text decoded
+        assert TERMINAL_CONTROLS.search(as_json[command](out)), command
+
+
+def test_printable_escapes_terminal_controls_and_keeps_the_layout_of_text() -> None:
+    text = "a\x1b[31mb\x07\u202ec\u2066d\x9b\x7f\re\r\nf\tg\u200dh"
+    assert printable(text, lines=True) == "a\\x1b[31mb\\x07\\u202ec\\u2066d\\x9b\\x7f\\re\r\nf\tg\u200dh"
+    assert printable("name\n\t\u202e.txt") == "name\\n\\t\\u202e.txt"  # a file name stays on one line

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -227,9 +228,28 @@ def default_pool() -> ReaderPool:
     return pool_for(Settings())
 
 
-def printable(name: str) -> str:
-    """A file name safe to print on one line: control characters (a newline, a terminal escape) escaped."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in name)
+# What a terminal acts on instead of showing it: the C0 controls but tab and newline (ESC begins the sequences that
+# colour text, move the cursor or set the window title, BEL rings, a carriage return that ends no line goes back
+# over it), DEL, the C1 controls (U+009B is a one-character CSI to some terminals), and Unicode's bidirectional
+# embeddings, overrides and isolates (UAX #9: U+202A-U+202E, U+2066-U+2069), which reorder the text after them
+# ("Trojan Source", CVE-2021-42574).
+TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]|\r(?!\n)")
+
+
+def printable(text: str, lines: bool = False) -> str:
+    """`text` safe to print: what a terminal would act on rather than show is escaped (ESC as `\\x1b`).
+
+    By default (a file name) on one line too: every character `str.isprintable` refuses is escaped, a newline and a
+    tab included. With `lines` (a passage, a report) newlines, tabs and invisible format characters (a zero-width
+    joiner) are kept.
+    """
+    if lines:
+        return TERMINAL_CONTROLS.sub(lambda found: _escaped(found.group()), text)
+    return "".join(ch if ch.isprintable() else _escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    return ch.encode("unicode_escape").decode("ascii")
 
 
 def file_stamp(path: Path) -> tuple[int, int]:

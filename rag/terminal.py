@@ -1,0 +1,61 @@
+"""The command line's text: a response as lines to read, and printing that escapes what a terminal would act on
+rather than show, so that no document, title or file name can colour the output, set the window title, move the
+cursor or reorder a line (issue #20). JSON output keeps the text exact, with those characters as `\\u` escapes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .readers.documents import TERMINAL_CONTROLS, printable
+
+
+def echo(text: str, err: bool = False) -> None:
+    """Print text for a person, with what a terminal would act on rather than show (an escape sequence in a title,
+    a passage or a file name) escaped: a document cannot colour the output, set the window title or reorder it."""
+    click.echo(printable(text, lines=True), err=err)
+
+
+def echo_json(value: Any, indent: int | None = None) -> None:
+    """Print `value` as JSON; the controls that JSON leaves as they are (DEL, the C1 controls, the bidirectional
+    overrides) are written as `\\u` escapes too, which every JSON reader decodes to the same text."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    click.echo(TERMINAL_CONTROLS.sub(lambda found: f"\\u{ord(found.group()):04x}", text))
+
+
+def format_response(response: dict[str, Any]) -> str:
+    """A response as text for a terminal: the exact answer, the quoted sentence, a note, then the numbered passages
+    with the marked sentence."""
+    lines = _answer_lines(response)
+    if response.get("note"):  # newer responses only
+        lines.append(f"Note: {response['note']}")
+    for c in response["citations"]:
+        h0, h1 = c["highlight"]["start"] - c["start"], c["highlight"]["end"] - c["start"]
+        text = c["text"][:h0] + ">>" + c["text"][h0:h1] + "<<" + c["text"][h1:]
+        lines += [
+            "",
+            f"[{c['n']}] {c['title']} ({_where(c)}:{c['start']}-{c['end']}, score {c['score']:.2f})",
+            "    " + " ".join(text.split()),
+        ]
+    return "\n".join(lines)
+
+
+def _where(span: dict[str, Any]) -> str:
+    """The source of an answer or citation, with its page for a paged document: `report.pdf p. 12`."""
+    return f"{span['source']} p. {span['page']}" if span.get("page") else span["source"]
+
+
+def _answer_lines(response: dict[str, Any]) -> list[str]:
+    """The exact answer (when the response has one), then the quoted sentence and where it is."""
+    if response["abstained"]:
+        return ["I could not find this in the documents. The closest passages:"]
+    a = response["answer"]
+    exact = [f"Answer: {a['exact']['text']}"] if a.get("exact") else []
+    return [
+        *exact,
+        f"“{a['text']}”",
+        f"   [{a['citation']}] {_where(a)}, characters {a['start']}-{a['end']}"
+        f" (confidence {response['confidence']:.2f})",
+    ]
