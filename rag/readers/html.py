@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from .base import Extracted, Unreadable
 from .charsets import encoding_for
 from .encoding import decode
+from .nesting import MAX_DEPTH, PARSE_FREELY, estimate_depth, too_deep
 from .titles import meaningful
 
 if TYPE_CHECKING:
@@ -47,15 +48,7 @@ HEADINGS = {f"h{level}": level for level in range(1, 7)}
 CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)|<\?xml[^>]+encoding\s*=\s*["']([\w.:-]+)""", re.I)
 PRESCAN_BYTES = 1024  # the HTML standard looks for the meta charset in the first 1024 bytes
 SPACES = re.compile(r"\s+")
-# Parsing time grows with the square of the nesting depth (Lexbor, measured: 5,000 levels 0.08 s, 20,000 1.2 s,
-# 100,000 80 s), so a hostile page could stall indexing; real pages stay within a few hundred levels (Chrome's
-# parser caps its tree at 512). Only a page with more tags than the limit can be that deep, so most skip the count.
-MAX_NESTING = 5000
-TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>")
-NOT_NESTING = frozenset(  # void elements, and those whose end tag HTML lets one leave out
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-    | {"p", "li", "dt", "dd", "td", "th", "tr", "thead", "tbody", "tfoot", "option", "optgroup", "colgroup"}
-)
+TOO_DEEP = f"HTML nesting deeper than {MAX_DEPTH} levels, where browsers stop nesting"
 
 
 def read_html(data: bytes) -> Extracted:
@@ -63,9 +56,11 @@ def read_html(data: bytes) -> Extracted:
     from selectolax.lexbor import LexborHTMLParser  # lazily, with the rest of the HTML machinery
 
     html = decode(data, declared_charset(data))
-    if html.count("<") > MAX_NESTING and (depth := nesting_depth(html)) > MAX_NESTING:
-        raise Unreadable(f"HTML nested {depth:,} elements deep, over the {MAX_NESTING:,} this reader accepts")
+    if html.count("<") > PARSE_FREELY and estimate_depth(html) > MAX_DEPTH:  # refused before a long parse
+        raise Unreadable(TOO_DEEP)
     tree = LexborHTMLParser(html)
+    if too_deep(tree):
+        raise Unreadable(TOO_DEEP)
     if tree.body is None:
         raise Unreadable("HTML without a body")
     heading = tree.css_first("title") or tree.css_first("h1")
@@ -90,17 +85,6 @@ def declared_charset(data: bytes) -> str | None:
     found = CHARSET.search(data[:PRESCAN_BYTES])
     encoding = encoding_for((found.group(1) or found.group(2)).decode("ascii")) if found else None
     return "utf-8" if encoding in ("utf-16be", "utf-16le") else encoding
-
-
-def nesting_depth(html: str) -> int:
-    """About how deep the elements of `html` nest, from its tags alone (a linear scan, before any parsing)."""
-    depth = deepest = 0
-    for tag in TAG.finditer(html):
-        if tag.group(3) or tag.group(2).lower() in NOT_NESTING:
-            continue
-        depth = max(0, depth - 1) if tag.group(1) else depth + 1
-        deepest = max(deepest, depth)
-    return deepest
 
 
 def _content(body: LexborNode) -> LexborNode:
