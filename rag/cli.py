@@ -119,6 +119,7 @@ def _assistant(settings: Settings, quiet: bool = False, repair: bool = False) ->
 def index(settings: Settings, full: bool, as_json: bool, shard: str | None, merge_dirs: tuple[Path, ...]) -> None:
     """Build or update the index from the corpus (embeds only added or changed documents)."""
     from . import indexing  # lazily, as in `_assistant`
+    from .readers.sandbox import pool_for
 
     if merge_dirs:
         from .indexing.merge import merge
@@ -127,6 +128,7 @@ def index(settings: Settings, full: bool, as_json: bool, shard: str | None, merg
         echo(f"merged {len(merge_dirs)} shards: {len(merged.documents)} documents, {merged.chunk_count} chunks")
         return
     share = indexing.parse_shard(shard) if shard is not None else None
+    pool_for(settings).warm()  # the reader processes start while the model loads
     encoder = indexing.encoder_for(settings)
     _, report = indexing.build(settings, encoder, full=full, progress=not as_json, shard=share)
     for line in report.skip_lines():

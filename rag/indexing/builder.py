@@ -99,6 +99,7 @@ def build(
     stop = stopper(cancel)
     started = time.perf_counter()
     check_shard(settings, shard)
+    pool_for(settings).warm()  # the reader processes start while the previous index is loaded and files hashed
     with build_lock(settings.index):
         previous, rebuilt = (None, "--full was asked for") if full else _reusable(settings, encoder)
         if previous is not None and previous.manifest.get("shard") != (list(shard) if shard else None):
