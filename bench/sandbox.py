@@ -44,7 +44,7 @@ class InProcess:
         pass
 
     def read(self, suffix: str, data: bytes, cancel: Any = None) -> sandbox.Read:
-        return sandbox.cut(documents.extract(suffix, data), Settings().max_text_chars)
+        return sandbox.cut(sandbox.extract(suffix, data), Settings().max_text_chars)
 
 
 def fresh_pools() -> None:

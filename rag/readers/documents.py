@@ -21,7 +21,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import TYPE_CHECKING, BinaryIO
 
-from . import READERS, Extracted, Unreadable
+from . import READERS, Unreadable
 
 if TYPE_CHECKING:
     from .sandbox import ReaderPool
@@ -180,17 +180,6 @@ def _opened_inside(fd: int, stat: os.stat_result, corpus: Path, path: Path) -> b
         return resolved.is_relative_to(root) and os.path.samestat(os.stat(resolved), stat)
     except (OSError, RuntimeError):  # gone or swapped meanwhile, or a loop of links: not the file opened
         return False
-
-
-def extract(suffix: str, data: bytes) -> Extracted:
-    """The reader's text of `data`, in this process (the reader workers call it; everything else reads through a
-    `sandbox.ReaderPool`); a library's failure on a damaged file is an `Unreadable` like any other."""
-    try:
-        return READERS[suffix](data)
-    except Unreadable:
-        raise
-    except Exception as exc:  # a damaged file can make a reader's library raise anything
-        raise Unreadable(f"damaged or not a {suffix.lstrip('.')} file ({type(exc).__name__})") from None
 
 
 def read_corpus(

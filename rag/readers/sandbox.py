@@ -12,8 +12,8 @@ worker process that
 
 A worker that dies, runs out of memory or time gives that file a skip reason; the next file gets a fresh worker.
 Workers stay up between files, so a folder of small files pays for the processes once (bench/sandbox.py); a build
-starts them first thing (`warm`), so that their start overlaps its own. Each is a fresh interpreter (`python -m rag.readers.sandbox`), never a fork of the asking process, which holds threads and a
-model.
+starts them first thing (`warm`), so that their start overlaps its own. Each is a fresh interpreter
+(`python -m rag.readers.sandbox`), never a fork of the asking process, which holds threads and a model.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled
+from . import READERS
 from .base import Extracted, Unreadable
 
 if TYPE_CHECKING:
@@ -83,14 +84,23 @@ def _serve(fd: int, memory_mb: int) -> None:
 
 
 def _read(suffix: str, data: bytes, max_chars: int) -> tuple[str, Any]:
-    from .documents import extract  # the in-process reader, run here in the worker
-
     try:
         return "ok", cut(extract(suffix, data), max_chars)
     except Unreadable as exc:
         return "unreadable", str(exc)
     except MemoryError:
         return "memory", None
+
+
+def extract(suffix: str, data: bytes) -> Extracted:
+    """The reader's text of `data`, in this process (what a worker runs; everything else reads through a
+    `ReaderPool`); a library's failure on a damaged file is an `Unreadable` like any other."""
+    try:
+        return READERS[suffix](data)
+    except Unreadable:
+        raise
+    except Exception as exc:  # a damaged file can make a reader's library raise anything
+        raise Unreadable(f"damaged or not a {suffix.lstrip('.')} file ({type(exc).__name__})") from None
 
 
 def cut(extracted: Extracted, max_chars: int) -> Read:
@@ -164,7 +174,7 @@ class ReaderPool:
     def warm(self) -> None:
         """Start the workers that are not running, without waiting for them: a build calls this first, so that
         their start overlaps its own (a worker takes about 0.1 s to start)."""
-        taken = []
+        taken: list[_Worker | None] = []
         while len(taken) < self.size:
             try:
                 taken.append(self._idle.get_nowait())
