@@ -61,6 +61,18 @@ class Cancelled(RagError):
     code = "cancelled"
 
 
+class StorageError(RagError):
+    """The server cannot write where it must (a read-only or unwritable folder): its condition, not the client's."""
+
+    code = "storage_error"
+
+
+class StorageFull(StorageError):
+    """The server's disk or quota is full: nothing was written."""
+
+    code = "insufficient_storage"
+
+
 class NotFound(RagError):
     code = "not_found"
 

@@ -47,6 +47,8 @@ STATUS = {
     errors.Conflict: 409,
     errors.EngineError: 503,
     errors.Busy: 503,
+    errors.StorageFull: 507,  # RFC 4918 11.5 Insufficient Storage; before StorageError, its base class
+    errors.StorageError: 503,
 }
 ADMIN = [Depends(require_admin)]
 

@@ -10,12 +10,8 @@ running rebuild can be cancelled (a document that takes too long to embed can th
 
 from __future__ import annotations
 
-import os
-import re
-import tempfile
 import threading
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,17 +22,8 @@ from ..errors import BadRequest, Conflict, NotFound
 from ..pipeline import Assistant
 from ..readers import READERS, Unreadable
 from ..readers.documents import check_text, extract, read_corpus_file
+from .uploads import check_upload_name, write_upload
 from .watch import CorpusWatcher
-
-RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
-MAX_NAME = 200  # characters, for the pages and the logs
-# Bytes of UTF-8: the file systems the corpus lives on (ext4, APFS, NTFS in UTF-16 units) allow 255 a name.
-MAX_NAME_BYTES = 255
-# Unicode categories no file name may hold: controls (Cc: U+0000-001F, U+007F-009F, U+0085 among them), format
-# characters (Cf: the bidirectional overrides such as U+202E, zero-width spaces and joiners), line and paragraph
-# separators (Zl U+2028, Zp U+2029), surrogates, private-use and unassigned code points: each makes a name read
-# as something else on a page or a terminal.
-UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 
 @dataclass
@@ -194,22 +181,7 @@ class Service:
             check_text(extract(Path(name).suffix.lower(), data).text)  # the reader of its format, as indexing will
         except Unreadable as exc:
             raise BadRequest(f"{name}: {exc}") from None
-        corpus = self.assistant.settings.corpus
-        target = corpus / name
-        if target.exists():
-            raise Conflict(f"{name} is already in the corpus; choose another name")
-        corpus.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=corpus)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.link(tmp, target)  # fails if the name was taken meanwhile, never overwrites
-        except FileExistsError:
-            raise Conflict(f"{name} is already in the corpus; choose another name") from None
-        except OSError as exc:  # a name this file system refuses (a rule no check here knows): the client's error
-            raise BadRequest(f"{name!r} is not a name the corpus folder accepts ({exc.strerror})") from None
-        finally:
-            os.unlink(tmp)
+        write_upload(self.assistant.settings.corpus, name, data)
         self.start_rebuild(queue=True)
         return name
 
@@ -228,27 +200,6 @@ class Service:
             raise BadRequest(f"{source!r} lies outside the corpus folder (a link); remove it by hand")
         (corpus / source).unlink(missing_ok=True)  # already gone: the rebuild still has to drop it
         return self.start_rebuild(queue=True)
-
-
-def check_upload_name(name: str) -> str:
-    """A plain file name for the corpus folder: no folders, no hidden or reserved names, a known suffix."""
-    base = (name or "").strip()
-    bad = (
-        not base
-        or "/" in base
-        or "\\" in base
-        or "\x00" in base
-        or base.startswith(".")
-        or len(base) > MAX_NAME
-        or len(base.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES
-        or RESERVED.match(base)
-        or any(unicodedata.category(c) in UNSAFE for c in base)
-    )
-    if bad:
-        raise BadRequest(f"{name!r} is not an acceptable file name: use a plain name such as notes.txt")
-    if Path(base).suffix.lower() not in READERS:
-        raise BadRequest(f"{base}: only {', '.join(sorted(READERS))} files can be added")
-    return base
 
 
 def _iso(t: float | None) -> str | None:
