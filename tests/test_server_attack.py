@@ -27,6 +27,7 @@ from rag.embedding import Encoder
 from rag.errors import BadRequest
 from rag.indexing.texts import Texts
 from rag.server import access
+from rag.server.downloads import PIECE
 from rag.server.security import Limits
 from rag.server.uploads import check_upload_name
 
@@ -83,6 +84,92 @@ def saved_texts(folder: Path, texts: dict[str, str]) -> Texts:
     folder.mkdir()
     Texts(texts).save(folder, list(texts))
     return Texts.open(folder, list(texts))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. Document JSON and downloads are streamed
+
+
+def stream(served: Served, path: str) -> tuple[int, dict[bytes, bytes], list[int], str, int]:
+    """GET `path` through the app, keeping no piece of the body: (status, headers, each piece's size, the body's
+    sha256, the peak of memory allocated meanwhile)."""
+    sizes: list[int] = []
+    digest = hashlib.sha256()
+    start: dict[str, Any] = {}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+    requests = iter([{"type": "http.request", "body": b"", "more_body": False}])
+
+    async def receive() -> dict[str, Any]:
+        for request in requests:  # the request once, then no message: the client neither sends nor leaves
+            return request
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+        elif message.get("body"):
+            sizes.append(len(message["body"]))
+            digest.update(message["body"])
+
+    tracemalloc.start()
+    try:
+        anyio.run(served.app, scope, receive, send)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return start["status"], dict(start["headers"]), sizes, digest.hexdigest(), peak
+
+
+def test_a_long_document_s_json_is_streamed_in_pieces_without_a_copy_of_its_text(big: Served) -> None:
+    expected = json.dumps(big.assistant.index.document(DOCUMENT).to_dict(), ensure_ascii=False).encode()
+    status, headers, sizes, digest, peak = stream(big, f"/api/documents/{DOCUMENT}")
+    assert status == 200 and headers[b"content-type"] == b"application/json"
+    assert digest == hashlib.sha256(expected).hexdigest()
+    assert len(sizes) > 50 and max(sizes) <= PIECE + 1000, (len(sizes), max(sizes))
+    assert peak < BIG // 5, f"{peak / 1e6:.1f} MB allocated to serve a 5 MB document"
+
+
+def test_a_long_original_is_streamed_in_pieces(big: Served) -> None:
+    data = (big.corpus / DOCUMENT).read_bytes()
+    status, headers, sizes, digest, peak = stream(big, f"/files/{DOCUMENT}")
+    assert status == 200 and headers[b"content-length"] == str(len(data)).encode()
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert len(sizes) > 50 and max(sizes) <= PIECE
+    assert peak < BIG // 5, f"{peak / 1e6:.1f} MB allocated to serve a 5 MB file"
+
+
+def test_the_streamed_json_is_the_document_as_before(big: Served) -> None:
+    for source in [d.source for d in big.assistant.index.documents]:
+        r = big.client.get(f"/api/documents/{source}")
+        assert r.status_code == 200 and r.json() == big.assistant.index.document(source).to_dict(), source
+    assert_error(big.client.get("/api/documents/nope.txt"), {404})
+    assert_error(big.client.get("/files/nope.txt"), {404})
+
+
+def test_the_text_of_a_new_build_in_memory_is_streamed_as_json_too(tmp_path: Path) -> None:
+    text = long_text(200_000) + "\x00\u2028\U0001f600"
+    in_memory, on_disk = Texts({"a.txt": text}), saved_texts(tmp_path / "texts", {"a.txt": text})
+    for texts in (in_memory, on_disk):
+        pieces = list(texts.json_pieces("a.txt", 4096))
+        assert json.loads(b"".join(pieces)) == text and len(pieces) > 40
+        assert max(len(p) for p in pieces) <= 4096 * 6  # an escaped character is up to 6 bytes
+    with pytest.raises(KeyError):
+        on_disk.json_pieces("b.txt", 4096)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,37 @@ class Texts:
             raise ValueError(f"{FILE} is out of step with the manifest at {source}")
         return str(row["text"])
 
+    def json_pieces(self, source: str, size: int) -> Iterator[bytes]:
+        """The text of `source` as a JSON string (quotes and escapes included, UTF-8), in pieces of about `size`
+        bytes: read from the file a piece at a time (a loaded index), or cut from the text in memory (a new build),
+        so a reader of a long document holds one piece, never a copy of its text. Raises KeyError for a source the
+        index does not hold (at once, before any piece)."""
+        if source in self._memory:
+            return _encoded_pieces(self._memory[source], size)
+        offset, length = self._where[source]
+        start, end = self._text_span(source, offset, length)
+        if start < 0:  # a line not as `save` writes it: decoded and encoded again
+            return _encoded_pieces(self.get(source), size)
+        return self._read_pieces(start, end, size)
+
+    def _text_span(self, source: str, offset: int, length: int) -> tuple[int, int]:
+        """Where in the file the JSON string of `source`'s text lies, in its line as `save` writes it
+        (`{"source": ..., "text": ...}`); (-1, -1) when the line is not written so."""
+        assert self._fd is not None
+        head = ('{"source": ' + json.dumps(source, ensure_ascii=False) + ', "text": ').encode()
+        tail = b"}\n"
+        written = os.pread(self._fd, len(head), offset) == head and os.pread(self._fd, 2, offset + length - 2) == tail
+        return (offset + len(head), offset + length - len(tail)) if written else (-1, -1)
+
+    def _read_pieces(self, start: int, end: int, size: int) -> Iterator[bytes]:
+        assert self._fd is not None
+        while start < end:
+            piece = os.pread(self._fd, min(size, end - start), start)
+            if not piece:
+                raise ValueError(f"{FILE} ends before the text it holds")
+            yield piece
+            start += len(piece)
+
     def add(self, source: str, text: str) -> None:
         self._memory[source] = text
 
@@ -76,6 +108,15 @@ class Texts:
                 offsets[i] = position, len(data)
                 position += len(data)
         np.save(folder / OFFSETS, offsets)
+
+
+def _encoded_pieces(text: str, size: int) -> Iterator[bytes]:
+    """`text` as a JSON string in pieces of about `size` bytes (a character's escape is never cut)."""
+    step = max(1, size // 4)  # characters: at most 4 bytes each in UTF-8, more only where escaped
+    yield b'"'
+    for i in range(0, len(text), step):
+        yield json.dumps(text[i : i + step], ensure_ascii=False)[1:-1].encode()
+    yield b'"'
 
 
 @dataclass(frozen=True)

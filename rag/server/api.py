@@ -5,14 +5,12 @@
 
 from __future__ import annotations
 
-import mimetypes
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field, StrictInt
@@ -26,6 +24,7 @@ from ..pipeline import Assistant
 from ..readers import READERS
 from .access import ReadGate
 from .deps import AskPool, ServiceDep, get_service, is_admin, require_admin
+from .downloads import document_response, file_response
 from .login import login
 from .methods import Methods
 from .pages import WEB, pages
@@ -135,22 +134,19 @@ def documents(service: ServiceDep) -> list[dict[str, Any]]:
     ]
 
 
-@api.get("/api/documents/{source:path}", tags=["documents"])
-def document(source: str, service: ServiceDep) -> dict[str, Any]:
+# Both streamed a piece at a time (downloads.py): a reader that does not read holds a piece, not the document.
+@api.get("/api/documents/{source:path}", tags=["documents"], response_model=None)
+def document(source: str, service: ServiceDep) -> StreamingResponse:
     """One document as it was indexed: `text[start:end]` is the quote of every citation into it; `pages` holds
     the offset where each page starts (PDF)."""
-    return service.assistant.document(source).to_dict()
+    return document_response(service.assistant.index, source)
 
 
-@api.get("/files/{source:path}", tags=["documents"])
-def original(source: str, service: ServiceDep) -> Response:
-    """The document's original file, as a download: the bytes `original_file` read and checked, never the path
+@api.get("/files/{source:path}", tags=["documents"], response_model=None)
+def original(source: str, service: ServiceDep) -> StreamingResponse:
+    """The document's original file, as a download: the file `original_file` opened and checked, never the path
     opened again (a link swapped in between could lead out of the corpus)."""
-    name, data = service.original_file(source)
-    quoted = quote(name)  # as starlette's FileResponse: a plain name in quotes, any other percent-encoded
-    disposition = f'attachment; filename="{name}"' if quoted == name else f"attachment; filename*=utf-8''{quoted}"
-    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
+    return file_response(*service.original_file(source))
 
 
 @api.get("/api/index", tags=["status"])

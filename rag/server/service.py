@@ -14,14 +14,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .. import indexing
 from ..embedding import Encoder
 from ..errors import BadRequest, Conflict, NotFound
 from ..pipeline import Assistant
 from ..readers import READERS, Unreadable
-from ..readers.documents import check_text, extract, read_corpus_file
+from ..readers.documents import check_text, extract, open_corpus_file
 from .uploads import check_upload_name, write_upload
 from .watch import CorpusWatcher
 
@@ -160,17 +160,18 @@ class Service:
                 message = message.replace(form, folder.name)
         return message
 
-    def original_file(self, source: str) -> tuple[str, bytes]:
-        """The name and bytes of the corpus file of indexed document `source`, read as indexing reads it (opened
-        once and checked as opened: a link swapped meanwhile never serves a file from outside the corpus); raises
-        `NotFound` when it is not indexed, is gone or now leads out of the corpus."""
-        self.assistant.document(source)  # NotFound unless indexed
+    def original_file(self, source: str) -> tuple[str, BinaryIO, int]:
+        """The name, open file and size of the corpus file of indexed document `source`, opened as indexing reads
+        it (once, and checked as opened: a link swapped meanwhile never serves a file from outside the corpus); the
+        caller closes it. Raises `NotFound` when it is not indexed, is gone or now leads out of the corpus."""
+        if self.assistant.index.entry(source) is None:
+            raise NotFound(f"{source!r} is not in the index; GET /api/documents lists the documents")
         settings = self.assistant.settings
         try:
-            data, _ = read_corpus_file(settings.corpus, settings.corpus / source, settings.max_file_bytes)
+            opened, stat = open_corpus_file(settings.corpus, settings.corpus / source, settings.max_file_bytes)
         except Unreadable as exc:
             raise NotFound(f"{source!r} is in the index but its file is no longer in the corpus ({exc})") from None
-        return Path(source).name, data
+        return Path(source).name, opened, stat.st_size
 
     def add_document(self, name: str, data: bytes, max_bytes: int) -> str:
         """Write an uploaded file into the corpus (atomically) and queue a rebuild; returns its source path."""
