@@ -173,6 +173,118 @@ def test_the_text_of_a_new_build_in_memory_is_streamed_as_json_too(tmp_path: Pat
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# 3. A body that stops arriving
+
+
+def test_a_body_that_stops_arriving_is_answered_408_and_closed_by_a_real_server(guarded: Served) -> None:
+    head = (
+        b"POST /api/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + READ.encode() + b"\r\nContent-Length: 200000\r\n\r\n"
+    )
+    with serving(guarded.app) as url, socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as conn:
+        conn.settimeout(BODY_SECONDS + 10)
+        started = time.monotonic()
+        conn.sendall(head + b'{"question": "' + b"x" * 1000)
+        reply = b""
+        while chunk := conn.recv(65_536):  # until the server closes the connection
+            reply += chunk
+        waited = time.monotonic() - started
+    status, _, rest = reply.partition(b"\r\n")
+    assert status.startswith(b"HTTP/1.1 408"), reply[:300]
+    assert b"connection: close" in rest.lower()
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["error"]["code"] == "body_timeout"
+    assert BODY_SECONDS - 0.1 <= waited < BODY_SECONDS + 5, waited
+
+
+def test_an_upload_that_stops_arriving_is_answered_408(guarded: Served) -> None:
+    boundary = b"----stalled"
+    part = b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n' + b"x" * 500
+    headers = [
+        (b"content-type", b"multipart/form-data; boundary=" + boundary),
+        (b"content-length", b"15000"),
+        (b"authorization", f"Bearer {TOKEN}".encode()),
+    ]
+    status, body = stalled(guarded, "/api/documents", headers, part)
+    assert status == 408 and json.loads(body)["error"]["code"] == "body_timeout"
+
+
+def stalled(served: Served, path: str, headers: list[tuple[bytes, bytes]], first: bytes) -> tuple[int, bytes]:
+    """POST whose body sends `first` and then nothing more, through the app (no server)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict[str, Any]] = []
+    calls = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "http.request", "body": first, "more_body": True}
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        with anyio.fail_after(BODY_SECONDS + 10):  # never: the app answers once body_seconds have passed
+            await served.app(scope, receive, send)
+
+    anyio.run(run)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_once_the_body_is_in_a_read_waits_as_long_as_it_must() -> None:
+    """A streamed response waits on `receive` for the client to go away: that read has no deadline."""
+    waited: list[str] = []
+
+    async def app(scope: Any, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        assert (await receive())["more_body"] is False
+        waited.append((await receive())["type"])  # the disconnect, 0.5 s later
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"done"})
+
+    messages = iter([{"type": "http.request", "body": b"{}", "more_body": False}, {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, Any]:
+        message = next(messages)
+        if message["type"] == "http.disconnect":
+            await anyio.sleep(0.5)
+        return message
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    scope = {"type": "http", "path": "/api/ask", "headers": [(b"content-length", b"2")]}
+    anyio.run(Limits(app, json_limit=1000, upload_limit=1000, body_seconds=0.1), scope, receive, send)
+    assert waited == ["http.disconnect"]
+
+
+def test_the_body_timeout_and_the_session_length_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_BODY_SECONDS", "12.5")
+    monkeypatch.setenv("RAG_SESSION_HOURS", "2")
+    settings = Settings.from_env()
+    assert settings.body_seconds == 12.5 and settings.session_hours == 2.0
+    assert Settings().body_seconds == 60.0 and Settings().session_hours == 8.0
+    for bad in ({"body_seconds": 0}, {"session_hours": -1}):
+        with pytest.raises(BadRequest, match="must be more than 0"):
+            Settings(**bad)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # 6. Blank-looking names
 
 

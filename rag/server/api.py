@@ -86,7 +86,7 @@ def create_app(assistant: Assistant) -> FastAPI:
     app.router.redirect_slashes = False  # methods.py redirects with a relative Location, not one from Host
     app.add_middleware(Methods, routes=app.routes)  # type: ignore[arg-type]
     app.add_middleware(ReadGate, settings=assistant.settings)  # type: ignore[arg-type]  # before any body is read
-    add_security(app, MAX_JSON_BODY, assistant.settings.max_upload_bytes)
+    add_security(app, MAX_JSON_BODY, assistant.settings.max_upload_bytes, assistant.settings.body_seconds)
     from .metrics import install
 
     install(app, service)  # last, so outermost: it times and counts every request, refused ones too
@@ -239,7 +239,8 @@ async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
+    codes = {404: "not_found", 405: "method_not_allowed", 408: "body_timeout", 413: "too_large"}
+    code = codes.get(exc.status_code, "http_error")
     return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
 

@@ -2,13 +2,15 @@
 
 A pure ASGI middleware: it refuses a body over the limit from its Content-Length with 413 before any route reads
 it, a chunked body with 411 (with or without a length), and a body whose bytes run over the limit as they arrive
-with 413 (uvicorn's HTTP parser already holds a client to the length it declared; this does not rely on it); and
-it adds a Content-Security-Policy (scripts and styles from this server only), X-Content-Type-Options, a frame
+with 413 (uvicorn's HTTP parser already holds a client to the length it declared; this does not rely on it); a body
+that takes longer than `body_seconds` to arrive (it stopped arriving: issue #20) with 408, closing the connection;
+and it adds a Content-Security-Policy (scripts and styles from this server only), X-Content-Type-Options, a frame
 policy and a referrer policy to every response.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from fastapi import FastAPI
@@ -31,10 +33,11 @@ SECURITY_HEADERS = {"content-security-policy": CSP, **{k.decode(): v.decode() fo
 
 
 class Limits:
-    def __init__(self, app: ASGIApp, json_limit: int, upload_limit: int) -> None:
+    def __init__(self, app: ASGIApp, json_limit: int, upload_limit: int, body_seconds: float) -> None:
         self.app = app
         self.json_limit = json_limit
         self.upload_limit = upload_limit + 64_000  # room for the multipart envelope
+        self.body_seconds = body_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,12 +58,13 @@ class Limits:
             return
 
         received = 0
+        timed_receive = self.timed(receive)
 
         async def counted_receive() -> Message:
             # The limit holds for the bytes that arrive, too, whatever the headers said: a route that reads more than
             # `limit` gets a 413 (raised to the app's error handler) instead of the rest of the body.
             nonlocal received
-            message = await receive()
+            message = await timed_receive()
             received += len(message.get("body", b""))
             if received > limit:
                 raise HTTPException(413, f"the request body is over {limit} bytes")
@@ -73,6 +77,30 @@ class Limits:
 
         await self.app(scope, counted_receive, send_with_headers)
 
+    def timed(self, receive: Receive) -> Receive:
+        """`receive` with a deadline for the body: `body_seconds` from the first read to its last part. A part that
+        has not come by then is answered 408 (raised to the app's error handler) and the connection is closed, so a
+        client that stops sending holds neither a route nor its connection. Once the body is in, a read (a streamed
+        response waiting for the client to disconnect) waits as long as it has to."""
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        complete = False
+
+        async def timed_receive() -> Message:
+            nonlocal deadline, complete
+            if complete:
+                return await receive()
+            deadline = deadline or loop.time() + self.body_seconds
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                why = f"the request body did not arrive within {self.body_seconds:g} s"
+                raise HTTPException(408, why, headers={"Connection": "close"}) from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        return timed_receive
+
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error": {"code": code, "message": message}})
@@ -81,5 +109,10 @@ async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     await send({"type": "http.response.body", "body": body.encode()})
 
 
-def add_security(app: FastAPI, json_limit: int, upload_limit: int) -> None:
-    app.add_middleware(Limits, json_limit=json_limit, upload_limit=upload_limit)  # type: ignore[arg-type]
+def add_security(app: FastAPI, json_limit: int, upload_limit: int, body_seconds: float) -> None:
+    app.add_middleware(
+        Limits,  # type: ignore[arg-type]
+        json_limit=json_limit,
+        upload_limit=upload_limit,
+        body_seconds=body_seconds,
+    )
