@@ -52,6 +52,12 @@ DOCUMENT = "001_6cd020ec01843fcd.txt"  # a document of the bundled corpus
 BIG = 5_000_000  # characters: the 5 MB document of issue #20
 
 
+@pytest.fixture(autouse=True)
+def quick_wrong_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wrong tokens are answered at once here, but in the tests of that pause (which set it themselves)."""
+    monkeypatch.setattr(access, "WRONG_TOKEN_DELAY", 0.0)
+
+
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory, bundled: Settings, encoder: Encoder) -> Served:  # noqa: F811
     """A private server (read and admin token) with a short body timeout."""
@@ -84,6 +90,39 @@ def saved_texts(folder: Path, texts: dict[str, str]) -> Texts:
     folder.mkdir()
     Texts(texts).save(folder, list(texts))
     return Texts.open(folder, list(texts))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. Skipped files: names and reasons for the admin token only, the last rebuild's report too
+
+
+@pytest.mark.parametrize("server", ["admin", "guarded"])
+def test_the_last_rebuild_reports_skipped_files_as_a_count_without_the_admin_token(
+    request: pytest.FixtureRequest, server: str
+) -> None:
+    served: Served = request.getfixturevalue(server)
+    served.settle()
+    link = served.corpus / "dangling-secret.txt"
+    link.symlink_to("/nowhere/secret-plans.txt")
+    try:
+        assert served.client.post("/api/reindex", headers=AUTH).status_code == 202
+        served.settle()
+        full = served.client.get("/api/index", headers=AUTH).json()
+        assert [s["source"] for s in full["rebuild"]["last_report"]["skipped"]] == ["dangling-secret.txt"]
+        reason = full["rebuild"]["last_report"]["skipped"][0]["reason"]
+        for headers in [{}, WRONG] if server == "admin" else [READER]:  # anyone; a read-token holder
+            body = served.client.get("/api/index", headers=headers or None)
+            assert body.status_code == 200, body.text
+            assert "dangling-secret" not in body.text and "secret-plans" not in body.text and reason not in body.text
+            report = body.json()["rebuild"]["last_report"]
+            assert "skipped" not in report and report["skipped_count"] == 1
+            assert "skipped" not in body.json() and body.json()["skipped_count"] == 1
+            page = served.client.get("/admin", headers=headers or None).text
+            assert "dangling-secret" not in page
+    finally:
+        link.unlink()
+        served.client.post("/api/reindex", headers=AUTH)
+        served.settle()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,6 +321,103 @@ def test_the_body_timeout_and_the_session_length_are_settings(monkeypatch: pytes
     for bad in ({"body_seconds": 0}, {"session_hours": -1}):
         with pytest.raises(BadRequest, match="must be more than 0"):
             Settings(**bad)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. Wrong tokens are answered late, one at a time a client, without holding anyone else
+
+
+def answer_times(client: TestClient, request: Callable[[TestClient], Any], parallel: int) -> list[float]:
+    """Seconds each of `parallel` requests sent at once took, shortest first."""
+
+    def timed(_: int) -> float:
+        started = time.monotonic()
+        request(client)
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(parallel) as threads:
+        return sorted(threads.map(timed, range(parallel)))
+
+
+@pytest.mark.parametrize("check", ["read gate", "admin route", "index status"])
+def test_wrong_tokens_from_one_client_are_answered_one_delay_apart(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, check: str
+) -> None:
+    monkeypatch.setattr(access, "WRONG_TOKEN_DELAY", 0.4)
+    server, send = {
+        "read gate": ("guarded", lambda c: c.get("/api/documents", headers=WRONG)),
+        "admin route": ("admin", lambda c: c.post("/api/reindex", headers=WRONG)),
+        "index status": ("admin", lambda c: c.get("/api/index", headers=WRONG)),
+    }[check]
+    served: Served = request.getfixturevalue(server)
+    with TestClient(served.app, raise_server_exceptions=False) as client:  # one event loop, as under uvicorn
+        # The index status refuses nothing (it leaves the skipped files out), but answers no faster than a refusal.
+        first = send(client)
+        assert first.status_code == (200 if check == "index status" else 401) and "skipped" not in first.json()
+        times = answer_times(client, send, 4)
+        # Sent at once from one address, they are answered 0.4 s apart: the last after about 1.6 s.
+        assert times[0] >= 0.35 and times[-1] >= 1.5, times
+        started = time.monotonic()
+        assert client.get("/api/health").status_code == 200
+        ok = client.get("/api/documents", headers=READER if server == "guarded" else AUTH)
+        assert ok.status_code == 200 and time.monotonic() - started < 0.3  # right tokens and others never wait
+
+
+def test_a_client_s_wrong_tokens_never_wait_longer_than_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(access, "WRONG_TOKEN_DELAY", 1.0)
+    wrong = access.WrongTokens()
+    waits = [wrong._wait("10.0.0.1") for _ in range(100)]
+    assert waits[:3] == pytest.approx([1.0, 2.0, 3.0], abs=0.05)
+    assert max(waits) <= access.MOST_WRONG_TOKEN_WAIT
+    assert wrong._wait("10.0.0.2") == pytest.approx(1.0, abs=0.05)  # another client is paced on its own
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. Sessions expire, and signing out ends them
+
+
+def signed_in(served: Served) -> tuple[TestClient, str]:
+    client = TestClient(served.app, raise_server_exceptions=False, follow_redirects=False)
+    r = client.post("/login", data={"token": READ, "next": "/"})
+    assert r.status_code == 303
+    cookie = client.cookies["rag_session"]
+    assert f"Max-Age={8 * 3600};" in r.headers["set-cookie"]  # session_hours, 8 by default
+    return client, cookie
+
+
+def test_signing_out_ends_the_session_on_the_server(guarded: Served) -> None:
+    client, cookie = signed_in(guarded)
+    csrf = client.get("/").text.split('name="csrf" value="')[1].split('"')[0]
+    copy = TestClient(guarded.app, follow_redirects=False, cookies={"rag_session": cookie})
+    assert copy.get("/").status_code == 200
+    assert client.post("/logout", data={"csrf": csrf}).status_code == 303
+    assert copy.get("/").status_code == 303  # the same cookie, kept by whoever had it, no longer signs in
+    assert copy.get("/api/documents").status_code == 401
+    other, _ = signed_in(guarded)  # another session is not affected
+    assert other.get("/").status_code == 200
+
+
+def test_a_session_past_its_expiry_is_refused(guarded: Served) -> None:
+    fresh = TestClient(guarded.app, follow_redirects=False, cookies={"rag_session": access.new_session(READ, 1)})
+    assert fresh.get("/").status_code == 200
+    expired = TestClient(guarded.app, follow_redirects=False, cookies={"rag_session": access.new_session(READ, -1)})
+    assert expired.get("/").status_code == 303 and expired.get("/api/documents").status_code == 401
+    sid, expires, mac = access.new_session(READ, -1).split(".")
+    extended = f"{sid}.{int(expires) + 7200}.{mac}"  # a later expiry without its signature
+    assert TestClient(guarded.app, cookies={"rag_session": extended}).get("/api/documents").status_code == 401
+
+
+def test_sign_outs_are_kept_until_they_expire_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(access, "MAX_SIGN_OUTS", 3)
+    sign_outs = access.SignOuts()
+    now = int(time.time())
+    sign_outs.add(access.Session("old", now - 10))  # expired: dropped first when room is needed
+    for sid in ("a", "b"):
+        sign_outs.add(access.Session(sid, now + 3600))
+    sign_outs.add(access.Session("c", now + 3600))
+    assert "old" not in sign_outs and all(s in sign_outs for s in "abc")
+    sign_outs.add(access.Session("d", now + 7200))
+    assert "d" in sign_outs and len([s for s in "abc" if s in sign_outs]) == 2
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.embedding import Encoder
-from rag.server import login
+from rag.server import access
 
 from .server_support import AUTH, QUESTION, TOKEN, Served, bundled, raw_request, serve_copy  # noqa: F401
 
@@ -27,7 +27,7 @@ def private(tmp_path_factory: pytest.TempPathFactory, bundled, encoder: Encoder)
 @pytest.fixture
 def browser(private: Served, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     """A client of its own (its own cookies), signed in through the login form."""
-    monkeypatch.setattr(login, "WRONG_TOKEN_DELAY", 0.0)
+    monkeypatch.setattr(access, "WRONG_TOKEN_DELAY", 0.0)
     client = TestClient(private.app, raise_server_exceptions=False, follow_redirects=False)
     r = client.post("/login", data={"token": READ, "next": "/"})
     assert r.status_code == 303 and r.headers["location"] == "/"
@@ -44,7 +44,8 @@ def csrf_of(page: str) -> str:
     "path",
     ["/api/documents", "/api/index", "/api/documents/a.txt", "/files/a.txt", "/metrics", "/docs", "/openapi.json"],
 )
-def test_the_api_needs_the_token(private: Served, path: str) -> None:
+def test_the_api_needs_the_token(private: Served, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(access, "WRONG_TOKEN_DELAY", 0.0)  # the pause itself: test_server_attack.py
     r = private.client.get(path)
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized", path
     assert r.headers["www-authenticate"].startswith("Bearer")
@@ -79,7 +80,7 @@ def test_a_page_without_a_session_redirects_to_the_login_form(private: Served, p
 
 
 def test_the_login_form_sets_a_strict_httponly_cookie(private: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(login, "WRONG_TOKEN_DELAY", 0.0)
+    monkeypatch.setattr(access, "WRONG_TOKEN_DELAY", 0.0)
     client = TestClient(private.app, follow_redirects=False)
     wrong = client.post("/login", data={"token": "nope", "next": "/admin"})
     assert wrong.status_code == 401 and "not the token" in wrong.text and "set-cookie" not in wrong.headers

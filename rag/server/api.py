@@ -22,8 +22,8 @@ from .. import __version__, errors
 from ..config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K
 from ..pipeline import Assistant
 from ..readers import READERS
-from .access import ReadGate
-from .deps import AskPool, ServiceDep, get_service, is_admin, require_admin
+from .access import ReadGate, SignOuts, WrongTokens
+from .deps import AskPool, ServiceDep, check_admin, get_service, require_admin
 from .downloads import document_response, file_response
 from .login import login
 from .methods import Methods
@@ -77,6 +77,7 @@ def create_app(assistant: Assistant) -> FastAPI:
     app.state.service = service
     app.state.asks = Pool(ASK_WORKERS, assistant.settings.ask_queue, "rag-ask")
     app.state.renders = Pool(RENDER_WORKERS, RENDER_QUEUE, "rag-page")
+    app.state.sign_outs, app.state.wrong_tokens = SignOuts(), WrongTokens()
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     for exc_class, handler in ERROR_HANDLERS.items():
         app.add_exception_handler(exc_class, handler)
@@ -85,7 +86,12 @@ def create_app(assistant: Assistant) -> FastAPI:
     app.include_router(login)
     app.router.redirect_slashes = False  # methods.py redirects with a relative Location, not one from Host
     app.add_middleware(Methods, routes=app.routes)  # type: ignore[arg-type]
-    app.add_middleware(ReadGate, settings=assistant.settings)  # type: ignore[arg-type]  # before any body is read
+    app.add_middleware(
+        ReadGate,  # type: ignore[arg-type]  # before any body is read
+        settings=assistant.settings,
+        sign_outs=app.state.sign_outs,
+        wrong_tokens=app.state.wrong_tokens,
+    )
     add_security(app, MAX_JSON_BODY, assistant.settings.max_upload_bytes, assistant.settings.body_seconds)
     from .metrics import install
 
@@ -151,8 +157,9 @@ def original(source: str, service: ServiceDep) -> StreamingResponse:
 
 @api.get("/api/index", tags=["status"])
 async def index_status(request: Request, service: ServiceDep) -> dict[str, Any]:
-    """The index's counts and how it was built; `skipped` (each skipped file, its reason, size and time) only with
-    the admin token: a file's name or a link's target is not for anyone who can reach the port."""
+    """The index's counts and how it was built; `skipped` (each skipped file, its reason, size and time), and the
+    skipped files of the last rebuild's report, only with the admin token: a file's name or a link's target is not
+    for anyone who can reach the port (the others see their counts)."""
     manifest = service.assistant.index.manifest
     skipped = manifest.get("skipped", {})
     status = {
@@ -162,9 +169,10 @@ async def index_status(request: Request, service: ServiceDep) -> dict[str, Any]:
         "model": manifest["model"],
         "chunker": manifest["chunker"],
         "skipped_count": len(skipped),
-        "rebuild": service.state.to_dict(),
     }
-    if is_admin(request):
+    admin = await check_admin(request)
+    status["rebuild"] = service.state.to_dict(names=admin)
+    if admin:
         status["skipped"] = skipped
     return status
 

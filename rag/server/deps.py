@@ -1,5 +1,5 @@
 """Edge: the FastAPI dependencies shared by the JSON routes (`server.py`) and the HTML pages (`pages.py`): the
-app's `Service` and the admin check."""
+app's `Service` and the admin check, which answers a wrong token late (`access.WrongTokens`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Form, Request
 
 from .. import errors
-from .access import bearer_matches, bearer_ok, csrf_token
+from .access import WrongTokens, bearer_matches, bearer_ok, client_address, csrf_token
 from .service import Service
 from .workers import Pool
 
@@ -51,12 +51,29 @@ def require_csrf(request: Request, csrf: Annotated[str, Form()] = "") -> None:
         raise errors.Forbidden("the form's CSRF token is missing or stale; reload the page and send it again")
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     """Admin routes need `Authorization: Bearer <RAG_ADMIN_TOKEN>`; with no token set they are off."""
     if not get_service(request).assistant.settings.admin_token:
         raise errors.Forbidden("admin routes are off; set RAG_ADMIN_TOKEN on the server to turn them on")
-    if not is_admin(request):
+    if not await check_admin(request):
         raise errors.Unauthorized("send the admin token as 'Authorization: Bearer <token>'")
+
+
+async def check_admin(request: Request) -> bool:
+    """Whether the request carries the admin token; one carrying a token that is none of the server's waits as a
+    wrong token does (`pause_wrong_token`), so no route tells a right admin token from a wrong one faster."""
+    if is_admin(request):
+        return True
+    authorization = request.headers.get("authorization", "")
+    if authorization and not bearer_ok(get_service(request).assistant.settings, authorization):
+        await pause_wrong_token(request)
+    return False
+
+
+async def pause_wrong_token(request: Request) -> None:
+    """Wait before answering a wrong token, paced by the client's address (`access.WrongTokens`)."""
+    wrong_tokens: WrongTokens = request.app.state.wrong_tokens
+    await wrong_tokens.pause(client_address(request.scope))
 
 
 def is_admin(request: Request) -> bool:

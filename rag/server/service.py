@@ -25,6 +25,10 @@ from ..readers.documents import check_text, extract, open_corpus_file
 from .uploads import check_upload_name, write_upload
 from .watch import CorpusWatcher
 
+# The lists of a build report that name files with a reason (skipped, or cut short): only the admin token sees
+# them; anyone else gets their counts (issue #20).
+FILES_WITH_REASONS = ("skipped", "cut")
+
 
 @dataclass
 class RebuildState:
@@ -38,7 +42,7 @@ class RebuildState:
     runs: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, names: bool = True) -> dict[str, Any]:
         """The rebuild's state as JSON (times are UTC ISO 8601 to the second, None when there is none yet):
 
         - `running`: a rebuild runs now; `queued`: another one will run right after it (a change came meanwhile).
@@ -48,6 +52,9 @@ class RebuildState:
         - `last_finished_at`: when the latest completed run finished, kept while a new one runs.
         - `last_report`, `last_error`: what the latest completed run did, or why it failed (the old index then
           keeps serving); `runs`: how many runs completed since the server started.
+
+        `names=False` (for anyone without the admin token) gives the report's skipped files as a count only:
+        a file's name or a link's target, and why it was skipped, is not for anyone who can reach the port.
         """
         return {
             "running": self.running,
@@ -55,7 +62,7 @@ class RebuildState:
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "last_finished_at": _iso(self.last_finished_at),
-            "last_report": self.last_report,
+            "last_report": self.last_report if names else _counted(self.last_report),
             "last_error": self.last_error,
             "runs": self.runs,
         }
@@ -201,6 +208,14 @@ class Service:
             raise BadRequest(f"{source!r} lies outside the corpus folder (a link); remove it by hand")
         (corpus / source).unlink(missing_ok=True)  # already gone: the rebuild still has to drop it
         return self.start_rebuild(queue=True)
+
+
+def _counted(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A build report with its lists of files and reasons (`FILES_WITH_REASONS`) as counts (`skipped_count`)."""
+    if report is None:
+        return None
+    public = {k: v for k, v in report.items() if k not in FILES_WITH_REASONS}
+    return public | {f"{k}_count": len(report[k]) for k in FILES_WITH_REASONS if k in report}
 
 
 def _iso(t: float | None) -> str | None:
