@@ -21,7 +21,8 @@ from ..embedding import Encoder
 from ..errors import BadRequest, Conflict, NotFound
 from ..pipeline import Assistant
 from ..readers import READERS, Unreadable
-from ..readers.documents import check_text, extract, open_corpus_file
+from ..readers.documents import check_text, open_corpus_file
+from ..readers.sandbox import pool_for
 from .uploads import check_upload_name, write_upload
 from .watch import CorpusWatcher
 
@@ -186,7 +187,8 @@ class Service:
         if len(data) > max_bytes:
             raise BadRequest(f"the file is {len(data)} bytes; the limit is {max_bytes}")
         try:
-            check_text(extract(Path(name).suffix.lower(), data).text)  # the reader of its format, as indexing will
+            # the reader of its format, in a reader process, as indexing will read it
+            check_text(pool_for(self.assistant.settings).read(Path(name).suffix.lower(), data).extracted.text)
         except Unreadable as exc:
             raise BadRequest(f"{name}: {exc}") from None
         write_upload(self.assistant.settings.corpus, name, data)
