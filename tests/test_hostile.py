@@ -38,6 +38,7 @@ from rag.config import Settings
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
 from rag.readers.documents import Document, Skipped, read_corpus, read_document
+from rag.readers.sandbox import Limits, ReaderPool
 from rag.server.api import create_app
 
 from .helpers import ROOT, SMALL_DOCS, reuse, write_corpus
@@ -440,18 +441,21 @@ def test_rag_index_skips_a_50_mb_document_with_its_size_and_answers_from_the_res
 
 
 def test_reading_a_50_mb_document_is_quick_and_bounded_in_memory(big_corpus: Path) -> None:
-    """Below the size limit (a reader called without one) the whole file is read: in bounded time and memory."""
+    """Below the size limit (a reader called without one, and a text limit above its size) the whole file is read, in
+    a reader process: in bounded time and memory, here and there."""
     path = big_corpus / "big.txt"
     size = path.stat().st_size
     assert size >= BIG_BYTES
+    pool = ReaderPool(Limits(memory_mb=1536, seconds=60, max_chars=size), size=1)
     before = peak_rss()
     tracemalloc.start()
     started = time.perf_counter()
     try:
-        doc = read_document(big_corpus, path)
+        doc = read_document(big_corpus, path, pool=pool)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+        pool.close()
     seconds, grown = time.perf_counter() - started, peak_rss() - before
     assert doc.source == "big.txt" and doc.title == "Section 1"
     assert len(doc.text) == size and doc.size == size  # ASCII: one character per byte
