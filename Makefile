@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 QUESTION ?= What did Japan and Ukraine agree on in the security sector?
-EVAL ?= ../shared/eval/dev.jsonl
+# The team's own questions about the bundled corpus (README, "Question files").
+EVAL ?= bench/tuning.jsonl
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -29,11 +30,12 @@ index: $(BIN)/rag
 test: $(BIN)/rag browser lint  ## set up, lint, and run the whole test suite (real model, headless Chromium)
 	$(BIN)/python -m pytest
 
-# The browser tests drive Debian's Chromium; install it when it is missing (root, or sudo).
+# The browser tests drive Debian's Chromium (through Playwright, so no chromium-driver); install it when it is
+# missing (root, or sudo), without the recommended packages (avahi, samba and cups libraries, 131 packages in all).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver fonts-dejavu-core; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
 
 lint: $(BIN)/rag
 	$(BIN)/ruff check rag tests bench train
@@ -56,7 +58,7 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/python bench/quality.py --precision fp32 int8
 	$(BIN)/python bench/report.py
 
-eval: $(BIN)/rag  ## metrics on the development questions
+eval: $(BIN)/rag  ## metrics on a question file (EVAL=...; default: the bundled corpus's questions)
 	$(BIN)/rag eval $(EVAL)
 
 quality: $(BIN)/rag  ## answer quality on SQuAD tune/check and dev, fp32 and int8, with the reliability plot (~6 min)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
@@ -13,7 +14,10 @@ if TYPE_CHECKING:
     from .pipeline import Assistant
 
 __all__ = ["Answer", "Assistant", "Citation", "RagError", "Response", "Settings"]
-__version__ = "0.1.0"
+try:  # the installed distribution's version: pyproject.toml is its one source
+    __version__ = version("rag")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "unknown"
 
 # Loaded on first use (PEP 562): `rag.pipeline` brings bm25s and SciPy (about 0.9 s), which the `rag` command
 # (every submodule import runs this file first) needs only for the commands that read an index, not for `--help`.

@@ -103,7 +103,7 @@ class Assistant:
                     f"the corpus folder {settings.corpus} does not exist and there is no index in {settings.index}; "
                     "pass --corpus DIR (or set RAG_CORPUS) to a folder of documents (.txt, .md, .pdf, .html, .docx)"
                 ) from None
-            say(f"No index in {settings.index}: building it from {settings.corpus}.")
+            say(f"No index yet (folder {settings.index}): building it from {settings.corpus}.")
         except IndexCorrupt as exc:
             if not (repair and has_corpus):
                 raise

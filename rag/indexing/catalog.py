@@ -23,7 +23,9 @@ def read_document(folder: Path, source: str) -> DocumentText:
     documents = [store.document_entry(d) for d in manifest["documents"]]
     entry = next((d for d in documents if d.source == source), None)
     if entry is None:
-        raise NotFound(f"{source!r} is not in the index in {folder}; `rag show` takes a source as citations name it")
+        raise NotFound(
+            f"{source!r} is not in the index (folder {folder}); `rag show` takes a source as citations name it"
+        )
     try:
         text = Texts.open(where, [d.source for d in documents]).get(source)
     except (OSError, ValueError, KeyError) as exc:

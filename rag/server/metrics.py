@@ -182,10 +182,12 @@ def install(app: FastAPI, service: Service) -> None:
 
 
 def log_requests(stream: TextIO | None = None) -> logging.Handler:
-    """Write the `rag.access` lines to `stream` (stderr): what `rag serve` calls; other callers stay silent."""
+    """Write the `rag.access` lines (one a request) and the `rag.rebuild` lines (one a background rebuild) to
+    `stream` (stderr): what `rag serve` calls; other callers stay silent."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    ACCESS.addHandler(handler)
-    ACCESS.setLevel(logging.INFO)
-    ACCESS.propagate = False  # the line goes to this handler only, never twice through the root logger
+    for logger in (ACCESS, logging.getLogger("rag.rebuild")):
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # the line goes to this handler only, never twice through the root logger
     return handler

@@ -10,6 +10,7 @@ running rebuild can be cancelled (a document that takes too long to embed can th
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ from ..readers.documents import check_text, open_corpus_file
 from ..readers.sandbox import pool_for
 from .uploads import check_upload_name, write_upload
 from .watch import CorpusWatcher
+
+# One line a background rebuild (what changed, each skipped file and why): `rag serve` writes them on stderr, for
+# whoever runs the server (`metrics.log_requests`); a library caller's logging decides.
+REBUILDS = logging.getLogger("rag.rebuild")
 
 # The lists of a build report that name files with a reason (skipped, or cut short): only the admin token sees
 # them; anyone else gets their counts (issue #20).
@@ -134,8 +139,10 @@ class Service:
                 index, report = indexing.build(settings, encoder, full=full, progress=False, cancel=self._cancel)
                 self.assistant.index = index  # the swap: one reference assignment (not loaded again from disk)
                 self.state.last_report, self.state.last_error = report.to_dict(), None
+                REBUILDS.info("; ".join([f"index rebuilt: {report.summary()}", *report.skip_lines()]))
             except Exception as exc:  # reported through GET /api/index; the old index keeps serving
                 self.state.last_error = self._public(exc)
+                REBUILDS.warning(f"rebuild failed, the previous index keeps serving: {self.state.last_error}")
             with self.state.lock:
                 now = time.time()
                 self.state.runs += 1
