@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import logging
 import os
 import re
 import shutil
@@ -351,3 +352,23 @@ def test_admin_page_removes_a_document_and_the_chat_notes_the_new_index(admin: T
         sync_api.expect(note).to_be_hidden(timeout=15_000)
         browser.close()
     assert not (service.assistant.settings.corpus / target).exists()
+
+
+@pytest.mark.slow
+def test_a_background_rebuild_writes_one_line_for_the_operator(admin: TestClient) -> None:
+    """Issue #21: `rag serve` says nothing of its rebuilds; now one line a rebuild (what changed, each skipped file
+    and why) goes to the `rag.rebuild` logger, which `rag serve` writes on stderr."""
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("rag.rebuild")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        assert admin.post("/api/reindex", headers=AUTH).status_code == 202
+        admin.app.state.service.wait(WAIT)  # type: ignore[attr-defined]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert len(lines) == 1 and lines[0].startswith("index rebuilt: ") and "1 skipped" in lines[0]
+    assert "skipped broken.txt: " in lines[0] and "\n" not in lines[0]
