@@ -33,6 +33,7 @@ from .embedding import Encoder
 from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing, NotFound, RagError
 from .indexing import store
 from .indexing.live import IndexOnDisk
+from .indexing.progress import Progress
 from .indexing.texts import DocumentText
 from .retrieval import search, search_lexical
 from .text.language import language_name, mostly_other_language
@@ -76,13 +77,15 @@ class Assistant:
         *,
         refresh: bool = True,
         repair: bool = False,
-        progress: bool = True,
+        progress: Progress = False,
         say: Callable[[str], None] = log.info,
     ) -> Assistant:
         """Load the index; build it if missing, update it if the corpus changed (when `refresh`).
 
         Args:
             repair: rebuild a damaged index from the corpus instead of stopping with `IndexCorrupt`.
+            progress: how a build it runs reports progress: False (quiet), True (bars on stderr, as the CLI), or a
+                callable given (stage, done, total) (`rag.indexing.progress`).
             say: where to report what is done (building, updating) and which files were skipped; the CLI prints
                 them, the default logs them to the `rag` logger at INFO.
         """
@@ -110,8 +113,9 @@ class Assistant:
             say(f"{str(exc).split(';')[0]}: rebuilding it from {settings.corpus}.")
         return cls(settings, _build(settings, encoder, progress, say), encoder)
 
-    def reindex(self, *, full: bool = False, progress: bool = True) -> indexing.BuildReport:
-        """Update the index from the corpus (only what changed unless `full`) and start using it."""
+    def reindex(self, *, full: bool = False, progress: Progress = False) -> indexing.BuildReport:
+        """Update the index from the corpus (only what changed unless `full`) and start using it; `progress` as for
+        `open` (quiet by default)."""
         self.index, report = indexing.build(self.settings, self.encoder, full=full, progress=progress)
         return report
 
@@ -203,18 +207,29 @@ class ResponseCache:
 
 
 def language_note(language: str, settings: Settings) -> str:
-    """What a user asking in `language` should know, and do, when the model reads another one."""
-    reads = language_name(settings.model_language or "en")
+    """What a user asking in `language` should know when the model reads another one: plainly what happened and
+    what to do (the operator's part is `language_setup`'s, for the README and the admin page; issue #21)."""
+    asked, reads = language_name(language), language_name(settings.model_language or "en")
     return (
-        f"This question seems to be in {language_name(language)}, and the model ({settings.model}) reads {reads}, "
-        f"so no answer is quoted. To ask in {language_name(language)}, point RAG_MODEL at a multilingual "
-        "sentence-transformers model folder (for example paraphrase-multilingual-MiniLM-L12-v2), set "
-        "RAG_LANGUAGE=none, fit the answer weights for it (train/fit_answer.py) and run `rag index --full`. "
-        "The passages below share names or numbers with the question."
+        f"This question seems to be in {asked}; the documents are searched in {reads}, so no answer is quoted. "
+        f"Ask it in {reads} to get one."
     )
 
 
-def _build(settings: Settings, encoder: Encoder, progress: bool, say: Callable[[str], None]) -> store.Index:
+def language_setup(settings: Settings) -> str:
+    """For the operator: which language the model reads, and how to answer questions in others."""
+    if settings.model_language is None:
+        return f"The model ({settings.model}) is taken to read any language (RAG_LANGUAGE={settings.language})."
+    reads = language_name(settings.model_language)
+    return (
+        f"The model ({settings.model}) reads {reads}: a question in another language is told so and quotes nothing. "
+        "To answer other languages, point RAG_MODEL at a multilingual sentence-transformers model folder (for "
+        "example paraphrase-multilingual-MiniLM-L12-v2), set RAG_LANGUAGE=none, fit the answer weights for it "
+        "(train/fit_answer.py) and run `rag index --full`."
+    )
+
+
+def _build(settings: Settings, encoder: Encoder, progress: Progress, say: Callable[[str], None]) -> store.Index:
     index, report = indexing.build(settings, encoder, progress=progress)
     for line in report.skip_lines():
         say(line)
@@ -222,7 +237,7 @@ def _build(settings: Settings, encoder: Encoder, progress: bool, say: Callable[[
     return index
 
 
-def _refresh(settings: Settings, encoder: Encoder, progress: bool, say: Callable[[str], None]) -> store.Index:
+def _refresh(settings: Settings, encoder: Encoder, progress: Progress, say: Callable[[str], None]) -> store.Index:
     """The index brought up to date with the corpus or, when the new one cannot be written (a full disk, a
     read-only folder), the old one as it is, with one warning: answers a little out of date beat none."""
     try:

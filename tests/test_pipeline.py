@@ -163,6 +163,24 @@ def test_reindex_picks_up_a_new_document(small_corpus: Settings, shared_encoder:
     assert bot.reindex(full=True, progress=False).chunks_embedded == len(bot.index.chunks)
 
 
+def test_the_python_api_is_quiet_by_default_and_reports_progress_to_a_callback(
+    small_corpus: Settings, shared_encoder: Encoder, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #21: `Assistant.reindex()` drew tqdm's bars on stderr; a library call stays quiet unless asked."""
+    bot = Assistant.open(small_corpus, say=lambda _: None)
+    write_corpus(small_corpus.corpus, {"kobe.txt": "Kobe Port Tower\n\nThe Kobe Port Tower is 108 metres tall."})
+    capfd.readouterr()
+    assert bot.reindex().added == ["kobe.txt"]
+    assert capfd.readouterr().err == ""
+    calls: list[tuple[str, int, int]] = []
+    bot.reindex(full=True, progress=lambda stage, done, total: calls.append((stage, done, total)))
+    assert capfd.readouterr().err == ""
+    stages = [c[0] for c in calls]
+    assert stages[0] == "reading" and "splitting" in stages and stages[-1] == "embedding"
+    last = {stage: (done, total) for stage, done, total in calls}
+    assert all(done == total > 0 for done, total in last.values())
+
+
 def test_a_question_with_a_lone_surrogate_raises_bad_question() -> None:
     with pytest.raises(BadQuestion):
         check_question("What \ud800 is this?")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from ..config import Settings
 from ..embedding import Encoder
@@ -31,6 +30,7 @@ from ..text.chunking import Chunk
 from ..text.sentences import VERSION as TABLE_VERSION
 from ..text.sentences import SentenceTable
 from . import store, swap
+from .progress import Progress, bar
 from .report import BuildReport
 from .shards import Shard, check_shard, in_shard
 from .stages import embed_documents, split_documents, stopper
@@ -84,13 +84,14 @@ def build(
     encoder: Encoder,
     *,
     full: bool = False,
-    progress: bool = True,
+    progress: Progress = False,
     shard: Shard | None = None,
     cancel: threading.Event | None = None,
 ) -> tuple[store.Index, BuildReport]:
     """Bring the index up to date with the corpus and save it; returns the new index and what changed.
 
     Args:
+        progress: True draws bars on stderr, a callable gets (stage, done, total) (`progress.py`); False: quiet.
         shard: (i, n): index only the i-th of n shares of the documents into a shared engine (`shards.py`).
         cancel: once set, the build stops at once while a file is read (its reader process is killed), else at its
             next window of text or batch of sentences, and raises `Cancelled`; nothing is written, the index on
@@ -232,7 +233,7 @@ def _cached(previous: store.Index | None) -> Cached | None:
 def _read(
     settings: Settings,
     cached: Cached | None,
-    progress: bool,
+    progress: Progress,
     shard: Shard | None = None,
     cancel: threading.Event | None = None,
 ) -> tuple[list[Document], BuildReport]:
@@ -242,7 +243,7 @@ def _read(
     report = BuildReport()
     docs = []
     files = [f for f in list_files(corpus) if shard is None or in_shard(f.relative_to(corpus).as_posix(), shard)]
-    with tqdm(total=len(files), desc="reading", unit="file", disable=not progress or not files) as bar:
+    with bar(progress, "reading", len(files), unit="file") as shown:
         for item in read_corpus(corpus, settings.max_file_bytes, cached, files, pool_for(settings), cancel):
             if isinstance(item, Skipped):
                 report.skipped.append(item)
@@ -250,7 +251,7 @@ def _read(
                 docs.append(item)
                 if item.note:
                     report.cut.append(Skipped(item.source, item.note))
-            bar.update()
+            shown.update()
     if not docs and shard is None:  # a share of a small corpus may hold nothing
         raise CorpusError(
             f"no readable documents ({', '.join(sorted(READERS))}) in {corpus}; add some and run `rag index`"

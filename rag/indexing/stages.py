@@ -7,13 +7,13 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
-from tqdm import tqdm
 
 from ..config import Settings
 from ..embedding import Encoder
 from ..errors import Cancelled
 from ..readers.documents import Document
 from ..text.chunking import Chunk, pack_chunks, split_sentences
+from .progress import Progress, bar
 
 Split = tuple[list[tuple[int, int]], list[Chunk]]  # a document's sentence spans and chunks
 
@@ -29,17 +29,17 @@ def stopper(cancel: threading.Event | None) -> Callable[[], None]:
 
 
 def split_documents(
-    docs: list[Document], settings: Settings, progress: bool, stop: Callable[[], None]
+    docs: list[Document], settings: Settings, progress: Progress, stop: Callable[[], None]
 ) -> dict[str, Split]:
     """Sentences and chunks of each document in `docs`, with a progress bar over their characters (shown within
     a second even for one long document: the splitter reports window by window, and `stop` is asked each time)."""
     fresh: dict[str, Split] = {}
     total = sum(len(d.text) for d in docs)
-    with tqdm(total=total, desc="splitting", unit="char", unit_scale=True, disable=not progress or not docs) as bar:
+    with bar(progress, "splitting", total, unit="char", unit_scale=True) as shown:
 
         def advance(chars: int) -> None:
             stop()
-            bar.update(chars)
+            shown.update(chars)
 
         for doc in docs:
             sentences = split_sentences(doc.text, settings.chunk_words, progress=advance)
@@ -53,7 +53,7 @@ def embed_documents(
     docs: list[Document],
     fresh: dict[str, Split],
     batch_size: int,
-    progress: bool,
+    progress: Progress,
     stop: Callable[[], None],
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Chunk and sentence vectors of each document in `docs`, with one progress bar over the sentences.
@@ -67,10 +67,10 @@ def embed_documents(
     texts = [doc.text[a:b] for doc in docs for a, b in fresh[doc.source][0]]
     where = np.fromiter((rows.setdefault(t, len(rows)) for t in texts), dtype=np.int64, count=len(texts))
     distinct = list(rows)
-    with tqdm(total=len(distinct), desc="embedding", unit="sentence", disable=not progress or not texts) as bar:
+    with bar(progress, "embedding", len(distinct), unit="sentence") as shown:
 
         def advance(done: int) -> None:
-            bar.update(done)
+            shown.update(done)
             stop()
 
         vectors = encoder.encode(distinct, batch_size, progress=advance)[where]
