@@ -2,7 +2,7 @@
 made by the test itself, indexed with the real model and asked through the HTTP API and the CLI.
 
 Every document must be indexed; every quote (answer, exact span, citation) must equal the served text at its
-offsets (`GET /api/documents/{source}`); a PDF citation must carry the page its passage starts on; and each
+offsets (`GET /api/documents/{source}`); a PDF citation must carry the page its marked sentence starts on; and each
 question must be answered from the document that holds its answer.
 """
 
@@ -153,8 +153,8 @@ def test_each_question_is_answered_from_its_document_with_exact_quotes(mixed: Mi
     for c in body["citations"]:
         cited = served_text(mixed, c["source"])
         assert cited["text"][c["start"] : c["end"]] == c["text"]
-        if cited["format"] == "pdf":  # the page that holds the passage's first character
-            assert c["page"] == sum(1 for start in cited["pages"] if start <= c["start"])
+        if cited["format"] == "pdf":  # the page that holds the marked sentence's first character (issue #21)
+            assert c["page"] == sum(1 for start in cited["pages"] if start <= c["highlight"]["start"])
         else:
             assert c["page"] is None
 
@@ -187,4 +187,5 @@ def test_rag_ask_names_the_pdf_page_and_rag_show_prints_the_passage(mixed: Mixed
 def test_the_chat_names_the_pdf_page_of_the_answer_and_of_its_card(mixed: Mixed) -> None:
     fragment = mixed.client.post("/turn", data={"q": QUESTIONS[1].question, "n": "1"}).text
     assert "survey.pdf p. 4</a>" in fragment  # the answer's source line
-    assert "survey.pdf p. 1</span>" in fragment  # its card: the passage starts on page 1
+    # its card: the passage starts on page 1, its marked sentence (the answer) is on page 4 (issue #21)
+    assert "survey.pdf p. 4</span>" in fragment and "survey.pdf p. 1</span>" not in fragment

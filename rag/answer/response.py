@@ -27,7 +27,7 @@ class Citation:
     end: int
     score: float
     highlight: tuple[int, int]  # the answer sentence, or the passage's own best sentence
-    page: int | None = None  # the page of a paged document (PDF) where the passage starts, 1-based
+    page: int | None = None  # the page of a paged document (PDF) where `highlight` starts, 1-based
 
 
 @dataclass(frozen=True)

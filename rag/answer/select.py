@@ -123,7 +123,7 @@ def _citation(
         mark = (answer.start, answer.end)
     else:  # the passage's own best sentence
         mark = chunk.sentences[int(np.argmax(scores))]
-    title, page = index.title(chunk.source), _page(index, chunk.source, chunk.start)
+    title, page = index.title(chunk.source), _page(index, chunk.source, mark[0])  # the marked sentence's page
     return Citation(n, chunk.source, title, chunk.id, chunk.text, chunk.start, chunk.end, share, mark, page)
 
 

@@ -37,7 +37,7 @@ from .stages import embed_documents, split_documents, stopper
 from .texts import Texts
 
 SPLITTER = "pysbd-0.3"
-CHUNKER_VERSION = 6  # bump when sentence or chunk boundaries, or chunk vectors, change: old indexes are rebuilt
+CHUNKER_VERSION = 7  # bump when sentence or chunk boundaries, or chunk vectors, change: old indexes are rebuilt
 CHUNK_VECTORS = "mean-of-sentences"
 
 

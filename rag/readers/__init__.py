@@ -15,7 +15,7 @@ from .pdf import read_pdf
 from .text import read_markdown, read_text
 
 # Bump when any reader's output changes for the same bytes, so that text cached by content hash is extracted anew.
-EXTRACTION_VERSION = 1
+EXTRACTION_VERSION = 2
 
 READERS: dict[str, Reader] = {
     ".txt": read_text,

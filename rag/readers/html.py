@@ -11,7 +11,8 @@ The readability rules are few: the content is `<main>` (or the page's only `<art
 page header and footer; navigation, scripts, styles, forms and hidden elements go; so does a list, table or block
 whose text is mostly links (menus, tag clouds, "related" boxes). A page of nothing but links is kept whole.
 
-Headings are written markdown style ("## Setup"), so that they stand out as headings and `make_title` can strip them.
+Headings are written markdown style ("## Setup"), so that they stand out as headings and `make_title` can strip them;
+a heading's permalink (a link without a letter or digit: "¶", "#", "🔗", an icon) is dropped.
 Table rows are one line each, cells joined by " | ". The encoding comes from the byte-order mark, then a meta charset
 or XML declaration, then UTF-8, then detection.
 """
@@ -63,13 +64,14 @@ def read_html(data: bytes) -> Extracted:
         raise Unreadable(TOO_DEEP)
     if tree.body is None:
         raise Unreadable("HTML without a body")
+    _drop_permalinks(tree.body)
     heading = tree.css_first("title") or tree.css_first("h1")
     title = meaningful(heading.text()) if heading is not None else None
     if title is None and (h1 := tree.css_first("h1")) is not None:
         title = meaningful(h1.text())
     text = _paragraphs(_prune(_content(tree.body)))
     if not _has_words(text):  # nothing but links, say an index page: then keep everything that is text
-        text = _paragraphs(_drop(LexborHTMLParser(html).body or tree.body, NOT_TEXT))
+        text = _paragraphs(_drop_permalinks(_drop(LexborHTMLParser(html).body or tree.body, NOT_TEXT)))
     if not _has_words(text):
         raise Unreadable("no words to index outside scripts, styles and embedded content")
     return Extracted(text, "html", title)
@@ -77,6 +79,14 @@ def read_html(data: bytes) -> Extracted:
 
 def _has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
+
+
+def _drop_permalinks(root: LexborNode) -> LexborNode:
+    """`root` without its headings' permalinks: links without a letter or digit (Sphinx's "¶", "#", an icon)."""
+    for link in root.css(", ".join(f"{h} a" for h in HEADINGS)):
+        if not _has_words(link.text(deep=True)):
+            link.decompose()
+    return root
 
 
 def declared_charset(data: bytes) -> str | None:

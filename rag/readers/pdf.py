@@ -9,8 +9,10 @@ generated two-column file); none reorders columns written line by line across th
 analysis (word order ~0.51 for all three). PDFium also marks the hyphen of a word broken at a line end and drops the
 break ("Ex-/isting" gives "Existing"), where pypdf and pdfminer leave 11 to 112 words a file cut in two halves.
 
-Pages are joined with a blank line, so that no sentence spans two pages; `pages` holds where each one starts. PDFium
-is not thread-safe, hence the lock: the indexer and an upload may read PDFs at the same time.
+Pages are joined with a blank line, so that no sentence spans two pages, unless a page ends in a wrapped line that the
+next page goes on from (`text.lines.wraps`): then with a line break, which the splitter reads as a space; `pages`
+holds where each one starts. A table of contents' dot leaders ("Introduction ....... 12") are dropped with their page
+number. PDFium is not thread-safe, hence the lock: the indexer and an upload may read PDFs at the same time.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import re
 import threading
 from typing import TYPE_CHECKING
 
+from ..text.lines import wraps
 from .base import Extracted, Unreadable
 from .titles import first_heading, meaningful
 
@@ -26,6 +29,9 @@ if TYPE_CHECKING:
     import pypdfium2
 
 PAGE_BREAK = "\n\n"
+WRAPPED_PAGE_BREAK = "\n"  # after a page whose last line is wrapped: the sentence goes on on the next page
+# Four or more dots (spaced or not, or ellipses) and a page number at a line's end: a table of contents' leader.
+DOT_LEADER = re.compile(r"[ \t]*(?:[.…·][ \t]*){4,}(?:\d+|[ivxlc]{1,4})?[ \t]*$", re.M)
 SOFT_HYPHEN = re.compile("[\x02\ufffe]")  # PDFium's mark where it joined a word hyphenated at a line end
 LINE_END = re.compile(r"\r\n?")
 CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # left by broken font encodings; never text
@@ -53,7 +59,7 @@ def read_pdf(data: bytes) -> Extracted:
     text, pages = _join(page_texts)
     if not any(ch.isalnum() for ch in text):
         raise Unreadable("PDF with no text layer (scanned?); OCR is not supported, so it cannot be indexed")
-    return Extracted(text, "pdf", title or first_heading(text), pages)
+    return Extracted(text, "pdf", title or first_heading(text, heading_like=True), pages)
 
 
 def _open(data: bytes) -> pypdfium2.PdfDocument:
@@ -81,13 +87,24 @@ def _page_text(doc: pypdfium2.PdfDocument, index: int) -> str:
 def clean(raw: str) -> str:
     """A page's text: hyphenation marks dropped, line ends as "\\n", no control characters or trailing blanks."""
     text = CONTROLS.sub("", LINE_END.sub("\n", SOFT_HYPHEN.sub("", raw)))
-    return TRAILING_SPACE.sub("", text).strip()
+    return TRAILING_SPACE.sub("", DOT_LEADER.sub("", text)).strip()
 
 
 def _join(page_texts: list[str]) -> tuple[str, tuple[int, ...]]:
-    """The pages joined by `PAGE_BREAK`, and the offset where each starts."""
-    starts, pos = [], 0
-    for page_text in page_texts:
+    """The pages joined by `PAGE_BREAK` (`WRAPPED_PAGE_BREAK` where a sentence goes on), and where each starts."""
+    parts, starts, pos = [], [], 0
+    for i, page_text in enumerate(page_texts):
+        if i:
+            parts.append(WRAPPED_PAGE_BREAK if _goes_on(page_texts[i - 1], page_text) else PAGE_BREAK)
+            pos += len(parts[-1])
         starts.append(pos)
-        pos += len(page_text) + len(PAGE_BREAK)
-    return PAGE_BREAK.join(page_texts), tuple(starts)
+        parts.append(page_text)
+        pos += len(page_text)
+    return "".join(parts), tuple(starts)
+
+
+def _goes_on(page: str, next_page: str) -> bool:
+    """Whether `page` ends in a wrapped line that the first line of `next_page` goes on from."""
+    lines = page.split("\n")
+    widest = max(len(line.strip()) for line in lines)
+    return bool(next_page) and wraps(lines[-1].strip(), next_page.split("\n", 1)[0].strip(), widest)

@@ -2,7 +2,10 @@
 
 Sentence boundaries come from pysbd (rule-based, handles abbreviations such as "Nov.", "H.E. Mr." and figures such
 as "1,214,249.49"; no model to download). Blank lines always end a sentence. A single line break ends one too
-(headings, list items), unless the next line starts in lower case, which marks a hard-wrapped line. Sentences are
+(headings, list items), unless the next line starts in lower case or the line is wrapped (`lines.wraps`: nearly as
+wide as its paragraph, without closing punctuation). Where pysbd ends a sentence inside a file name (".venv"), before
+a lower-case word or after an abbreviation it lacks, the sentence goes on (`_join_false_ends`). A Markdown-style
+heading's "## " is left out of its sentence. Sentences are
 packed into chunks of about `chunk_words` words that share `overlap` sentences with their neighbour and never cross
 documents. Every span satisfies `text[start:end] == span text`; a "sentence" without a word is dropped.
 
@@ -28,11 +31,18 @@ from functools import lru_cache
 
 import pysbd
 
+from .lines import heading_marks, join_wraps
+
 PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 WRAPPED_LINE = re.compile(r"(?<=\S)[ \t]*\r?\n(?=[ \t]*[a-z(])")
 WORD = re.compile(r"\S+")
 GLUED = re.compile(r"(?<=[a-z]{3}[.!?])(?=[A-Z][a-z])")
 SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+# Abbreviations that pysbd's English list lacks and that are followed by a number ("approx. 5 kg", "cf. 12"),
+# found splitting technical prose (issue #21); pysbd's own list covers "e.g.", "vs.", "no.", "fig.", "p.".
+ABBREVIATION = re.compile(r"(?<![\w.])(approx|ca|cf|ch|eq|esp|incl|max|ref|resp|sect|viz|vol)\.\Z", re.I)
+# A last "word" that is no word: a lone dot ("pip install -e ."), a version or a path ("2.3.1.", "setup.py.").
+NOT_A_WORD = re.compile(r"(\W*|.*[/\\~].*|.*\w\.\w.*)\.\Z")
 # A character pysbd might split or rewrite at: anything but a letter, a digit, "_", a space, a tab, "," and ";".
 # Its English rules act on . ! ? and their full-width forms, line breaks, list markers such as "a)" and "1.",
 # quotes after "-", ellipses and abbreviations, all of which this matches; tests/test_unpunctuated.py checks that
@@ -86,7 +96,7 @@ def split_sentences(
         progress: called with the number of characters split since its last call, window by window.
     """
     # Joining wrapped lines with spaces keeps every offset: the replacement has the same length.
-    joined = WRAPPED_LINE.sub(lambda m: " " * len(m.group()), text)
+    joined = WRAPPED_LINE.sub(lambda m: " " * len(m.group()), join_wraps(text))  # widths of the lines as written
     spans: list[tuple[int, int]] = []
     done = 0  # characters reported to `progress`
     for p_start, p_end in split_paragraphs(joined):
@@ -95,7 +105,7 @@ def split_sentences(
             end, clean = window_end(joined, start, p_end)
             pieces = [
                 (c, d)
-                for a, b in _segment(joined, text, start, end)
+                for a, b in _join_false_ends(joined, _segment(joined, text, start, end))
                 for g, h in _split_glued(text, a, b)  # stray punctuation, such as a lone "." left by a cut, goes
                 for c, d in _cut_long(text, g, h, max_words)
                 if _has_word(text, c, d)
@@ -131,9 +141,38 @@ def _segment(joined: str, text: str, start: int, end: int) -> list[tuple[int, in
         found = joined.find(segment, cursor, end)
         if found < 0:  # pysbd returned altered text: fall back to the rest of the window
             found, segment = cursor, joined[cursor:end]
-        spans.append(_strip(text, found, found + len(segment)))
+        a, b = _strip(text, found, found + len(segment))
+        spans.append((a + heading_marks(text, a, b), b))  # "## Setup" is the sentence "Setup"
         cursor = found + len(segment)
     return [s for s in spans if s[0] < s[1]]
+
+
+def _join_false_ends(joined: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """pysbd's sentences, each joined to the one before where that one did not end: inside a word (a file name
+    such as ".venv" or "~/.config", split at its dot), after a dot that ends no word and before a lower-case word
+    ("pip install -e . in the folder", "2.3.1. is old"), or after an abbreviation pysbd lacks and before a number
+    or a lower-case word ("approx. 5 kg"). A line break between two sentences keeps them apart, unless `joined` (the
+    text with wrapped lines joined) has a space there."""
+    sentences: list[tuple[int, int]] = []
+    for a, b in spans:
+        if sentences and _goes_on(joined, sentences[-1], a):
+            sentences[-1] = (sentences[-1][0], b)
+        else:
+            sentences.append((a, b))
+    return sentences
+
+
+def _goes_on(text: str, before: tuple[int, int], start: int) -> bool:
+    """Whether the sentence at `start` goes on with the sentence `before`, which pysbd ended too early."""
+    gap, first = text[before[1] : start], text[start]
+    if "\n" in gap or "\r" in gap or text[before[1] - 1] != ".":
+        return False
+    last_word = text[text.rfind(" ", before[0], before[1]) + 1 : before[1]]
+    if gap == "":
+        return first.isalnum()
+    if ABBREVIATION.search(last_word):
+        return first.islower() or first.isdigit()
+    return first.islower() and NOT_A_WORD.fullmatch(last_word) is not None
 
 
 def pysbd_sentences(window: str) -> list[str]:
