@@ -50,7 +50,8 @@ def _where(span: dict[str, Any]) -> str:
 def _answer_lines(response: dict[str, Any]) -> list[str]:
     """The exact answer (when the response has one), then the quoted sentence and where it is."""
     if response["abstained"]:
-        return ["I could not find this in the documents. The closest passages:"]
+        closest = " The closest passages:" if response["citations"] else ""
+        return [f"I could not find this in the documents (confidence {response['confidence']:.2f}).{closest}"]
     a = response["answer"]
     exact = [f"Answer: {a['exact']['text']}"] if a.get("exact") else []
     return [

@@ -62,6 +62,15 @@ XSS_TEXT = (
     'Traders warn buyers about <a href="javascript:window.__xss=1">forged price lists</a> of cloves.\n'
 )
 XSS_QUESTION = "When does the Zanzibar clove harvest begin?"
+ADMIN_TOKEN = "browser-s3cret"
+THREE = [FIRST, FOLLOW_UP, ACCORD]  # the screenshots' conversation: an answer, a follow-up, another answer
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+}
+PHONE_HEIGHT = 4_000  # px: three answers on a phone were 10,404 px with five full cards each (issue #21)
 
 if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is not installed (make browser)", allow_module_level=True)
@@ -83,14 +92,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(root: Path, settings: Settings, launcher: list[str] | None = None) -> Iterator[Server]:
+def start_server(
+    root: Path, settings: Settings, launcher: list[str] | None = None, environ: dict[str, str] | None = None
+) -> Iterator[Server]:
     """`rag serve` over a corpus whose index is already built; stopped (terminate, then kill) at teardown.
 
-    `launcher` replaces the `rag` command (it gets the same arguments), e.g. `python -c <code that patches>`.
+    `launcher` replaces the `rag` command (it gets the same arguments), e.g. `python -c <code that patches>`;
+    `environ` adds variables (`RAG_*` ones among them) to its environment.
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env |= environ or {}
     command = launcher or [str(Path(sys.executable).parent / "rag")]
     log_path = root / "server.log"
     args = ["--corpus", str(settings.corpus), "--index", str(settings.index), "serve", "--port", str(port)]
@@ -168,6 +181,16 @@ def exact_server(tmp_path_factory: pytest.TempPathFactory, assistant: Assistant)
     shutil.copytree(assistant.settings.index, root / "index")
     settings = Settings(corpus=root / "corpus", index=root / "index")
     yield from start_server(root, settings, [sys.executable, "-c", WITH_EXACT])
+
+
+@pytest.fixture(scope="module")
+def admin_server(tmp_path_factory: pytest.TempPathFactory, assistant: Assistant) -> Iterator[Server]:
+    """The bundled corpus served with admin routes on (token ADMIN_TOKEN)."""
+    root = tmp_path_factory.mktemp("live-admin")
+    shutil.copytree(assistant.settings.corpus, root / "corpus")
+    shutil.copytree(assistant.settings.index, root / "index")
+    settings = Settings(corpus=root / "corpus", index=root / "index")
+    yield from start_server(root, settings, environ={"RAG_ADMIN_TOKEN": ADMIN_TOKEN})
 
 
 @pytest.fixture(scope="module")
@@ -598,11 +621,12 @@ def test_overlapping_citations_show_their_shared_sentence_marked_once(
     page.goto(server.url + "/")
     turn = ask(page, QUESTION)
     cards = turn.locator(".citation")
-    numbers = [[int(n) for n in re.findall(r"\d+", t)] for t in cards.locator(".cite-head .n").all_inner_texts()]
+    heads = cards.locator(".cite-head .n").all_text_contents()  # text, not innerText: folded cards count too
+    numbers = [[int(n) for n in re.findall(r"\d+", t)] for t in heads]
     assert sorted(n for ns in numbers for n in ns) == [c["n"] for c in cites]  # every citation, once
     for a, b in pairs:
         assert any(a in ns and b in ns for ns in numbers), (a, b, numbers)  # overlapping ones share a card
-    marks = [" ".join(t.split()) for t in cards.locator("mark").all_inner_texts()]
+    marks = [" ".join(t.split()) for t in cards.locator("mark").all_text_contents()]
     assert len(marks) == len(set(marks)), marks
     for a, _ in shared:
         h = cites[a - 1]["highlight"]
@@ -614,3 +638,71 @@ def test_overlapping_citations_show_their_shared_sentence_marked_once(
     assert marks.count(answer) == 1
     settle_scroll(page)
     page.screenshot(path=str(artifacts / "chat-merged.png"), full_page=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Short replies (issue #21): the passages that matter, the rest folded; screenshots after three questions
+
+
+def ask_three(page: Page) -> list[Any]:
+    turns = [ask(page, q) for q in THREE]
+    for turn in turns:
+        expect(turn.locator("blockquote.answer")).to_be_visible()
+    settle_scroll(page)
+    return turns
+
+
+def test_three_answers_on_a_phone_stay_short(browser: Browser, server: Server, artifacts: Path) -> None:
+    context = browser.new_context(**PHONE)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/")
+        turns = ask_three(page)
+        height = page.evaluate("document.body.scrollHeight")
+        print(f"phone page after three answers: {height} px")
+        assert height < PHONE_HEIGHT, height
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=str(artifacts / "chat-phone-three.png"), full_page=True)
+        more = turns[0].locator("details.more-passages")
+        expect(more.locator("summary")).to_have_text(re.compile(r"^\d+ more passages?$"))
+        expect(more.locator(".citation").first).to_be_hidden()  # folded until asked for
+        more.locator("summary").click()
+        expect(more.locator(".citation").first).to_be_visible()
+        assert not turns[0].get_by_text("score 0.00").count()
+    finally:
+        context.close()
+
+
+def test_three_answers_on_a_desktop(page: Page, server: Server, artifacts: Path) -> None:
+    page.goto(server.url + "/")
+    turns = ask_three(page)
+    painted = """e => getComputedStyle(e).backgroundColor"""
+    for turn in turns:  # the quoted sentence is marked softly; only its exact span has the answer's yellow
+        exact = turn.locator(".citation mark.hl-answer strong.exact")
+        expect(exact).to_have_count(1)
+        assert exact.evaluate(painted) != turn.locator(".citation mark.hl-answer").evaluate(painted)
+        weight = turn.locator("blockquote.answer p").evaluate("e => getComputedStyle(e).fontWeight")
+        assert weight == "400"
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(artifacts / "chat-three.png"))  # the README's docs/screenshot.png is a copy of it
+
+
+def test_the_admin_status_is_readable_and_fits_a_small_phone(browser: Browser, admin_server: Server) -> None:
+    context = browser.new_context(**(PHONE | {"viewport": {"width": 360, "height": 740}}))
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        errors = console_errors(page)
+        page.goto(admin_server.url + "/admin")
+        page.locator("#token").fill(ADMIN_TOKEN)
+        page.locator("#token").dispatch_event("change")
+        status = page.locator("#index-status")
+        expect(status.locator("dt").first).to_have_text("Documents")
+        expect(status).to_contain_text("5 (")
+        assert "{" not in status.inner_text()  # terms and values, not JSON
+        assert page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]") == [360, 360]
+        expect(page.locator("#languages")).to_contain_text("rag index --full")
+        assert errors == []
+    finally:
+        context.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -266,11 +267,20 @@ def test_format_response_prints_the_exact_answer_first_and_the_note_before_the_p
 
 def test_format_response_of_an_abstention_with_a_null_exact_and_note() -> None:
     text = format_response(printed_response(abstained=True, answer=None, note=None))
-    assert text.splitlines()[0] == "I could not find this in the documents. The closest passages:"
+    assert text.splitlines()[0] == "I could not find this in the documents (confidence 0.81). The closest passages:"
     assert "Answer:" not in text and "Note:" not in text
     response = printed_response(note=None)
     response["answer"]["exact"] = None
     assert format_response(response) == format_response(printed_response())
+
+
+def test_an_abstention_prints_its_confidence(workspace: Workspace) -> None:
+    result = run(*workspace.args("ask", "How do I bake sourdough bread at home?"))
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    assert re.fullmatch(r"I could not find this in the documents \(confidence 0\.\d\d\)\. The closest passages:", first)
+    none = format_response(printed_response(abstained=True, answer=None, confidence=0.0, citations=[]))
+    assert none == "I could not find this in the documents (confidence 0.00)."  # no heading over no passages
 
 
 @pytest.mark.parametrize("command", ["index", "ask"])

@@ -15,8 +15,10 @@ from fastapi.templating import Jinja2Templates
 
 from ..config import MAX_HISTORY
 from ..errors import Busy, RagError
+from ..pipeline import language_setup
 from ..readers.documents import file_stamp, printable
 from .access import csrf_token
+from .cards import card_excerpt, fold_cards, score_text
 from .deps import AskPool, RenderPool, ServiceDep, require_csrf
 from .service import Service
 from .views import (
@@ -38,7 +40,8 @@ templates = Jinja2Templates(directory=str(WEB / "templates"))
 templates.env.globals.update(
     passage_parts=passage_parts, document_link=document_link, exact_span=exact_span, original_link=original_link
 )
-templates.env.globals.update(citation_cards=citation_cards, plural=plural)
+templates.env.globals.update(citation_cards=citation_cards, card_excerpt=card_excerpt, fold_cards=fold_cards)
+templates.env.globals.update(plural=plural, score_text=score_text)
 
 pages = APIRouter()
 # 30 documents in the sidebar of every page (the rest on /documents, 100 a page, with a filter): the bundled
@@ -210,4 +213,7 @@ def render_document(
 def admin(request: Request, service: ServiceDep) -> HTMLResponse:
     # The count only: which files were skipped, and why, is shown with the admin token (admin.js, GET /api/index).
     skipped = len(service.assistant.index.manifest.get("skipped", {}))
-    return page(request, service, "admin.html", skipped_count=skipped, suffixes=service.upload_suffixes)
+    languages = language_setup(service.assistant.settings)  # the operator's part of a question in another language
+    return page(
+        request, service, "admin.html", skipped_count=skipped, suffixes=service.upload_suffixes, languages=languages
+    )

@@ -70,9 +70,48 @@
     if (count) count.hidden = true;
   }
 
+  // The report of a rebuild in one line: its lists (or, without the token, their counts) as counts.
+  function reportText(report) {
+    if (!report) return "none yet";
+    const n = (v) => (Array.isArray(v) ? v.length : Number(v) || 0);
+    const parts = ["added", "changed", "removed", "unchanged", "skipped"].map((k) => n(report[k]) + " " + k);
+    if (n(report.cut)) parts.push(n(report.cut) + " cut short");
+    const why = report.rebuilt ? "from scratch (" + report.rebuilt + "): " : "";
+    return why + parts.join(", ") + "; " + n(report.chunks_embedded) + " chunks embedded in " +
+      Number(report.seconds || 0).toFixed(1) + " s";
+  }
+
+  function rebuildText(rebuild) {
+    if (rebuild.running) return "running since " + rebuild.started_at + (rebuild.queued ? ", another queued" : "");
+    return rebuild.runs ? "idle; " + rebuild.runs + " since the server started" : "none since the server started";
+  }
+
+  // The state as a short list of terms and values (it was raw JSON, wider than a phone).
+  function drawStatus(data) {
+    const c = data.chunker || {}, m = data.model || {};
+    const chunker = "about " + c.chunk_words + " words, " + c.overlap + " sentence(s) shared with the next";
+    const model = m.name + " (" + m.dimension + " dimensions, " + m.precision + ")";
+    const rows = [
+      ["Documents", data.documents + " (" + data.chunks + " passages)"],
+      ["Built", data.built_at],
+      ["Model", model],
+      ["Passages", chunker],
+      ["Skipped files", String(data.skipped_count)],
+      ["Rebuild", rebuildText(data.rebuild)],
+      ["Last finished", data.rebuild.last_finished_at || "—"],
+      ["Last report", reportText(data.rebuild.last_report)],
+    ];
+    if (data.rebuild.last_error) rows.push(["Last error", data.rebuild.last_error]);
+    box.replaceChildren();
+    for (const [term, value] of rows) {
+      box.appendChild(document.createElement("dt")).textContent = term;
+      box.appendChild(document.createElement("dd")).textContent = value == null ? "—" : String(value);
+    }
+  }
+
   async function refresh() {
     const data = await call("GET", "/api/index");
-    box.textContent = JSON.stringify(data, null, 2);
+    drawStatus(data);
     if (data.skipped) drawSkipped(data.skipped);  // only the admin token is shown the skipped files
     drawDocuments(await call("GET", "/api/documents"));
     if (data.rebuild.running) setTimeout(() => refresh().catch(() => {}), REFRESH_MS);
