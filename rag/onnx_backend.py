@@ -1,10 +1,13 @@
 """The ONNX Runtime encoder: the same sentence-transformers model, exported once on this machine, about 3x faster
 per question than PyTorch on a CPU and free of PyTorch at run time (so `rag ask` starts in a fraction of the time).
 
-The export runs the model's whole sentence-transformers pipeline (transformer, pooling) through
-`torch.onnx.export`, checks that the exported model gives the same vectors as PyTorch on probe texts (cosine at
-least 0.9999), and keeps the result in a cache folder keyed by the model's files. Nothing is downloaded. At run time
-only `onnxruntime` and `tokenizers` (the Rust tokenizer sentence-transformers itself uses) are loaded.
+The export writes the model's whole sentence-transformers pipeline (transformer, pooling, normalization) as one
+ONNX graph: for a BERT model (the bundled one) straight from its safetensors weights with the `onnx` package, no
+PyTorch (`onnx_graph.py`; its vectors equal sentence-transformers', tests/test_onnx_graph.py), for another model
+through `torch.onnx.export` when the `[torch]` extra is installed (`onnx_torch.py`, checked against PyTorch's
+vectors on probe texts, cosine at least 0.9999). The result is kept in a cache folder keyed by the model's files.
+Nothing is downloaded. At run time only `onnxruntime` and `tokenizers` (the Rust tokenizer sentence-transformers
+itself uses) are loaded.
 
 Precision `int8` runs a copy quantized from that export, also once, locally (`quantize`): per-channel dynamic int8
 weights for the MatMul layers with constant weights only (attention products, layer norms, GELU and the embedding
@@ -28,7 +31,6 @@ import os
 import shutil
 import tempfile
 import threading
-import warnings
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -172,55 +174,31 @@ class OnnxEncoder:
 
 
 def export(model_dir: Path, target: Path, load_torch: Callable[[], Any]) -> Path:
-    """Export the sentence-transformers model in `model_dir`, which `load_torch` loads with PyTorch (the encoder's
-    loader, passed in so that this module needs nothing from `embedding.py`), to `target` (atomically); returns
-    `target`."""
-    import torch
+    """Export the sentence-transformers model in `model_dir` to `target` (atomically); returns `target`.
 
-    st = load_torch().eval()
-    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in st.tokenizer.model_input_names]
-    sample = st.tokenizer(PROBES[:2], padding=True, truncation=True, max_length=st.max_seq_length, return_tensors="pt")
-
-    class Pipeline(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.st = st
-
-        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.st(dict(zip(names, inputs, strict=True)))["sentence_embedding"]
+    A BERT model is written from its weights without PyTorch (`onnx_graph`); another goes through
+    `torch.onnx.export` (`onnx_torch`) with the model `load_torch` loads (the encoder's loader, passed in so that this
+    module needs nothing from `embedding.py`), and its vectors are checked against PyTorch's on the probes. Either
+    way an export that gives a text other vectors padded in a batch than alone is not kept."""
+    from .onnx_graph import Unsupported, write_model
 
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}}
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer notes about shapes; the result is checked below
-            torch.onnx.export(
-                Pipeline(),
-                tuple(sample[n] for n in names),
-                str(tmp / "model.onnx"),
-                input_names=names,
-                output_names=["embedding"],
-                dynamic_axes=axes,
-                opset_version=17,
-                dynamo=False,
-            )
+        try:
+            meta, reference = write_model(model_dir, tmp), None
+        except Unsupported:
+            from .onnx_torch import write_model as write_through_torch
+
+            meta, reference = write_through_torch(model_dir, tmp, load_torch, PROBES)
         shutil.copy(model_dir / "tokenizer.json", tmp / "tokenizer.json")
-        pad = st.tokenizer.pad_token or "[PAD]"
-        reference = st.encode(PROBES, normalize_embeddings=True, convert_to_numpy=True)
-        meta = {
-            "dimension": int(reference.shape[1]),
-            "inputs": names,
-            "max_seq_length": st.max_seq_length,
-            "pad_token": pad,
-            "pad_id": st.tokenizer.convert_tokens_to_ids(pad),
-        }
         (tmp / "meta.json").write_text(json.dumps(meta))
         exported = OnnxEncoder(tmp, threads=1)
         batched = exported.encode(PROBES)  # padded to a common length
         alone = np.vstack([exported.encode([p]) for p in PROBES])  # no padding
+        reference = alone if reference is None else reference
         cosines = np.concatenate([np.sum(batched * reference, axis=1), np.sum(alone * reference, axis=1)])
-        if float(cosines.min()) < MIN_COSINE:
-            raise RuntimeError(f"exported vectors differ from PyTorch's (cosine {cosines.min():.5f})")
+        if not float(cosines.min()) >= MIN_COSINE:  # NaN fails too
+            raise RuntimeError(f"exported vectors differ (cosine {cosines.min():.5f})")
         os.replace(tmp, target) if not target.exists() else shutil.rmtree(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -129,7 +129,16 @@ LAYERS = [
         "rag.engines.milvus_client",
     ],
     ["rag.engines.base"],  # the engine interface: the types
-    ["rag.text", "rag.readers", "rag.embedding", "rag.onnx_backend", "rag.config", "rag.errors"],  # the ground
+    [  # the ground
+        "rag.text",
+        "rag.readers",
+        "rag.embedding",
+        "rag.onnx_backend",
+        "rag.onnx_graph",
+        "rag.onnx_torch",
+        "rag.config",
+        "rag.errors",
+    ],
 ]
 ENGINE_LIBRARIES = ("faiss", "bm25s", "pymilvus", "milvus_lite")
 # The only use of an engine library outside the engines: bm25s's stop-word lists (data, no search code), which the
