@@ -31,6 +31,7 @@ from rag.readers.sandbox import Limits, ReaderPool, pool_for
 
 from .hostile_files import inflating_pdf, nested_forms_pdf, plain_pdf
 from .test_live import RAG, WAIT, copy_bundled, rag_server
+from .test_reader_attacks import docx_with, page_of
 
 LIMITS = Limits(memory_mb=1024, seconds=60, max_chars=10_000_000)
 ADDRESS_SPACE = 8 << 30  # for a `rag` subprocess: room for its model, never the whole machine
@@ -147,17 +148,23 @@ def test_serve_watch_keeps_answering_while_hostile_files_arrive(tmp_path: Path, 
         idle = _rss_mb(process.pid)
         (settings.corpus / "forms.pdf").write_bytes(nested_forms_pdf(30))
         (settings.corpus / "inflated.pdf").write_bytes(inflating_pdf(200))
+        (settings.corpus / "deep.html").write_text(page_of("<div/>", 100_000), encoding="utf-8")
+        paragraphs = "<w:p><w:r><w:t>The same line.</w:t></w:r></w:p>" * 85_000  # one text to embed, not 85,000
+        (settings.corpus / "paragraphs.docx").write_bytes(docx_with(paragraphs))
+        hostile = {"forms.pdf", "inflated.pdf", "deep.html"}
         slowest, peak, deadline = 0.0, idle, time.monotonic() + WAIT
         while True:
             took, _ = _get(f"{url}/api/health")
             slowest, peak = max(slowest, took), max(peak, _rss_mb(process.pid))
             _, status = _get(f"{url}/api/index", token)
-            if {"forms.pdf", "inflated.pdf"} <= set(status.get("skipped", {})):
+            if hostile <= set(status.get("skipped", {})) and not status["rebuild"]["running"]:
                 break
-            assert time.monotonic() < deadline and process.poll() is None
+            assert time.monotonic() < deadline and process.poll() is None, status
             time.sleep(0.2)
         assert slowest < 1.0 and peak - idle < 1024
         assert "reader_memory_mb" in status["skipped"]["forms.pdf"]["reason"]
+        assert "nesting" in status["skipped"]["deep.html"]["reason"]
+        assert "paragraphs.docx" not in status["skipped"]  # 85,000 paragraphs: read in seconds, and indexed
         request = urllib.request.Request(
             f"{url}/api/documents",
             *_form("forms-again.pdf", nested_forms_pdf(30), token),

@@ -185,9 +185,9 @@ def reindex(service: ServiceDep, full: bool = False) -> dict[str, Any]:
 
 @api.delete("/api/reindex", tags=["admin"], status_code=202, dependencies=ADMIN)
 def cancel_reindex(service: ServiceDep) -> dict[str, Any]:
-    """Cancel the running rebuild (and a queued one): it stops at its next window of text or batch of sentences,
-    and the index it would have replaced keeps serving; `rebuild.last_error` then says it was cancelled. 409 when
-    none runs."""
+    """Cancel the running rebuild (and a queued one): a file being read has its reader process killed at once, else
+    it stops at its next window of text or batch of sentences, and the index it would have replaced keeps serving;
+    `rebuild.last_error` then says it was cancelled. 409 when none runs."""
     return service.cancel_rebuild()
 
 

@@ -157,8 +157,9 @@ class Service:
                 self._cancel.clear()
 
     def cancel_rebuild(self) -> dict[str, Any]:
-        """Stop the running rebuild at its next step (a window of text split, a batch of sentences embedded) and
-        drop a queued one; the index it would have replaced keeps serving. Raises `Conflict` when none runs."""
+        """Stop the running rebuild at once while it reads a file (its reader process is killed), else at its next
+        step (a window of text split, a batch of sentences embedded), and drop a queued one; the index it would
+        have replaced keeps serving. Raises `Conflict` when none runs."""
         with self.state.lock:
             if not self.state.running:
                 raise Conflict("no rebuild is running")
