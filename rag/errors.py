@@ -35,6 +35,11 @@ class IndexMismatch(RagError):
     code = "index_mismatch"
 
 
+class IndexOutdated(IndexMismatch):
+    """The index on disk was made by another version of rag or with other chunk settings (its format, or how it
+    splits and reads text), with the same model: `rag ask` and `rag serve` rebuild it from the corpus."""
+
+
 class IndexCorrupt(RagError):
     code = "index_corrupt"
 

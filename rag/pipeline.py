@@ -30,7 +30,16 @@ from .answer.conversation import combine, points_back
 from .answer.scorer import check_model
 from .config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K, Settings
 from .embedding import Encoder
-from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing, NotFound, RagError
+from .errors import (
+    BadQuestion,
+    BadRequest,
+    CorpusError,
+    IndexCorrupt,
+    IndexMissing,
+    IndexOutdated,
+    NotFound,
+    RagError,
+)
 from .indexing import store
 from .indexing.live import IndexOnDisk
 from .indexing.progress import Progress
@@ -107,6 +116,11 @@ class Assistant:
                     "pass --corpus DIR (or set RAG_CORPUS) to a folder of documents (.txt, .md, .pdf, .html, .docx)"
                 ) from None
             say(f"No index yet (folder {settings.index}): building it from {settings.corpus}.")
+        except IndexOutdated as exc:
+            if not (refresh and has_corpus):
+                raise
+            why = str(exc).split(";")[0]
+            say(f"{why[:1].upper()}{why[1:]}: rebuilding it from {settings.corpus}.")
         except IndexCorrupt as exc:
             if not (repair and has_corpus):
                 raise

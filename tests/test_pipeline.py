@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from rag import pipeline
 from rag.config import Settings
 from rag.embedding import Encoder
-from rag.errors import BadQuestion, BadRequest, CorpusError
+from rag.errors import BadQuestion, BadRequest, CorpusError, IndexOutdated
 from rag.pipeline import MAX_QUESTION_CHARS, Assistant, check_question, check_top_k
 
 from .helpers import assistant_over_small_docs, write_corpus
@@ -184,3 +185,21 @@ def test_the_python_api_is_quiet_by_default_and_reports_progress_to_a_callback(
 def test_a_question_with_a_lone_surrogate_raises_bad_question() -> None:
     with pytest.raises(BadQuestion):
         check_question("What \ud800 is this?")
+
+
+def test_an_index_made_by_another_version_is_rebuilt_where_the_corpus_is(
+    small_corpus: Settings, shared_encoder: Encoder
+) -> None:
+    """Issue #21: after an upgrade that splits text another way, `rag ask` stopped with the two manifests printed
+    as dicts; it rebuilds the index from the corpus and says why (a refresh=False caller still gets the error)."""
+    Assistant.open(small_corpus, say=lambda _: None)
+    path = small_corpus.index / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["chunker"]["version"] -= 1
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexOutdated, match=r"splits or reads text another way \(version \d+ -> \d+\)"):
+        Assistant.open(small_corpus, refresh=False, say=lambda _: None)
+    said: list[str] = []
+    bot = Assistant.open(small_corpus, say=said.append)
+    assert said[0].startswith("The index in folder") and "rebuilding it from" in said[0]
+    assert bot.ask("How long is the central span of the Akashi Kaikyo Bridge?").citations

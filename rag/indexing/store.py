@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engines.base import Catalog, Engine
-from ..errors import IndexCorrupt, IndexMismatch, IndexMissing, RagError
+from ..errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexOutdated, RagError
 from ..text import sentences
 from ..text.chunking import Chunk
 from ..text.sentences import SentenceTable
@@ -147,8 +147,9 @@ def read_manifest_at(folder: Path) -> dict[str, Any]:
 def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder: Path) -> None:
     """Refuse an index built with another format, model, chunker or engine."""
     if manifest.get("format") != FORMAT_VERSION:
-        raise IndexMismatch(
-            f"the index in {folder} has format {manifest.get('format')}, not {FORMAT_VERSION}; {REBUILD}"
+        raise IndexOutdated(
+            f"the index in folder {folder} was made by another version of rag (format {manifest.get('format')}, "
+            f"not {FORMAT_VERSION}); {REBUILD}"
         )
     model, wanted = ({"precision": "fp32", **m["model"]} for m in (manifest, expected))  # fp32 before it was noted
     if model["precision"] != wanted["precision"]:
@@ -156,9 +157,13 @@ def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder:
             f"the index in {folder} was built with precision {model['precision']}, not {wanted['precision']}; set "
             f"RAG_PRECISION={model['precision']} to use it, or {REBUILD} with precision {wanted['precision']}"
         )
-    for key, was, want in (("model", model, wanted), ("chunker", manifest.get("chunker"), expected["chunker"])):
-        if was != want:
-            raise IndexMismatch(f"the index in {folder} was built with {key} {was}, not {want}; {REBUILD}")
+    if model != wanted:
+        raise IndexMismatch(f"the index in {folder} was built with model {model}, not {wanted}; {REBUILD}")
+    chunker = manifest.get("chunker") or {}
+    if chunker != expected["chunker"]:
+        wanted_chunker = expected["chunker"]
+        changed = ", ".join(f"{k} {chunker.get(k)} -> {v}" for k, v in wanted_chunker.items() if chunker.get(k) != v)
+        raise IndexOutdated(f"the index in folder {folder} splits or reads text another way ({changed}); {REBUILD}")
     built = {k: manifest.get("engine", {}).get(k) for k in expected["engine"]}
     if built != expected["engine"]:
         raise IndexMismatch(
