@@ -173,23 +173,25 @@ cli.main()
 """
 
 
+def bundled_copy(factory: pytest.TempPathFactory, assistant: Assistant, name: str) -> tuple[Path, Settings]:
+    """A fresh folder holding copies of the session's corpus and index, and settings over them."""
+    root = factory.mktemp(name)
+    shutil.copytree(assistant.settings.corpus, root / "corpus")
+    shutil.copytree(assistant.settings.index, root / "index")
+    return root, Settings(corpus=root / "corpus", index=root / "index")
+
+
 @pytest.fixture(scope="module")
 def exact_server(tmp_path_factory: pytest.TempPathFactory, assistant: Assistant) -> Iterator[Server]:
     """The bundled corpus served with every answer carrying an exact span (its own, or one added: WITH_EXACT)."""
-    root = tmp_path_factory.mktemp("live-exact")
-    shutil.copytree(assistant.settings.corpus, root / "corpus")
-    shutil.copytree(assistant.settings.index, root / "index")
-    settings = Settings(corpus=root / "corpus", index=root / "index")
+    root, settings = bundled_copy(tmp_path_factory, assistant, "live-exact")
     yield from start_server(root, settings, [sys.executable, "-c", WITH_EXACT])
 
 
 @pytest.fixture(scope="module")
 def admin_server(tmp_path_factory: pytest.TempPathFactory, assistant: Assistant) -> Iterator[Server]:
     """The bundled corpus served with admin routes on (token ADMIN_TOKEN)."""
-    root = tmp_path_factory.mktemp("live-admin")
-    shutil.copytree(assistant.settings.corpus, root / "corpus")
-    shutil.copytree(assistant.settings.index, root / "index")
-    settings = Settings(corpus=root / "corpus", index=root / "index")
+    root, settings = bundled_copy(tmp_path_factory, assistant, "live-admin")
     yield from start_server(root, settings, environ={"RAG_ADMIN_TOKEN": ADMIN_TOKEN})
 
 

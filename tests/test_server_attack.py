@@ -129,26 +129,31 @@ def test_the_last_rebuild_reports_skipped_files_as_a_count_without_the_admin_tok
 # 2. Document JSON and downloads are streamed
 
 
+def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    """The ASGI scope of a plain HTTP/1.1 request from a loopback client."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *(headers or [])],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
 def stream(served: Served, path: str) -> tuple[int, dict[bytes, bytes], list[int], str, int]:
     """GET `path` through the app, keeping no piece of the body: (status, headers, each piece's size, the body's
     sha256, the peak of memory allocated meanwhile)."""
     sizes: list[int] = []
     digest = hashlib.sha256()
     start: dict[str, Any] = {}
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope("GET", path)
 
     requests = iter([{"type": "http.request", "body": b"", "more_body": False}])
 
@@ -249,20 +254,7 @@ def test_an_upload_that_stops_arriving_is_answered_408(guarded: Served) -> None:
 
 def stalled(served: Served, path: str, headers: list[tuple[bytes, bytes]], first: bytes) -> tuple[int, bytes]:
     """POST whose body sends `first` and then nothing more, through the app (no server)."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope("POST", path, headers)
     sent: list[dict[str, Any]] = []
     calls = 0
 
