@@ -165,6 +165,8 @@ def test_serve_watch_keeps_answering_while_hostile_files_arrive(tmp_path: Path, 
         assert "reader_memory_mb" in status["skipped"]["forms.pdf"]["reason"]
         assert "nesting" in status["skipped"]["deep.html"]["reason"]
         assert "paragraphs.docx" not in status["skipped"]  # 85,000 paragraphs: read in seconds, and indexed
+        log = (settings.corpus.parent / "server.log").read_text(errors="replace")
+        assert re.search(r"index rebuilt: .*skipped forms\.pdf: the reader stopped", log)  # issue #21
         request = urllib.request.Request(
             f"{url}/api/documents",
             *_form("forms-again.pdf", nested_forms_pdf(30), token),
