@@ -57,6 +57,7 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/python bench/indexing.py --precision fp32 --out indexing-fp32
 	$(BIN)/python bench/encoder.py
 	$(BIN)/python bench/readers.py
+	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/soak.py

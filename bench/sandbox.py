@@ -30,7 +30,7 @@ from bench.common import ROOT, write_result  # noqa: E402
 from rag import Settings, indexing  # noqa: E402
 from rag.embedding import Encoder  # noqa: E402
 from rag.indexing import builder  # noqa: E402
-from rag.readers import documents, sandbox  # noqa: E402
+from rag.readers import documents, sandbox, worker  # noqa: E402
 
 SQUAD_CORPUS = ROOT.parent / "shared" / "eval" / "squad11" / "corpus"
 
@@ -44,7 +44,8 @@ class InProcess:
         pass
 
     def read(self, suffix: str, data: bytes, cancel: Any = None) -> sandbox.Read:
-        return sandbox.cut(sandbox.extract(suffix, data), Settings().max_text_chars)
+        extracted, note = worker.cut(worker.extract(suffix, data), Settings().max_text_chars)
+        return sandbox.Read(extracted, note)
 
 
 def fresh_pools() -> None:
@@ -143,9 +144,9 @@ def peak_worker_mb(size_bytes: int) -> dict[str, float]:
     line = (ROOT / "corpus").glob("*.txt").__next__().read_text(encoding="utf-8")
     data = (line * (size_bytes // len(line.encode()) + 1)).encode()[:size_bytes]
     pool.read(".txt", data)
-    worker = pool._idle.queue[-1]
-    assert worker is not None
-    status = Path(f"/proc/{worker.process.pid}/status").read_text()
+    reader = pool._idle.queue[-1]
+    assert reader is not None
+    status = Path(f"/proc/{reader.process.pid}/status").read_text()
     pool.close()
     return {key: int(status.split(f"{key}:")[1].split()[0]) / 1024 for key in ("VmHWM", "VmPeak")}
 

@@ -40,6 +40,13 @@ class IndexOutdated(IndexMismatch):
     splits and reads text), with the same model: `rag ask` and `rag serve` rebuild it from the corpus."""
 
 
+class ReaderUnavailable(RagError):
+    """No reader process could be started (a full process table, a missing Python): a build stops, the index it
+    would have replaced keeps serving."""
+
+    code = "reader_unavailable"
+
+
 class IndexCorrupt(RagError):
     code = "index_corrupt"
 

@@ -30,16 +30,7 @@ from .answer.conversation import combine, points_back
 from .answer.scorer import check_model
 from .config import MAX_HISTORY, MAX_QUESTION_CHARS, MAX_TOP_K, Settings
 from .embedding import Encoder
-from .errors import (
-    BadQuestion,
-    BadRequest,
-    CorpusError,
-    IndexCorrupt,
-    IndexMissing,
-    IndexOutdated,
-    NotFound,
-    RagError,
-)
+from .errors import BadQuestion, BadRequest, CorpusError, IndexCorrupt, IndexMissing, IndexOutdated, NotFound, RagError
 from .indexing import store
 from .indexing.live import IndexOnDisk
 from .indexing.progress import Progress

@@ -38,7 +38,7 @@ from rag.config import Settings
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
 from rag.readers.documents import Document, Skipped, read_corpus, read_document
-from rag.readers.sandbox import Limits, ReaderPool
+from rag.readers.sandbox import ReaderLimits, ReaderPool
 from rag.server.api import create_app
 
 from .helpers import ROOT, SMALL_DOCS, reuse, write_corpus
@@ -446,7 +446,7 @@ def test_reading_a_50_mb_document_is_quick_and_bounded_in_memory(big_corpus: Pat
     path = big_corpus / "big.txt"
     size = path.stat().st_size
     assert size >= BIG_BYTES
-    pool = ReaderPool(Limits(memory_mb=1536, seconds=60, max_chars=size), size=1)
+    pool = ReaderPool(ReaderLimits(memory_mb=1536, seconds=60, max_chars=size), size=1)
     before = peak_rss()
     tracemalloc.start()
     started = time.perf_counter()

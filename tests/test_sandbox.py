@@ -13,6 +13,7 @@ import json
 import re
 import resource
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rag import indexing
 from rag.config import Settings
@@ -27,13 +30,15 @@ from rag.embedding import Encoder
 from rag.errors import Cancelled
 from rag.pipeline import Assistant
 from rag.readers import Unreadable
-from rag.readers.sandbox import Limits, ReaderPool, pool_for
+from rag.readers.base import Extracted
+from rag.readers.sandbox import ReaderLimits, ReaderPool, pool_for
+from rag.readers.worker import cut
 
 from .hostile_files import inflating_pdf, nested_forms_pdf, plain_pdf
 from .test_live import RAG, WAIT, copy_bundled, rag_server
 from .test_reader_attacks import docx_with, page_of
 
-LIMITS = Limits(memory_mb=1024, seconds=60, max_chars=10_000_000)
+LIMITS = ReaderLimits(memory_mb=1024, seconds=60, max_chars=10_000_000)
 ADDRESS_SPACE = 8 << 30  # for a `rag` subprocess: room for its model, never the whole machine
 
 
@@ -80,6 +85,8 @@ def test_a_cancel_ends_the_running_reader_at_once() -> None:
         cancel.set()
         thread.join(10)
         assert raised and raised[0][0] - cancelled < 0.5
+        # The worker that was reading is stopped, never handed the next file with the old one's text pending.
+        assert pool.read(".txt", b"The next file.").extracted.text == "The next file."
     finally:
         pool.close()
 
@@ -197,4 +204,72 @@ def test_the_pool_of_settings_is_shared_and_bounded() -> None:
     settings = Settings(reader_memory_mb=900, reader_seconds=5, max_text_chars=100)
     pool = pool_for(settings)
     assert pool is pool_for(Settings(reader_memory_mb=900, reader_seconds=5, max_text_chars=100))
-    assert pool.limits == Limits(900, 5, 100) and 1 <= pool.size <= 2
+    assert pool.limits == ReaderLimits(900, 5, 100) and 1 <= pool.size <= 2
+
+
+def test_a_module_planted_where_the_server_runs_does_not_run_in_a_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader process imports its libraries from the installation, never from the folder `rag` was started in
+    (python -P): a `pypdfium2.py` dropped there must not run."""
+    (tmp_path / "pypdfium2.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    pool = ReaderPool(LIMITS, size=1)
+    try:
+        assert pool.read(".pdf", plain_pdf(b"Read by PDFium.")).extracted.text.strip() == "Read by PDFium."
+    finally:
+        pool.close()
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_reader_sees_none_of_the_servers_settings_and_ends_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_ADMIN_TOKEN", "do-not-leak")
+    pool = ReaderPool(LIMITS, size=1)
+    try:
+        pool.read(".txt", b"warm")
+        reader = pool._idle.queue[-1]
+        assert reader is not None
+        environment = Path(f"/proc/{reader.process.pid}/environ").read_bytes()
+        assert b"RAG_" not in environment and b"do-not-leak" not in environment
+    finally:
+        pool.close()
+    server = (
+        "from rag.readers.sandbox import ReaderLimits, ReaderPool\n"
+        "pool = ReaderPool(ReaderLimits(1024, 60, 100), size=1)\n"
+        "pool.read('.txt', b'warm')\n"
+        "print(pool._idle.queue[-1].process.pid, flush=True)\n"
+        "import os; os._exit(0)\n"  # gone without closing its pool, as a killed server is
+    )
+    done = subprocess.run([sys.executable, "-c", server], capture_output=True, text=True, timeout=60)
+    orphan = Path(f"/proc/{int(done.stdout)}")
+    deadline = time.monotonic() + 5
+    while orphan.exists() and "State:\tZ" not in _status(orphan) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not orphan.exists() or "State:\tZ" in _status(orphan)
+
+
+def _status(proc: Path) -> str:
+    try:
+        return (proc / "status").read_text()
+    except OSError:
+        return "State:\tZ (gone)"
+
+
+@given(
+    text=st.text(alphabet=st.sampled_from("ab \n\r\u3000x"), min_size=1, max_size=80),
+    max_chars=st.integers(1, 60),
+    pages=st.lists(st.integers(0, 79), max_size=5, unique=True),
+)
+def test_text_is_cut_at_max_chars_with_pages_inside_it(text: str, max_chars: int, pages: list[int]) -> None:
+    page_starts = tuple(sorted({0, *(p for p in pages if p < len(text))}))
+    extracted, note = cut(Extracted(text, "pdf", None, page_starts), max_chars)
+    assert text.startswith(extracted.text) and len(extracted.text) <= max_chars
+    assert (note is None) == (len(text) <= max_chars)
+    assert all(0 <= p < max(len(extracted.text), 1) for p in extracted.pages)
+    assert not extracted.text.endswith("\r") or text[len(extracted.text) : len(extracted.text) + 1] != "\n"
+
+
+def test_a_reader_ended_by_a_signal_without_a_name_is_explained() -> None:
+    pool = ReaderPool(LIMITS, size=1)
+    assert "signal 40" in pool._death(-40) and "SIGABRT" in pool._death(-6)
+    assert "reader_seconds" in pool._death(-24)  # SIGXCPU: the worker's own CPU limit

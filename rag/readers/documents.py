@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from . import READERS, Unreadable
 
 if TYPE_CHECKING:
-    from .sandbox import ReaderPool
+    from .sandbox import Flag, ReaderPool
 
 TITLE_CHARS = 80  # a title fits one line of a citation card and of `rag ask`'s output
 
@@ -93,7 +93,7 @@ def read_document(
     max_bytes: int | None = None,
     cached: Cached | None = None,
     pool: ReaderPool | None = None,
-    cancel: threading.Event | None = None,
+    cancel: Flag | None = None,
 ) -> Document:
     """Read one file with a reader of `pool` (None: the pool of the default settings); raises `Unreadable` with the
     reason it cannot be indexed, `Cancelled` once `cancel` is set."""
@@ -188,16 +188,18 @@ def read_corpus(
     cached: Cached | None = None,
     files: list[Path] | None = None,
     pool: ReaderPool | None = None,
-    cancel: threading.Event | None = None,
+    cancel: Flag | None = None,
 ) -> Iterator[Document | Skipped]:
     """Every document of the corpus (or of `files` in it) in path order, or a `Skipped` for each file that cannot
     be used; as many files are read at once as `pool` (None: the default settings' pool) has workers. Raises
     `Cancelled` once `cancel` is set."""
     pool = pool or default_pool()
+    ended = threading.Event()  # set when the caller stops early (an error, Ctrl-C): reads still running end at once
+    stop = _Either(cancel, ended)
 
     def one(path: Path) -> Document | Skipped:
         try:
-            return read_document(corpus, path, max_bytes, cached, pool, cancel)
+            return read_document(corpus, path, max_bytes, cached, pool, stop)
         except Unreadable as exc:
             return Skipped(path.relative_to(corpus).as_posix(), str(exc), *file_stamp(path))
 
@@ -207,7 +209,18 @@ def read_corpus(
         try:
             yield from pending
         finally:
+            ended.set()
             threads.shutdown(wait=True, cancel_futures=True)
+
+
+class _Either:
+    """Set when either flag is (`Flag`: what the reader pool asks of a cancel)."""
+
+    def __init__(self, first: Flag | None, second: Flag) -> None:
+        self.flags = [f for f in (first, second) if f is not None]
+
+    def is_set(self) -> bool:
+        return any(f.is_set() for f in self.flags)
 
 
 def default_pool() -> ReaderPool:

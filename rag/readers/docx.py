@@ -57,7 +57,7 @@ def _open(data: bytes) -> Document:
         if unzipped > MAX_UNZIPPED_BYTES:
             raise Unreadable(f"DOCX unzips to {unzipped / 1e6:.0f} MB, over {MAX_UNZIPPED_BYTES / 1e6:.0f} MB")
         return docx.Document(io.BytesIO(data))
-    except Unreadable:
+    except (Unreadable, MemoryError):  # out of memory is the reader process's limit, not a damaged file
         raise
     except Exception as exc:  # a broken zip, a missing part or bad XML: each library layer raises its own type
         raise Unreadable(f"not a Word document, or corrupt ({type(exc).__name__}: {exc})"[:200]) from None

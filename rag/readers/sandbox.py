@@ -7,47 +7,57 @@ worker process that
 
 - has an address-space limit (`reader_memory_mb`, `RLIMIT_AS`): an allocation past it fails in the worker;
 - is killed when one file takes longer than `reader_seconds` (wall clock, watched by the parent), and has a CPU-time
-  limit a little past it, so that it ends even if the parent is gone;
-- cuts text past `max_text_chars` before sending it back, with a note that says so.
+  limit a little past it, and ends when the parent is gone;
+- cuts text past `max_text_chars` before sending it back, with a note that says so;
+- answers in plain JSON, sees none of the server's settings or tokens, and prints nowhere (`worker.py`).
 
-A worker that dies, runs out of memory or time gives that file a skip reason; the next file gets a fresh worker.
-Workers stay up between files, so a folder of small files pays for the processes once (bench/sandbox.py); a build
-starts them first thing (`warm`), so that their start overlaps its own. Each is a fresh interpreter
-(`python -m rag.readers.sandbox`), never a fork of the asking process, which holds threads and a model.
+This limits what a file costs, not what a reader may do: a reader taken over through a bug in its library runs as
+the server's user (README, Security). A worker that dies, runs out of memory or time gives that file a skip reason;
+the next file gets a fresh worker. Workers stay up between files, so a folder of small files pays for the processes
+once (bench/sandbox.py); a build starts them first thing (`warm`), so that their start overlaps its own. Each is a
+fresh interpreter (`python -P -m rag.readers.worker`), never a fork of the asking process, which holds threads and
+a model.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import math
+import json
 import os
 import queue
-import resource
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
-from ..errors import Cancelled
-from . import READERS
+from ..errors import Cancelled, ReaderUnavailable
 from .base import Extracted, Unreadable
 
 if TYPE_CHECKING:
     from ..config import Settings
 
 POLL_SECONDS = 0.05  # how often a waiting parent looks at the cancel flag: a cancel ends a read within this
-CPU_GRACE_SECONDS = 5  # the worker's own CPU limit, past `reader_seconds`: the parent kills it first when alive
+CANCELLED = "the rebuild was cancelled; the index was left as it was"
+# What a worker may see of the server's environment: enough to find Python, its packages and the locale; never the
+# tokens and settings (RAG_*), which a reader taken over by a hostile file could otherwise read.
+WORKER_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
+
+
+class Flag(Protocol):
+    """What a read asks of a cancel: a `threading.Event`, or anything that can say it is set."""
+
+    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)
-class Limits:
+class ReaderLimits:
     memory_mb: int  # address space of a worker (RLIMIT_AS)
     seconds: float  # wall clock for one file
     max_chars: int  # text past this is cut, with a note
@@ -61,80 +71,38 @@ class Read:
     note: str | None = None
 
 
-def _serve(fd: int, memory_mb: int) -> None:
-    """A worker: read (suffix, bytes, max_chars, seconds) jobs from socket `fd`, answer each, until the parent is
-    gone."""
-    conn = Connection(fd)
-    limit = memory_mb * 1024 * 1024
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY:  # a limit the server itself runs under is never raised
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal reaches the whole group: the parent decides
-    while True:
-        try:
-            suffix, data, max_chars, seconds = conn.recv()
-        except (EOFError, OSError):
-            return
-        used = resource.getrusage(resource.RUSAGE_SELF)
-        cpu = math.ceil(used.ru_utime + used.ru_stime + seconds + CPU_GRACE_SECONDS)
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
-        conn.send(_read(suffix, data, max_chars))
-        del data
-
-
-def _read(suffix: str, data: bytes, max_chars: int) -> tuple[str, Any]:
-    try:
-        return "ok", cut(extract(suffix, data), max_chars)
-    except Unreadable as exc:
-        return "unreadable", str(exc)
-    except MemoryError:
-        return "memory", None
-
-
-def extract(suffix: str, data: bytes) -> Extracted:
-    """The reader's text of `data`, in this process (what a worker runs; everything else reads through a
-    `ReaderPool`); a library's failure on a damaged file is an `Unreadable` like any other."""
-    try:
-        return READERS[suffix](data)
-    except Unreadable:
-        raise
-    except Exception as exc:  # a damaged file can make a reader's library raise anything
-        raise Unreadable(f"damaged or not a {suffix.lstrip('.')} file ({type(exc).__name__})") from None
-
-
-def cut(extracted: Extracted, max_chars: int) -> Read:
-    """`extracted` with its text cut at `max_chars` (at the last whitespace before it), and a note when it was."""
-    text = extracted.text
-    if len(text) <= max_chars:
-        return Read(extracted)
-    end = text.rfind(" ", max_chars // 2, max_chars + 1)
-    end = end if end > 0 else max_chars
-    pages = tuple(p for p in extracted.pages if p < end)
-    note = f"text cut at {end:,} of {len(text):,} characters (max_text_chars {max_chars:,})"
-    return Read(replace(extracted, text=text[:end], pages=pages), note)
-
-
 class _Worker:
-    """One worker process, started as `python -m rag.readers.sandbox` (not with multiprocessing, whose spawn and
+    """One worker process, started as `python -P -m rag.readers.worker` (not with multiprocessing, whose spawn and
     forkserver run the asking program's main module again in the child: a script without a `__main__` guard would
-    start itself once a worker), talking over a socket pair with multiprocessing's framing."""
+    start itself once a worker), talking over a socket pair with multiprocessing's framing. `-P`: the folder the
+    server was started from is not searched for modules, so no file dropped there runs in the worker."""
 
     def __init__(self, memory_mb: int) -> None:
         mine, theirs = socket.socketpair()
         package_root = str(Path(__file__).resolve().parents[2])  # the worker imports this very `rag`
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        command = [sys.executable, "-m", "rag.readers.sandbox", str(theirs.fileno()), str(memory_mb)]
-        self.process = subprocess.Popen(
-            command, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        theirs.close()
+        env = {k: v for k, v in os.environ.items() if k in WORKER_ENVIRONMENT}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        command = [sys.executable, "-P", "-m", "rag.readers.worker", str(theirs.fileno()), str(memory_mb)]
+        try:
+            self.process = subprocess.Popen(
+                command,
+                pass_fds=[theirs.fileno()],
+                env=env,
+                cwd=package_root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,  # a library's own messages never reach the terminal or --json output
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C in a terminal reaches the server, which stops its workers
+            )
+        except OSError as exc:
+            mine.close()
+            raise ReaderUnavailable(f"could not start a reader process ({exc.strerror or exc})") from None
+        finally:
+            theirs.close()
         self.conn = Connection(mine.detach())
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
     def exitcode(self) -> int | None:
+        """None while it runs."""
         return self.process.poll()
 
     def stop(self) -> None:
@@ -148,7 +116,7 @@ class _Worker:
 class ReaderPool:
     """`size` worker processes that read files under `limits`; thread-safe (each call takes a free worker)."""
 
-    def __init__(self, limits: Limits, size: int = 2) -> None:
+    def __init__(self, limits: ReaderLimits, size: int = 2) -> None:
         self.limits = limits
         self.size = size
         self._idle: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
@@ -156,87 +124,105 @@ class ReaderPool:
             self._idle.put(None)  # a slot whose worker starts when first needed
         self._closed = False
 
-    def read(self, suffix: str, data: bytes, cancel: threading.Event | None = None) -> Read:
+    def read(self, suffix: str, data: bytes, cancel: Flag | None = None) -> Read:
         """The text of `data` read by the reader of `suffix` in a worker; raises `Unreadable` with the reason
-        (also when the worker crashed, ran out of memory or time), or `Cancelled` once `cancel` is set (the
-        worker reading is killed at once)."""
-        worker = self._idle.get()
+        (also when the worker crashed, ran out of memory or time), `Cancelled` once `cancel` is set (while it
+        waits for a free worker, or reads: that worker is killed at once), `ReaderUnavailable` when no worker
+        process can be started."""
+        worker = self._take(cancel)
         try:
-            if self._closed:
-                raise Unreadable("the reader pool is closed")
-            if worker is None or not worker.alive():  # not started yet, or stopped after its last file
+            if worker is None or worker.exitcode() is not None:  # not started yet, or stopped after its last file
                 worker = self._start()
-            worker, answer = self._ask(worker, suffix, data, cancel)
+            answer = self._ask(worker, suffix, data, cancel)
         finally:
+            if self._closed and worker is not None:
+                worker.stop()
             self._idle.put(worker)
         return answer
 
+    def _take(self, cancel: Flag | None) -> _Worker | None:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(CANCELLED)
+            if self._closed:
+                raise ReaderUnavailable("the reader processes were stopped (the program is ending)")
+            try:
+                return self._idle.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                continue
+
     def warm(self) -> None:
         """Start the workers that are not running, without waiting for them: a build calls this first, so that
-        their start overlaps its own (a worker takes about 0.1 s to start)."""
+        their start overlaps its own (a worker takes about 0.1 s to start). A worker that cannot start is left to
+        the first read, which says why."""
         taken: list[_Worker | None] = []
         while len(taken) < self.size:
             try:
                 taken.append(self._idle.get_nowait())
             except queue.Empty:
                 break  # the others are reading
-        for worker in taken:
-            try:
-                if not self._closed and (worker is None or not worker.alive()):
-                    worker = self._start()
-            finally:
+        try:
+            for i, worker in enumerate(taken):
+                if not self._closed and (worker is None or worker.exitcode() is not None):
+                    taken[i] = self._start()
+        except ReaderUnavailable:
+            pass
+        finally:
+            for worker in taken:
                 self._idle.put(worker)
 
     def _start(self) -> _Worker:
         return _Worker(self.limits.memory_mb)
 
-    def _ask(
-        self, worker: _Worker, suffix: str, data: bytes, cancel: threading.Event | None
-    ) -> tuple[_Worker | None, Read]:
+    def _ask(self, worker: _Worker, suffix: str, data: bytes, cancel: Flag | None) -> Read:
+        """`worker`'s answer for one file. Whatever ends this early (a cancel, the time limit, an interrupt) stops
+        the worker first, so that a worker still reading is never handed the next file."""
         limits = self.limits
         try:
             worker.conn.send((suffix, data, limits.max_chars, limits.seconds))
             deadline = time.monotonic() + limits.seconds
             while not worker.conn.poll(POLL_SECONDS):
                 if cancel is not None and cancel.is_set():
-                    worker.stop()
-                    raise Cancelled("the rebuild was cancelled; the index was left as it was")
+                    raise Cancelled(CANCELLED)
                 if time.monotonic() > deadline:
-                    worker.stop()
                     raise Unreadable(f"could not be read within {limits.seconds:g} s (reader_seconds)")
-                if not worker.alive():
+                if worker.exitcode() is not None:
                     break
-            status, value = worker.conn.recv()
-        except (EOFError, OSError, BrokenPipeError):
+            answer = json.loads(worker.conn.recv_bytes())
+        except (EOFError, OSError):
             worker.stop()
             raise Unreadable(self._death(worker.exitcode())) from None
-        if status == "ok":
-            return worker, value
-        if status == "memory":
+        except BaseException:
+            worker.stop()
+            raise
+        if answer["status"] == "ok":
+            pages = tuple(int(p) for p in answer["pages"])
+            extracted = Extracted(str(answer["text"]), str(answer["format"]), answer["title"], pages)
+            return Read(extracted, answer["note"])
+        if answer["status"] == "memory":
             worker.stop()  # a worker that met MemoryError may hold a damaged heap: a fresh one reads the next file
-            raise Unreadable(self._out_of_memory())
-        raise Unreadable(value)
-
-    def _out_of_memory(self) -> str:
-        return f"could not be read within {self.limits.memory_mb} MB of memory (reader_memory_mb)"
+            raise Unreadable(f"could not be read within {limits.memory_mb} MB of memory (reader_memory_mb)")
+        raise Unreadable(str(answer["reason"]))
 
     def _death(self, code: int | None) -> str:
         """Why a worker that ended on its own did: PDFium and the C++ parsers abort (SIGABRT) when an allocation
         past the memory limit fails; SIGXCPU is the worker's own CPU limit; SIGKILL from outside is most often the
         system's out-of-memory killer."""
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
-            if -code == signal.SIGXCPU:
-                return f"could not be read within {self.limits.seconds:g} s (reader_seconds)"
-            return (
-                f"the reader stopped ({name}): a damaged file, or one that needs more than "
-                f"{self.limits.memory_mb} MB (reader_memory_mb)"
-            )
-        return f"the reader stopped (exit code {code})"
+        if code is None or code >= 0:
+            return f"the reader stopped (exit code {code})"
+        if -code == signal.SIGXCPU:
+            return f"could not be read within {self.limits.seconds:g} s (reader_seconds)"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:  # a real-time signal has no name
+            name = f"signal {-code}"
+        return (
+            f"the reader stopped ({name}): a damaged file, or one that needs more than {self.limits.memory_mb} MB "
+            "(reader_memory_mb)"
+        )
 
     def close(self) -> None:
-        """Stop the idle workers. One reading now ends after its read: its answer meets a closed socket (and its CPU
-        limit bounds the read itself)."""
+        """Stop the idle workers now, and each busy one as its read returns; reads asked for later are refused."""
         self._closed = True
         stopped = 0
         while stopped < self.size:
@@ -251,11 +237,11 @@ class ReaderPool:
             self._idle.put(None)
 
 
-def limits_of(settings: Settings) -> Limits:
-    return Limits(settings.reader_memory_mb, settings.reader_seconds, settings.max_text_chars)
+def limits_of(settings: Settings) -> ReaderLimits:
+    return ReaderLimits(settings.reader_memory_mb, settings.reader_seconds, settings.max_text_chars)
 
 
-_pools: dict[Limits, ReaderPool] = {}
+_pools: dict[ReaderLimits, ReaderPool] = {}
 _pools_lock = threading.Lock()
 
 
@@ -274,9 +260,3 @@ def pool_for(settings: Settings) -> ReaderPool:
 def _close_all() -> None:
     for pool in list(_pools.values()):
         pool.close()
-
-
-if __name__ == "__main__":  # a worker: served by the module under its own name, so what it sends unpickles
-    from rag.readers.sandbox import _serve as serve
-
-    serve(int(sys.argv[1]), int(sys.argv[2]))
