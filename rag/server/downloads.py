@@ -46,8 +46,8 @@ def _json_pieces(head: dict[str, Any], text: Iterator[bytes]) -> Iterator[bytes]
 
 
 def file_response(name: str, opened: BinaryIO, size: int) -> StreamingResponse:
-    """A download of the `size` bytes of `opened` as file `name`; the file is closed at the end of the stream (or
-    when the response is dropped unsent)."""
+    """A download of the `size` bytes of `opened` as file `name`; the file is closed at the end of the stream (a
+    response dropped unsent leaves it to the garbage collector, which closes it with the generator)."""
     quoted = quote(name)  # as starlette's FileResponse: a plain name in quotes, any other percent-encoded
     disposition = f'attachment; filename="{name}"' if quoted == name else f"attachment; filename*=utf-8''{quoted}"
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
