@@ -103,8 +103,9 @@ class Assistant:
         except IndexMissing:
             if not has_corpus:
                 raise CorpusError(
-                    f"the corpus folder {settings.corpus} does not exist and there is no index in {settings.index}; "
-                    "pass --corpus DIR (or set RAG_CORPUS) to a folder of documents (.txt, .md, .pdf, .html, .docx)"
+                    f"the corpus folder {settings.corpus} does not exist and there is no index in folder "
+                    f"{settings.index}; pass --corpus DIR (or set RAG_CORPUS) to a folder of documents (.txt, .md, "
+                    ".pdf, .html, .docx)"
                 ) from None
             say(f"No index yet (folder {settings.index}): building it from {settings.corpus}.")
         except IndexOutdated as exc:

@@ -105,8 +105,8 @@ def build(
         previous, rebuilt = (None, "--full was asked for") if full else _reusable(settings, encoder)
         if previous is not None and previous.manifest.get("shard") != (list(shard) if shard else None):
             raise BadRequest(
-                f"the index in {settings.index} holds share {previous.manifest.get('shard')} of the documents, not "
-                f"{list(shard) if shard else 'all of them'}; a new split starts from new index folders"
+                f"the index in folder {settings.index} holds share {previous.manifest.get('shard')} of the documents, "
+                f"not {list(shard) if shard else 'all of them'}; a new split starts from new index folders"
             )
         old = {d.source: d for d in previous.documents} if previous else {}
         docs, report = _read(settings, _cached(previous), progress, shard, cancel)

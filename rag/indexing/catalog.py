@@ -47,4 +47,5 @@ def read_catalog(folder: Path) -> tuple[dict[str, Any], list[DocumentEntry], lis
         texts = Texts.open(where, [d.source for d in documents])
         return manifest, documents, chunks, {d.source: texts.get(d.source) for d in documents}
     except Exception as exc:  # any damage means the same thing: rebuild that shard
-        raise IndexCorrupt(f"the index in {where} is damaged ({type(exc).__name__}: {exc}); {store.REBUILD}") from None
+        damage = f"{type(exc).__name__}: {exc}"
+        raise IndexCorrupt(f"the index in folder {where} is damaged ({damage}); {store.REBUILD}") from None

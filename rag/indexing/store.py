@@ -154,11 +154,12 @@ def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder:
     model, wanted = ({"precision": "fp32", **m["model"]} for m in (manifest, expected))  # fp32 before it was noted
     if model["precision"] != wanted["precision"]:
         raise IndexMismatch(
-            f"the index in {folder} was built with precision {model['precision']}, not {wanted['precision']}; set "
-            f"RAG_PRECISION={model['precision']} to use it, or {REBUILD} with precision {wanted['precision']}"
+            f"the index in folder {folder} was built with precision {model['precision']}, not "
+            f"{wanted['precision']}; set RAG_PRECISION={model['precision']} to use it, or {REBUILD} with precision "
+            f"{wanted['precision']}"
         )
     if model != wanted:
-        raise IndexMismatch(f"the index in {folder} was built with model {model}, not {wanted}; {REBUILD}")
+        raise IndexMismatch(f"the index in folder {folder} was built with model {model}, not {wanted}; {REBUILD}")
     chunker = manifest.get("chunker") or {}
     if chunker != expected["chunker"]:
         wanted_chunker = expected["chunker"]
@@ -167,7 +168,7 @@ def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder:
     built = {k: manifest.get("engine", {}).get(k) for k in expected["engine"]}
     if built != expected["engine"]:
         raise IndexMismatch(
-            f"the index in {folder} was built with engine {built}, not {expected['engine']}; {REBUILD} with "
+            f"the index in folder {folder} was built with engine {built}, not {expected['engine']}; {REBUILD} with "
             "these settings, or set RAG_ENGINE (and RAG_MILVUS_URI, RAG_COLLECTION) to what it was built with"
         )
 
