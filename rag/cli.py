@@ -89,7 +89,7 @@ def _print_core_logs() -> None:
     log = logging.getLogger("rag")
     if not any(isinstance(h, _Say) for h in log.handlers):  # once per process: tests invoke `main` many times
         log.addHandler(_Say())
-        log.setLevel(logging.INFO)  # what the core says it is doing (the model's one-time preparation) shows too
+        logging.getLogger("rag.model").setLevel(logging.INFO)  # the model's one-time preparation shows too
 
 
 def _assistant(settings: Settings, quiet: bool = False, repair: bool = False) -> Assistant:

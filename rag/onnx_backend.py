@@ -44,7 +44,9 @@ PROBES = ["When did Japan and Ukraine establish diplomatic relations?", "A short
 MIN_COSINE = 0.9999
 PRECISIONS = ("fp32", "int8")
 FILES = {"fp32": "model.onnx", "int8": "model-int8.onnx"}  # both in the export's cache folder
-log = logging.getLogger("rag")  # the CLI prints its records; a program using rag configures logging
+# What the model's one-time preparation says: the CLI prints it (at INFO, this logger only); a program using rag
+# configures logging.
+log = logging.getLogger("rag.model")
 # 0.98: the quantized bundled model gave 0.992-0.994 on the probes, and 0.992 mean / 0.975 min (a three-word
 # sentence, "And so on.") over 4,368 sentences of the two corpora (bench/encoder.py); below 0.98 on a probe, a
 # quantized model is not kept.
