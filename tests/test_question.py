@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.text.question import expected_type, focus_pattern, holds_type, question_form
+from rag.text.question import expected_type, focus_pattern, holds_type, question_form, respell
 
 
 @pytest.mark.parametrize(
@@ -118,3 +118,25 @@ def test_no_focus_pattern_without_a_focus_noun(question: str) -> None:
 )
 def test_a_question_word_run_together_with_is_keeps_its_form(question: str, form: str) -> None:
     assert question_form(question) == form
+
+
+@pytest.mark.parametrize(
+    ("typed", "form"),
+    [
+        ("wen did the ferry start running", "when"),
+        ("hw many tickets were sold", "quantity"),
+        ("whre is the lighthouse", "where"),
+        ("wat is the capital of skarn", "what"),
+        ("hwo built the bridge", "who"),
+    ],
+)
+def test_a_misspelled_question_word_is_read_as_the_word(typed: str, form: str) -> None:
+    """Casual typing drops or swaps a letter of the question word; "wen did ..." had no form, and its "wen" counted
+    as a word the documents lack, which sank the confidence of a right answer to 0.001."""
+    assert question_form(typed) == form
+    assert respell(typed).split()[0] in ("when", "how", "where", "what", "who")
+
+
+def test_respelling_leaves_names_and_real_words_alone() -> None:
+    assert respell("Wat Pho is where?") == "Wat Pho is where?"  # capitalised: a name
+    assert respell("then who won") == "then who won" and respell("now what") == "now what"  # words, not slips

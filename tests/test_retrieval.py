@@ -198,3 +198,15 @@ def test_search_with_rrf_fusion(assistant: Assistant) -> None:
     vector = assistant.encoder.encode_one(question)
     _, passages = search(index.engine, vector, index.vocabulary.query_terms(question), 5, fuse=fuse_rrf)
     assert "Fukushima University" in passages.chunks[0].text
+
+
+@pytest.mark.slow
+def test_a_misspelled_word_is_searched_as_the_word_it_stands_for(assistant: Assistant) -> None:
+    """A word typed with a slip is searched as the word meant: by its stem when that is one edit from a known one,
+    else by the English word one edit from it as typed ("minster": its stem is three edits from "minist")."""
+    vocabulary = assistant.index.vocabulary
+    assert vocabulary.query_terms("who is the forein minster visting japan") == vocabulary.query_terms(
+        "who is the foreign minister visiting japan"
+    )
+    assert vocabulary.query_terms("wen did japan start") == vocabulary.query_terms("when did japan start")
+    assert vocabulary.respelled("minister") is None  # a word of the model's vocabulary is never respelled

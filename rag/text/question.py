@@ -98,11 +98,34 @@ DEFINITION = re.compile(r"^what\s+(is|was|are|were|does|do|did|has|have|had|can|
 YESNO = re.compile(r"^\s*(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.I)
 
 
+# Question words as people misspell them when they type fast: a letter dropped, doubled or swapped, or the "h" left
+# out ("wen", "wat", "hw", "whre"). Each is read as the word it stands for, for the question's form and terms
+# (`respell`), so that "wen did ..." is a "when" question, not one of no form with an unknown word. The list is the
+# misspellings that english.py's ENGLISH_WORDS already takes as English, and the other one-keystroke slips of the
+# seven question words that are no English word themselves ("hoe", "now", "then", "were", "whom" are left out).
+MISSPELLED = {
+    "wen": "when", "whn": "when", "wehn": "when", "whne": "when",
+    "wat": "what", "waht": "what", "wht": "what", "whta": "what",
+    "wich": "which", "whcih": "which", "whihc": "which", "wihch": "which",
+    "hwo": "who", "woh": "who",
+    "whre": "where", "wher": "where", "wehre": "where", "wheer": "where",
+    "hw": "how", "hpw": "how",
+    "wy": "why", "whyy": "why",
+}  # fmt: skip
+MISSPELLING = re.compile(r"\b(" + "|".join(sorted(MISSPELLED, key=len, reverse=True)) + r")\b")
+
+
+def respell(question: str) -> str:
+    """`question` with misspelled question words spelled out (`MISSPELLED`): only those typed in lower case, as
+    casual questions are ("Wat Pho" is a name); the rest as it was."""
+    return MISSPELLING.sub(lambda m: MISSPELLED.get(m.group(), m.group()), question)
+
+
 def question_form(question: str, language: str | None = "en") -> str:
     """One of `FORMS` for an English question; 'other' for any question when `language` is not English."""
     if language != "en":
         return "other"
-    question = CONTRACTED.sub(r"\1 is", question)
+    question = CONTRACTED.sub(r"\1 is", respell(question))
     match = WH.search(question)
     if match is None:
         return "yesno" if YESNO.match(question) else "other"

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import cache
 
 import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from .words import Words
+from .english import english_vocabulary
+from .question import respell
+from .words import TOKEN, Words
 
 UNKNOWN = -1  # the id of a term no sentence holds
 
@@ -51,13 +54,31 @@ class Vocabulary:
         return np.log(1 + (self.sentences - df + 0.5) / (df + 0.5))
 
     def query_terms(self, question: str) -> list[str]:
-        """The question's terms, each unknown one replaced by the closest known term if there is one."""
+        """The question's terms (a misspelled English question word read as the word, `question.respell`), each
+        unknown one replaced by the closest known term if there is one: by its stem, else (English) by the word as
+        typed, when it is no English word, respelled as the closest one (`respelled`)."""
+        english = self.words.language == "en"
         found = []
-        for term in self.words.terms(question):
+        for word in TOKEN.findall((respell(question) if english else question).lower()):
+            if self.words.is_stop(word):
+                continue
+            term = self.words.stem(word)
             if term not in self.term_id and len(term) >= 4:
-                term = self.closest(term) or term
+                term = self.closest(term) or (self.respelled(word) if english else None) or term
             found.append(term)
         return found
+
+    def respelled(self, word: str) -> str | None:
+        """The stem of the English word `word` was probably meant as, when that stem is a known term: `word` is no
+        word of the bundled model's English vocabulary, and one of its words is one edit away with the same first
+        letter ("minster" -> "minister", whose stem "minist" the stem "minster" is three edits from); of several,
+        the one most sentences hold."""
+        if len(word) < 4 or word in english_vocabulary():
+            return None
+        near = [w for n in (len(word) - 1, len(word), len(word) + 1) for w in _english_by_shape().get((word[0], n), ())]
+        matches = process.extract(word, near, scorer=Levenshtein.distance, score_cutoff=1, limit=None)
+        known = {self.words.stem(m[0]) for m in matches} & self.term_id.keys()  # "mister" is as near: not here
+        return max(known, key=lambda t: self.doc_freq[self.term_id[t]], default=None)
 
     def closest(self, term: str) -> str | None:
         """The closest known term within the edit limit; typos in a word's first letter are not repaired."""
@@ -67,3 +88,12 @@ class Vocabulary:
         ]
         match = process.extractOne(term, near, scorer=Levenshtein.distance, score_cutoff=limit)
         return match[0] if match else None
+
+
+@cache
+def _english_by_shape() -> dict[tuple[str, int], list[str]]:
+    """The bundled model's English words by (first letter, length), for `Vocabulary.respelled`."""
+    shapes: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for word in sorted(english_vocabulary()):
+        shapes[(word[0], len(word))].append(word)
+    return shapes
