@@ -364,6 +364,28 @@ def test_a_client_s_wrong_tokens_never_wait_longer_than_the_cap(monkeypatch: pyt
     assert wrong._wait("10.0.0.2") == pytest.approx(1.0, abs=0.05)  # another client is paced on its own
 
 
+def test_an_ipv6_client_is_paced_by_its_network_and_the_table_is_swept_in_amortized_time() -> None:
+    assert access.pacing_key("2001:db8:1:2::5") == access.pacing_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert access.pacing_key("2001:db8:1:3::5") != access.pacing_key("2001:db8:1:2::5")
+    assert access.pacing_key("10.0.0.1") == "10.0.0.1" and access.pacing_key("testclient") == "testclient"
+    wrong = access.WrongTokens()
+    sweeps = 0
+    sweep = dict.items
+
+    class Counting(dict):  # type: ignore[type-arg]
+        def items(self):  # type: ignore[no-untyped-def,override]
+            nonlocal sweeps
+            sweeps += 1
+            return sweep(self)
+
+    wrong._due = Counting()
+    for n in range(5000):  # 5,000 addresses, each with an answer still pending: nothing to sweep away
+        wrong._wait(f"10.1.{n // 256}.{n % 256}")
+        if not isinstance(wrong._due, Counting):
+            wrong._due = Counting(wrong._due)
+    assert sweeps <= 4  # at 1,024, 2,048 and 4,096 entries: not once a wrong token past 1,024
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 5. Sessions expire, and signing out ends them
 

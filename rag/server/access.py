@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import threading
@@ -39,7 +40,9 @@ WRONG_TOKEN_DELAY = 1.0
 # A client's wrong tokens are answered one `WRONG_TOKEN_DELAY` apart, but none waits more than 30 s: a client with
 # thousands of connections holds none of them long (it then guesses at most that many every 30 s).
 MOST_WRONG_TOKEN_WAIT = 30.0
-# 1,024 clients with a wrong answer pending before the table of them is swept of those already answered.
+# The table of clients with a wrong answer pending is swept of those already answered once it holds 1,024 of them,
+# and after that each time it has doubled since the last sweep: the sweeps cost O(1) a wrong token, however many
+# addresses an attacker has.
 SWEEP_CLIENTS = 1024
 # 10,000 sessions signed out before their expiry are kept (about 1 MB); past that, the one that expires first is
 # forgotten (its cookie works again until it expires: it could sign in anyway, with the read token).
@@ -102,26 +105,41 @@ class SignOuts:
 
 
 class WrongTokens:
-    """Answers to wrong tokens, paced by client address: each comes `WRONG_TOKEN_DELAY` after the one before it
-    from the same address (at most `MOST_WRONG_TOKEN_WAIT` later), so neither one connection nor many from one
-    address guess faster than once a second. Only the request waits, on the event loop: other requests, and this
-    client's right tokens, do not. Behind a reverse proxy every client has the proxy's address."""
+    """Answers to wrong tokens, paced by client address (an IPv6 client by its /64): each comes `WRONG_TOKEN_DELAY`
+    after the one before it from the same address, but at most `MOST_WRONG_TOKEN_WAIT` later, so one connection
+    guesses once a second and an address with N connections at most N times in 30 s. Only the request waits, on the
+    event loop: other requests, and this client's right tokens, do not. Behind a reverse proxy every client has the
+    proxy's address."""
 
     def __init__(self) -> None:
         self._due: dict[str, float] = {}  # when each client's latest wrong answer is due (time.monotonic)
+        self._sweep_at = SWEEP_CLIENTS
         self._lock = threading.Lock()
 
     async def pause(self, client: str) -> None:
-        await asyncio.sleep(self._wait(client))
+        await asyncio.sleep(self._wait(pacing_key(client)))
 
     def _wait(self, client: str) -> float:
         with self._lock:
             now = time.monotonic()
-            if len(self._due) >= SWEEP_CLIENTS:
+            if len(self._due) >= self._sweep_at:
                 self._due = {c: due for c, due in self._due.items() if due > now}
+                self._sweep_at = max(SWEEP_CLIENTS, 2 * len(self._due))
             due = min(max(self._due.get(client, now), now) + WRONG_TOKEN_DELAY, now + MOST_WRONG_TOKEN_WAIT)
             self._due[client] = due
             return due - now
+
+
+def pacing_key(address: str) -> str:
+    """What wrong tokens are paced by: the address, or for IPv6 its /64 network, which one host usually holds whole
+    (RFC 4291's interface identifiers are 64 bits): a client with many addresses of its network is one client."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return address
 
 
 def client_address(scope: Scope) -> str:
