@@ -273,3 +273,23 @@ def test_a_reader_ended_by_a_signal_without_a_name_is_explained() -> None:
     pool = ReaderPool(LIMITS, size=1)
     assert "signal 40" in pool._death(-40) and "SIGABRT" in pool._death(-6)
     assert "reader_seconds" in pool._death(-24)  # SIGXCPU: the worker's own CPU limit
+
+
+def test_a_cancel_reaches_through_the_build_s_reading_threads(tmp_path: Path, encoder: Encoder) -> None:
+    """A rebuild's cancel (what DELETE /api/reindex sets) ends a build that is reading a slow file at once: the
+    Cancelled raised in read_corpus's thread comes out of `indexing.build`, and the index on disk is untouched."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "note.txt").write_text("The ferry leaves at noon.", encoding="utf-8")
+    settings = Settings(corpus=corpus, index=tmp_path / "index")
+    indexing.build(settings, encoder, progress=False)
+    before = (settings.index / "manifest.json").read_bytes()
+    (corpus / "slow.pdf").write_bytes(nested_forms_pdf(21))  # about 8 s of PDFium
+    flag = threading.Event()
+    cancel = threading.Timer(1.0, flag.set)
+    cancel.start()
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        indexing.build(settings, encoder, progress=False, cancel=flag)
+    assert time.monotonic() - started < 3.0
+    assert (settings.index / "manifest.json").read_bytes() == before
