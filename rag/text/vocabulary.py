@@ -18,7 +18,7 @@ from rapidfuzz.distance import Levenshtein
 
 from .english import english_vocabulary
 from .question import respell
-from .words import TOKEN, Words
+from .words import Words
 
 UNKNOWN = -1  # the id of a term no sentence holds
 
@@ -59,9 +59,7 @@ class Vocabulary:
         typed, when it is no English word, respelled as the closest one (`respelled`)."""
         english = self.words.language == "en"
         found = []
-        for word in TOKEN.findall((respell(question) if english else question).lower()):
-            if self.words.is_stop(word):
-                continue
+        for word in self.words.words(respell(question) if english else question):
             term = self.words.stem(word)
             if term not in self.term_id and len(term) >= 4:
                 term = self.closest(term) or (self.respelled(word) if english else None) or term

@@ -54,7 +54,11 @@ class Words:
 
     def terms(self, text: str) -> list[str]:
         """Lower-cased, stop words removed, stemmed terms of a text."""
-        return [self.stem(w) for w in TOKEN.findall(text.lower()) if w not in self.stop]
+        return [self.stem(w) for w in self.words(text)]
+
+    def words(self, text: str) -> list[str]:
+        """The words of a text its terms are the stems of: lower-cased, stop words removed."""
+        return [w for w in TOKEN.findall(text.lower()) if w not in self.stop]
 
     def analyze(self, text: str) -> tuple[list[str], list[bool]]:
         """The terms of a sentence in order and, for each, whether it is written with a capital letter and is not
