@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from lingua import Language, LanguageDetectorBuilder
+from py3langid.langid import LanguageIdentifier
 
 from rag.text import language
 from rag.text.language import language_name, mostly_other_language, question_language
@@ -195,18 +195,20 @@ def test_questions_told_by_their_script_do_not_build_the_detector() -> None:
 
 def test_the_detector_is_built_once_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     builds = []
-    real = language.LanguageDetectorBuilder
+    real = LanguageIdentifier.from_model_file
 
-    class Counting:
-        @staticmethod
-        def from_languages(*languages: Language) -> LanguageDetectorBuilder:
-            builds.append(len(languages))
-            time.sleep(0.05)  # let the other threads arrive while this one builds
-            return real.from_languages(*languages)
+    def counting(*args: object, **kwargs: object) -> LanguageIdentifier:
+        builds.append(1)
+        time.sleep(0.05)  # let the other threads arrive while this one builds
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(language, "_built", None)
-    monkeypatch.setattr(language, "LanguageDetectorBuilder", Counting)
+    monkeypatch.setattr(language.LanguageIdentifier, "from_model_file", counting)
     with ThreadPoolExecutor(max_workers=4) as pool:
         detectors = list(pool.map(lambda _: language._detector(), range(8)))
-    assert builds == [len(language.DETECTOR_LANGUAGES)]
+    assert builds == [1]
     assert all(d is detectors[0] for d in detectors)
+
+
+def test_the_detector_chooses_among_its_languages_only() -> None:
+    assert {code for code, _ in language._ranked("Kto podpisał traktat?")} == set(language.DETECTOR_LANGUAGES)
