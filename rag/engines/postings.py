@@ -1,0 +1,150 @@
+"""BM25 over the segments of an index, with the statistics of the whole index.
+
+Each segment keeps its chunks' postings: for each term (an id of the index's vocabulary, shared by every segment),
+the chunks that hold it and how often, and each chunk's length in terms. A question is scored from the postings of
+its terms with the index-wide statistics (`Stats`: live chunks, how many of them hold each term, their average
+length) that the segments' live chunks add up to, so a chunk scores exactly as in one index built from scratch
+over the same chunks. bm25s, which the index used before segments, precomputes each score with the statistics of
+the one corpus it indexed: adding a segment would have changed every score in the others. The formula is bm25s's
+default ("lucene": Lucene's idf, Robertson's term-frequency part, k1 1.5, b 0.75, float32 scores), and
+tests/test_postings.py checks the scores against bm25s on the same chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+K1, B = 1.5, 0.75  # bm25s's defaults (and Lucene's k1 is 1.2; the index has always scored with these)
+FILE = "postings.npz"
+LARGE = 50_000  # chunks; from here common question terms are left out (see `selective`)
+COMMON = 0.1
+
+
+class Postings:
+    """One segment's postings: chunk rows and counts by term id (CSR over terms), and each chunk's length."""
+
+    def __init__(self, indptr: np.ndarray, rows: np.ndarray, counts: np.ndarray, lengths: np.ndarray) -> None:
+        self.indptr, self.rows, self.counts, self.lengths = indptr, rows, counts, lengths
+
+    @classmethod
+    def build(cls, chunk_terms: Sequence[np.ndarray], terms: int) -> Postings:
+        """The postings of chunks whose term ids (with repeats, any order) are `chunk_terms`; ids are below `terms`."""
+        lengths = np.fromiter((len(t) for t in chunk_terms), dtype=np.int64, count=len(chunk_terms))
+        flat = np.concatenate(chunk_terms).astype(np.int64) if len(chunk_terms) else np.zeros(0, dtype=np.int64)
+        owner = np.repeat(np.arange(len(chunk_terms), dtype=np.int64), lengths)
+        pairs, counts = np.unique(flat * max(len(chunk_terms), 1) + owner, return_counts=True)  # by term, then row
+        term, rows = np.divmod(pairs, max(len(chunk_terms), 1))
+        indptr = np.zeros(terms + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term, minlength=terms), out=indptr[1:])
+        return cls(indptr, rows.astype(np.int32), counts.astype(np.int32), lengths.astype(np.int32))
+
+    @property
+    def size(self) -> int:
+        """Chunks held, live or not."""
+        return len(self.lengths)
+
+    @property
+    def terms(self) -> int:
+        """Term ids covered (ids from here on, added by later segments, hold no chunk of this one)."""
+        return len(self.indptr) - 1
+
+    def doc_freq(self, live: np.ndarray | None = None) -> np.ndarray:
+        """How many chunks (the `live` ones only, when given) hold each term id below `terms`."""
+        if live is None:
+            return np.diff(self.indptr)
+        term = np.repeat(np.arange(self.terms, dtype=np.int64), np.diff(self.indptr))
+        return np.bincount(term[live[self.rows]], minlength=self.terms)
+
+    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, counts) of the chunks holding term id `term`."""
+        if term >= self.terms:
+            return self.rows[:0], self.counts[:0]
+        span = slice(self.indptr[term], self.indptr[term + 1])
+        return self.rows[span], self.counts[span]
+
+    def save(self, folder: Path) -> None:
+        with open(folder / FILE, "wb") as out:
+            np.savez(out, indptr=self.indptr, rows=self.rows, counts=self.counts, lengths=self.lengths)
+
+    @classmethod
+    def load(cls, folder: Path) -> Postings:
+        with np.load(folder / FILE) as data:
+            return cls(data["indptr"], data["rows"], data["counts"], data["lengths"])
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What BM25 reads of the whole index: live chunks, how many of them hold each term id, their total length."""
+
+    chunks: int
+    doc_freq: np.ndarray  # by term id
+    length: int
+
+    @classmethod
+    def of(cls, parts: Sequence[tuple[Postings, np.ndarray | None]], terms: int) -> Stats:
+        """The statistics of the live chunks of `parts` ((postings, live mask or None for all)), over `terms` ids."""
+        doc_freq = np.zeros(terms, dtype=np.int64)
+        chunks = length = 0
+        for postings, live in parts:
+            df = postings.doc_freq(live)
+            doc_freq[: len(df)] += df
+            chunks += postings.size if live is None else int(live.sum())
+            length += int(postings.lengths.sum() if live is None else postings.lengths[live].sum())
+        return cls(chunks, doc_freq, length)
+
+    def idf(self, term: int) -> float:
+        df = int(self.doc_freq[term]) if term < len(self.doc_freq) else 0
+        return float(np.log(1 + (self.chunks - df + 0.5) / (df + 0.5)))
+
+    def selective(self, terms: Sequence[int]) -> list[int]:
+        """In a large index, the question's terms without those found in more than a tenth of the chunks (keeping
+        the two rarest): their weight is small, their postings long (500,000 rows for one word at a million
+        chunks), and the dense side still reads the whole question."""
+        known = [t for t in terms if t < len(self.doc_freq) and self.doc_freq[t] > 0]
+        if self.chunks < LARGE or len(known) <= 2:
+            return known
+        by_rarity = sorted(known, key=lambda t: self.doc_freq[t])
+        return by_rarity[:2] + [t for t in by_rarity[2:] if self.doc_freq[t] <= COMMON * self.chunks]
+
+
+def search(
+    parts: Sequence[tuple[Postings, np.ndarray | None]], stats: Stats, terms: Sequence[int], k: int
+) -> list[tuple[int, int, float]]:
+    """Up to `k` (part, row, score) triples with a score above zero, best first (ties: earlier part, then row),
+    for the question's term ids `terms` (a repeated term counts again, as in bm25s)."""
+    terms = stats.selective(terms)
+    if not terms or stats.chunks == 0 or k <= 0:
+        return []
+    average = stats.length / stats.chunks
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (part, row, score) arrays
+    for p, (postings, live) in enumerate(parts):
+        rows_list, scores_list = [], []
+        for term in terms:
+            rows, counts = postings.postings(term)
+            if not len(rows):
+                continue
+            # As bm25s computes it: the term-frequency part in float64, times the idf in float32, kept as float32.
+            tf = counts.astype(np.float64)
+            norm = K1 * ((1 - B) + B * postings.lengths[rows] / average)
+            scores_list.append((np.float32(stats.idf(term)) * (tf / (norm + tf))).astype(np.float32))
+            rows_list.append(rows)
+        if not rows_list:
+            continue
+        rows = np.concatenate(rows_list)
+        rows, inverse = np.unique(rows, return_inverse=True)
+        scores = np.bincount(inverse, weights=np.concatenate(scores_list).astype(np.float64))
+        if live is not None:
+            keep = live[rows]
+            rows, scores = rows[keep], scores[keep]
+        found.append((np.full(len(rows), p, dtype=np.int64), rows.astype(np.int64), scores))
+    if not found:
+        return []
+    part, row, score = (np.concatenate(a) for a in zip(*found, strict=True))
+    k = min(k, len(score))
+    top = np.argpartition(-score, k - 1)[:k]
+    top = top[np.lexsort((row[top], part[top], -score[top]))]
+    return [(int(part[i]), int(row[i]), float(score[i])) for i in top if score[i] > 0]
