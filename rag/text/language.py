@@ -102,66 +102,18 @@ MACEDONIAN_LETTERS = set("ѓќѕ")
 PUNCTUATION = ".,;:!?¿¡\"'«»()[]{}“”„‘’‹›-–—…/\\*"
 UNDETERMINED = "und"  # ISO 639-2 for a language that cannot be told
 
-# English names of the codes this module returns, for messages.
+# English names of the codes this module returns, for messages ("code:Name, ...").
 _NAMES = dict(
-    line.split(" ", 1)
-    for line in """af Afrikaans
-ar Arabic
-az Azerbaijani
-be Belarusian
-bg Bulgarian
-bn Bengali
-ca Catalan
-cs Czech
-da Danish
-de German
-el Greek
-en English
-es Spanish
-et Estonian
-fa Persian
-fi Finnish
-fr French
-gu Gujarati
-he Hebrew
-hi Hindi
-hr Croatian
-hu Hungarian
-hy Armenian
-id Indonesian
-it Italian
-ja Japanese
-ka Georgian
-kk Kazakh
-ko Korean
-lt Lithuanian
-lv Latvian
-mk Macedonian
-mn Mongolian
-mr Marathi
-ms Malay
-nb Norwegian Bokmål
-ne Nepali
-nl Dutch
-nn Norwegian Nynorsk
-pa Punjabi
-pl Polish
-pt Portuguese
-ro Romanian
-ru Russian
-sk Slovak
-sl Slovene
-sq Albanian
-sr Serbian
-sv Swedish
-ta Tamil
-te Telugu
-th Thai
-tr Turkish
-uk Ukrainian
-ur Urdu
-vi Vietnamese
-zh Chinese""".splitlines()
+    pair.split(":")
+    for pair in (  # noqa: SIM905 (a list literal would take a line a language)
+        "af:Afrikaans, ar:Arabic, az:Azerbaijani, be:Belarusian, bg:Bulgarian, bn:Bengali, ca:Catalan, cs:Czech, "
+        "da:Danish, de:German, el:Greek, en:English, es:Spanish, et:Estonian, fa:Persian, fi:Finnish, fr:French, "
+        "gu:Gujarati, he:Hebrew, hi:Hindi, hr:Croatian, hu:Hungarian, hy:Armenian, id:Indonesian, it:Italian, "
+        "ja:Japanese, ka:Georgian, kk:Kazakh, ko:Korean, lt:Lithuanian, lv:Latvian, mk:Macedonian, mn:Mongolian, "
+        "mr:Marathi, ms:Malay, nb:Norwegian Bokmål, ne:Nepali, nl:Dutch, nn:Norwegian Nynorsk, pa:Punjabi, "
+        "pl:Polish, pt:Portuguese, ro:Romanian, ru:Russian, sk:Slovak, sl:Slovene, sq:Albanian, sr:Serbian, "
+        "sv:Swedish, ta:Tamil, te:Telugu, th:Thai, tr:Turkish, uk:Ukrainian, ur:Urdu, vi:Vietnamese, zh:Chinese"
+    ).split(", ")
 )
 _NAMES[UNDETERMINED] = "Undetermined"
 
