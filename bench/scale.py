@@ -10,8 +10,9 @@ Embedding a million real chunks takes many hours on two cores, so the large corp
   so vectors fill the region real sentence vectors span rather than sit in a few tight clusters; a chunk's vector
   is the normalized mean of its sentences' (as `rag index` does).
 - Questions: the team's own questions (bench/tuning.jsonl), encoded for real; the question encoder is timed too.
-The index is assembled by `rag.indexing.assemble`, exactly as `rag index` assembles one (BM25, sentence table, FAISS
-structure chosen by size: exact below 5,000 chunks, HNSW from there), then saved and loaded back from disk.
+The index is assembled by `rag.indexing.assemble`, exactly as a full `rag index` assembles one (one segment: BM25
+postings, sentence table, FAISS structure chosen by size: exact below 5,000 chunks, HNSW from there), then saved and
+loaded back from disk.
 
 For each size: build time by part, peak memory, size on disk per chunk, latency by stage, the ratio of `ask` to the
 floor, and the approximate search's recall@10 against exact search on the same vectors.
@@ -45,7 +46,7 @@ from rag import (
     indexing,  # noqa: E402
 )
 from rag.embedding import Encoder  # noqa: E402
-from rag.engines.local import LocalEngine  # noqa: E402
+from rag.engines.local import LocalEngine, Segment  # noqa: E402
 from rag.indexing import store  # noqa: E402
 from rag.indexing.store import DocumentEntry  # noqa: E402
 from rag.indexing.texts import Texts  # noqa: E402
@@ -131,18 +132,30 @@ def document_texts(chunks: list[Chunk]) -> Texts:
     return Texts({source: " ".join(texts) for source, texts in parts.items()})
 
 
+def only_segment(index: store.Index) -> Segment:
+    """The one segment of an index a full build made (every chunk, every vector)."""
+    engine = index.engine
+    assert isinstance(engine, LocalEngine) and len(engine.segments) == 1, "a full build makes one segment"
+    return engine.segments[0]
+
+
+def dense_params(index: store.Index) -> dict[str, Any]:
+    """The dense structure's type and parameters, as the manifest records them for the one segment."""
+    (segment,) = index.manifest["segments"]
+    return dict(segment["dense"])
+
+
 def recall_at_10(index: store.Index, queries: np.ndarray) -> float | None:
     """Recall@10 of the index's dense structure against exact search on the same vectors."""
-    if index.manifest["engine"]["dense"]["type"] == "flat":
+    if dense_params(index)["type"] == "flat":
         return None
-    engine = index.engine
-    assert isinstance(engine, LocalEngine)
+    segment = only_segment(index)
     exact = faiss.IndexFlatIP(index.dimension)
-    exact.add(np.ascontiguousarray(engine.vectors))
+    exact.add(np.ascontiguousarray(segment.vectors))
     faiss.omp_set_num_threads(2)
     _, truth = exact.search(queries, 10)
     faiss.omp_set_num_threads(1)
-    _, found = engine.structure.index.search(queries, 10)
+    _, found = segment.structure.index.search(queries, 10)
     return round(float(np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)])), 4)
 
 
@@ -187,11 +200,11 @@ def run_size(n: int, words: list[str], base: np.ndarray, encoder: Encoder, qs: l
     assistant = Assistant(settings, loaded, encoder)
     queries = np.vstack([encoder.encode_one(q) for q in qs])
     rng = np.random.default_rng(3)  # more queries for recall: noisy copies of stored chunk vectors
-    extra = loaded.engine.vectors[rng.integers(0, n, size=200)]  # type: ignore[attr-defined] + rng.normal(0, NOISE, size=(200, loaded.dimension))
+    extra = only_segment(loaded).vectors[rng.integers(0, n, size=200)] + rng.normal(0, NOISE, (200, loaded.dimension))
     extra = (extra / np.linalg.norm(extra, axis=1, keepdims=True)).astype(np.float32)
     figures = {
         "chunks": n,
-        "dense": loaded.manifest["engine"]["dense"],
+        "dense": dense_params(loaded),
         "build": {k: round(v, 2) for k, v in timings.items()},
         "disk_bytes_per_chunk": round(disk / n, 1),
         "peak_rss_mb": build_peak_rss_mb,  # generating and building (the peak of the process so far)

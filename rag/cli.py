@@ -102,6 +102,11 @@ def _assistant(settings: Settings, quiet: bool = False, repair: bool = False) ->
 
 @main.command()
 @click.option("--full", is_flag=True, help="Rebuild everything instead of only what changed.")
+@click.option(
+    "--compact",
+    is_flag=True,
+    help="After the update, join the index's segments into one (engine local; embeds nothing).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
 @click.option(
     "--shard",
@@ -117,7 +122,9 @@ def _assistant(settings: Settings, quiet: bool = False, repair: bool = False) ->
 )
 @click.pass_obj
 @friendly_errors
-def index(settings: Settings, full: bool, as_json: bool, shard: str | None, merge_dirs: tuple[Path, ...]) -> None:
+def index(
+    settings: Settings, full: bool, compact: bool, as_json: bool, shard: str | None, merge_dirs: tuple[Path, ...]
+) -> None:
     """Build or update the index from the corpus (embeds only added or changed documents)."""
     from . import indexing  # lazily, as in `_assistant`
     from .readers.sandbox import pool_for
@@ -131,10 +138,14 @@ def index(settings: Settings, full: bool, as_json: bool, shard: str | None, merg
     share = indexing.parse_shard(shard) if shard is not None else None
     pool_for(settings).warm()  # the reader processes start while the model loads
     encoder = indexing.encoder_for(settings)
-    _, report = indexing.build(settings, encoder, full=full, progress=not as_json, shard=share)
+    built, report = indexing.build(settings, encoder, full=full, progress=not as_json, shard=share)
     for line in report.skip_lines():
         _say(line)
     echo_json(report.to_dict()) if as_json else echo(report.summary())
+    if compact and isinstance(built, indexing.SegmentedIndex) and (len(built.stored) > 1 or built.dead[0]):
+        indexing.merge_segments(settings, built, everything=True)
+        if not as_json:
+            echo(f"compacted: {len(built.stored)} segments joined into one, without removed documents")
 
 
 @main.command()

@@ -1,5 +1,5 @@
 """One test sequence over every search engine (txtai's way with its ANN backends): build, ask with exact offsets,
-abstain, rebuild incrementally, delete, rebuild while asking, and reopen from disk. `local` is FAISS + bm25s;
+abstain, rebuild incrementally, delete, rebuild while asking, and reopen from disk. `local` is FAISS + BM25 postings;
 `milvus` runs on Milvus Lite in a folder of its own, started by the test itself (nothing to start by hand).
 
 The steps share one corpus and index per engine and run in order (each builds on the last). Then a corpus split

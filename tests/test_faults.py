@@ -7,9 +7,11 @@ killed (their whole process group) whatever happens.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import errno
+import io
 import json
 import os
 import random
@@ -36,7 +38,7 @@ from rag.cli import main
 from rag.config import FIELDS, Settings
 from rag.embedding import Encoder
 from rag.errors import IndexCorrupt
-from rag.indexing import store
+from rag.indexing import builder, store
 from rag.pipeline import Assistant
 from rag.readers.documents import content_hash
 from rag.server.api import create_app
@@ -101,8 +103,12 @@ def generated_docs(seed: int, count: int, prefix: str = "gen") -> dict[str, str]
     return docs
 
 
-def doc_set(manifest: Mapping[str, Any]) -> DocSet:
-    return frozenset((d["source"], d["sha256"]) for d in manifest["documents"])
+def doc_set(built: Mapping[str, Any] | store.Index) -> DocSet:
+    """The documents of a loaded index, or of a manifest as `store.read_manifest` reads it (an index's manifest in
+    memory lists no documents: the local engine's are in its segments)."""
+    if isinstance(built, store.Index):
+        return frozenset((d.source, d.sha256) for d in built.documents)
+    return frozenset((d["source"], d["sha256"]) for d in built["documents"])
 
 
 def corpus_set(docs: Mapping[str, str]) -> DocSet:
@@ -123,6 +129,19 @@ def set_corpus(folder: Path, docs: Mapping[str, str]) -> None:
 def leftovers(index: Path) -> list[str]:
     """The temporary folders of a save (`.index.new-PID`, `.index.old-PID`) next to `index`."""
     return sorted(p.name for p in index.parent.glob(f".{index.name}.*-*") if p.is_dir())
+
+
+def in_place_leftovers(index: Path) -> list[str]:
+    """What an update saved in place leaves in `index` when it is killed: its segment folder in the writing
+    (`segments/.NAME.tmp`), a segment folder its manifest does not name (yet, or any more: merged away), or the
+    manifest's temporary file (`.manifest.*.tmp`)."""
+    try:
+        named = {s["name"] for s in json.loads((index / "manifest.json").read_text(encoding="utf-8"))["segments"]}
+    except (OSError, ValueError, KeyError):
+        named = set()
+    root = index / "segments"
+    found = [f"segments/{p.name}" for p in (root.iterdir() if root.is_dir() else ()) if p.name not in named]
+    return sorted(found + [p.name for p in index.glob(".manifest.*.tmp")])
 
 
 def rag_env() -> dict[str, str]:
@@ -202,9 +221,11 @@ TEA_V2 = SMALL_DOCS["tea.txt"] + " The second flush is picked in late June and t
 class Kill:
     delay: float  # seconds from the start of the process to the kill
     fraction: float  # delay / the duration of one whole build
-    aim: str = ""  # "save": sent once the `.index.new-PID` folder had appeared; "swap": once it was renamed
+    # "save": sent once the `.index.new-PID` folder (an update: its `segments/.NAME.tmp` folder) had appeared;
+    # "swap": once it was renamed
+    aim: str = ""
     exited_first: bool = False  # the build had already finished when the kill came
-    found: list[str] = field(default_factory=list)  # leftover folders of the save after the kill
+    found: list[str] = field(default_factory=list)  # leftover folders (an update: files too) of the save
     index_missing: bool = False  # the kill came between the two renames of the swap
     outcome: str = ""  # "old" or "new": which index the kill left behind
     save_seen: float = 0.0  # for an aimed kill: when the save began
@@ -219,7 +240,8 @@ class Kill:
         return "".join(
             mark
             for mark, on in [
-                ("N", ".new-" in found),
+                ("N", ".new-" in found or ".tmp" in found),
+                ("U", "segments/" in found and ".tmp" not in found),  # a segment renamed, not named yet
                 ("M", self.index_missing),
                 ("L", ".old-" in found and not self.index_missing),
                 ("+", self.aim == "save"),
@@ -230,20 +252,37 @@ class Kill:
         )
 
 
-def own_new_folder(index: Path, pid: int) -> bool:
+def writing_segments(index: Path) -> set[str]:
+    """The segment folders an update is writing in `index` (`segments/.NAME.tmp`)."""
+    return {p.name for p in (index / "segments").glob(".*.tmp")}
+
+
+def own_new_folder(index: Path, pid: int, full: bool = True, known: frozenset[str] = frozenset()) -> bool:
+    """Whether the build `pid` is writing its copy: a full build's `.index.new-PID-*` folder, an update's segment
+    folder (one not in `known`, those of killed builds before it)."""
+    if not full:
+        return bool(writing_segments(index) - known)
     return any(index.parent.glob(f".{index.name}.new-{pid}-*"))
 
 
-def wait_for_save(proc: subprocess.Popen[str], index: Path, deadline: float) -> bool:
-    """Poll until the build's `.index.new-PID-*` folder appears (True) or the process ends (False)."""
+def wait_for_save(
+    proc: subprocess.Popen[str], index: Path, deadline: float, full: bool = True, known: frozenset[str] = frozenset()
+) -> bool:
+    """Poll until the build's `.index.new-PID-*` folder (an update: its segment folder) appears (True) or the
+    process ends (False)."""
     while proc.poll() is None and time.monotonic() < deadline:
-        if own_new_folder(index, proc.pid):
+        if own_new_folder(index, proc.pid, full, known):
             return True
         time.sleep(0.001)
     return False
 
 
-def test_sigkill_at_any_moment_of_rag_index_leaves_the_old_or_the_new_index(tmp_path: Path, encoder: Encoder) -> None:
+# `rag index --full` writes a new index folder and swaps it in; `rag index` (an update) writes a new segment and
+# the manifest in place, in the index folder, and merges segments as the policy says, each merge saved in place too.
+@pytest.mark.parametrize("full", [True, False], ids=["full", "update"])
+def test_sigkill_at_any_moment_of_rag_index_leaves_the_old_or_the_new_index(
+    tmp_path: Path, encoder: Encoder, full: bool
+) -> None:
     started = time.monotonic()
     rng = random.Random(20240611)
     corpus, index = tmp_path / "corpus", tmp_path / "index"
@@ -264,38 +303,41 @@ def test_sigkill_at_any_moment_of_rag_index_leaves_the_old_or_the_new_index(tmp_
     assert first.returncode == 0, first.stderr
     assert doc_set(store.read_manifest(index)) == corpus_set(v1)
 
-    # One whole `--full` build, on a copy, to spread the kills over its duration and see when the save starts.
+    # One whole build, on a copy, to spread the kills over its duration and see when the save starts.
+    build = ["index", "--full"] if full else ["index"]
     probe = tmp_path / "probe"
     shutil.copytree(index, probe)
     set_corpus(corpus, v2)
     t0 = time.monotonic()
-    proc = start_rag("--corpus", corpus, "--index", probe, "index", "--full")
+    proc = start_rag("--corpus", corpus, "--index", probe, *build)
     try:
-        saw_save = wait_for_save(proc, probe, t0 + 120)
+        saw_save = wait_for_save(proc, probe, t0 + 120, full)
         save_at = time.monotonic() - t0
         assert proc.wait(120) == 0
     finally:
         kill_group(proc)
     duration = time.monotonic() - t0
-    assert saw_save, "the probe build never showed its .new- folder"
+    assert saw_save, "the probe build never showed its .new- folder (an update: its segment folder)"
     shutil.rmtree(probe)
 
     cli_checked, current = False, corpus_set(v2)
 
     def trial(kill: Kill) -> None:
-        """One `rag index --full` killed as `kill` says; then check what it left."""
+        """One `rag index --full` (or `rag index`: an update) killed as `kill` says; then check what it left."""
         nonlocal cli_checked, current
         before = doc_set(store.read_manifest(index))
         new = corpus_set(v2) if before == corpus_set(v1) else corpus_set(v1)
         set_corpus(corpus, versions[new])  # the corpus always differs from the index the killed run replaces
         current = new
+        known = frozenset(writing_segments(index))  # what killed updates left: the next build removes it
+        left_before = set(in_place_leftovers(index))
         t0 = time.monotonic()
-        proc = start_rag("--corpus", corpus, "--index", index, "index", "--full")
+        proc = start_rag("--corpus", corpus, "--index", index, *build)
         try:
             if kill.aim:
-                assert wait_for_save(proc, index, t0 + 120), "the build ended before its save was seen"
+                assert wait_for_save(proc, index, t0 + 120, full, known), "the build ended before its save was seen"
                 kill.save_seen = time.monotonic() - t0
-                while kill.aim == "swap" and proc.poll() is None and own_new_folder(index, proc.pid):
+                while kill.aim == "swap" and proc.poll() is None and own_new_folder(index, proc.pid, full, known):
                     time.sleep(0.001)
                 time.sleep(kill.delay)
                 kill.delay = time.monotonic() - t0
@@ -305,7 +347,10 @@ def test_sigkill_at_any_moment_of_rag_index_leaves_the_old_or_the_new_index(tmp_
         finally:
             kill_group(proc)
         kill.found = [n for n in leftovers(index) if f"-{proc.pid}-" in n]  # this run's, not older ones
+        kill.found += [n for n in in_place_leftovers(index) if n not in left_before]
         kill.index_missing = not index.exists()
+        if not full:
+            assert not kill.index_missing and not leftovers(index), "an update moved the index folder"
 
         if kill.in_save and not cli_checked:
             # What `rag ask` makes of this state (no corpus: it answers from the index as it is, never rebuilds).
@@ -317,18 +362,20 @@ def test_sigkill_at_any_moment_of_rag_index_leaves_the_old_or_the_new_index(tmp_
         # The state the kill left, read directly (`rag ask` over the corpus would rebuild a stale index first).
         manifest = store.read_manifest(index)  # finishes a swap cut between its two renames
         loaded = load(settings, encoder)
-        after = doc_set(loaded.manifest)
+        after = doc_set(loaded)
         assert after == doc_set(manifest)
         assert after in (before, new), f"a mix after a kill at {kill.delay:.2f} s: {sorted(after ^ before)}"
         kill.outcome = "old" if after == before else "new"
         assert len(loaded.chunks) > 0 and len(loaded.documents) == len(after)
+        assert loaded.engine.count() == len(loaded.chunks) == sum(d.chunks for d in loaded.documents)
         assert_answers(settings, loaded, encoder)
         if kill.exited_first:
             assert kill.outcome == "new"
 
-    # First 3 kills aimed at the save (once the .new- folder exists, after 0 to 100 ms more) and 1 right after the
-    # swap (once the .new- folder is gone): load times vary too much for chance alone to hit them reliably. They
-    # also tell when the save begins now, to correct the probe's duration.
+    # First 3 kills aimed at the save (once the .new- folder, or the update's segment folder, exists, after 0 to
+    # 100 ms more) and 1 right after the swap (once that folder is gone: renamed; an update's manifest is replaced
+    # after that): load times vary too much for chance alone to hit them reliably. They also tell when the save
+    # begins now, to correct the probe's duration.
     kills: list[Kill] = []
     for aim, extra in [("save", 0.0), ("save", 0.0), ("save", rng.uniform(0, 0.1)), ("swap", 0.0)]:
         kills.append(Kill(extra, 0.0, aim))
@@ -355,8 +402,8 @@ def test_sigkill_at_any_moment_of_rag_index_leaves_the_old_or_the_new_index(tmp_
     landed = [k for k in kills if not k.exited_first]
     summary = (
         f"build {duration:.2f} s (save from {save_at:.2f} s, estimate at the end {estimate:.2f} s); kills "
-        "(N: its .new- folder left, M: the index missing, L: its .old- folder left, +: aimed at the save, "
-        "^: aimed just after the swap): "
+        "(N: its .new- folder or segment folder in the writing left, U: a segment folder no manifest names left, "
+        "M: the index missing, L: its .old- folder left, +: aimed at the save, ^: aimed just after the swap): "
         + ", ".join(f"{k.delay:.2f}s={k.outcome}{k.marks}" for k in kills)
         + f"; landed in the build: {len(landed)}, in the save: {sum(k.in_save for k in landed)}"
         + f"; unaimed ones after 80%: {sum(k.fraction >= 0.8 for k in landed if not k.aim)}"
@@ -370,6 +417,7 @@ def test_sigkill_at_any_moment_of_rag_index_leaves_the_old_or_the_new_index(tmp_
     final = run_rag("--corpus", corpus, "--index", index, "index")
     assert final.returncode == 0, final.stderr
     assert not [n for n in leftovers(index) if ".new-" in n]
+    assert in_place_leftovers(index) == []  # the build removed what killed updates left in the index folder
     again = run_rag("--corpus", corpus, "--index", index, "index", "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout.strip().splitlines()[-1])["chunks_embedded"] == 0
@@ -404,7 +452,7 @@ def test_a_swap_cut_between_its_two_renames_leaves_the_old_index(
     with monkeypatch.context() as mp:
         calls = crash_between_the_renames(mp)
         with pytest.raises(OSError, match="simulated crash"):
-            indexing.build(small, encoder, progress=False)
+            indexing.build(small, encoder, full=True, progress=False)  # an update is saved in place: no swap
     pid = os.getpid()
     assert [(a, b.rsplit("-", 1)[0]) for a, b in calls[:1]] == [("index", f".index.old-{pid}")]
     assert [(a.rsplit("-", 1)[0], b) for a, b in calls[1:]] == [(f".index.new-{pid}", "index")]
@@ -418,7 +466,7 @@ def test_a_swap_cut_between_its_two_renames_leaves_the_old_index(
         loaded = load(small, encoder)
     else:
         loaded = Assistant.open(small, refresh=False, progress=False, say=lambda _: None).index
-    assert doc_set(loaded.manifest) == old
+    assert doc_set(loaded) == old
     assert small.index.is_dir()
     assert [n.rsplit("-", 1)[0] for n in leftovers(small.index)] == [f".index.new-{pid}"]  # goes at the next build
     assert_answers(small, loaded, encoder)
@@ -456,7 +504,7 @@ def test_a_reader_between_the_two_renames_does_not_make_the_build_fail(
 
     monkeypatch.setattr(os, "rename", rename)
     try:
-        indexing.build(small, encoder, progress=False)
+        indexing.build(small, encoder, full=True, progress=False)  # the swap of a full build
     finally:
         monkeypatch.undo()
         for t in readers:
@@ -466,20 +514,25 @@ def test_a_reader_between_the_two_renames_does_not_make_the_build_fail(
     assert leftovers(small.index) == []
 
 
+def vectors(index: Path) -> Path:
+    """The chunk vectors file of the (first) segment of the index in `index`."""
+    return next(p for p in sorted((index / "segments").iterdir()) if not p.name.startswith(".")) / "vectors.npy"
+
+
 def test_a_leftover_old_copy_with_this_pid_does_not_block_the_save(small: Settings, encoder: Encoder) -> None:
     leftover = small.index.parent / f".index.old-{os.getpid()}"
     shutil.copytree(small.index, leftover)
-    (leftover / "vectors.npy").unlink()  # half removed by the rmtree that was cut short
+    vectors(leftover).unlink()  # half removed by the rmtree that was cut short
     rewrite(small.corpus / "tea.txt", TEA_V2)
-    _, report = indexing.build(small, encoder, progress=False)
-    assert report.changed == ["tea.txt"]
+    _, report = indexing.build(small, encoder, full=True, progress=False)  # saved by a swap
+    assert sorted(report.added) == sorted(SMALL_DOCS)
     assert doc_set(store.read_manifest(small.index)) == corpus_set({**SMALL_DOCS, "tea.txt": TEA_V2})
 
 
 def test_the_next_build_removes_an_old_copy_a_killed_build_left(small: Settings, encoder: Encoder) -> None:
     leftover = small.index.parent / f".index.old-{2**22 + 1}"  # above any pid_max: never a live process
     shutil.copytree(small.index, leftover)
-    (leftover / "vectors.npy").unlink()
+    vectors(leftover).unlink()
     rewrite(small.corpus / "tea.txt", TEA_V2)
     _, report = indexing.build(small, encoder, progress=False)
     assert report.changed == ["tea.txt"]
@@ -487,16 +540,133 @@ def test_the_next_build_removes_an_old_copy_a_killed_build_left(small: Settings,
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# 2b. A crash at any step of an update or a merge saved in place, in the index folder
+
+
+def test_a_crash_at_any_step_of_a_save_in_place_leaves_the_old_or_the_new_index(
+    tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update (a new segment, then the manifest, in the index folder) and a merge of its segments, stopped as a
+    kill would stop them just before each file is opened for writing, each fsync, rename, replace and removal of
+    the save: a copy of the index folder at that instant is what a crash there leaves. Each copy loads as the old
+    index or the new, and the next build clears what the crash left."""
+    docs = {**SMALL_DOCS, **generated_docs(seed=8, count=4)}
+    settings = Settings(corpus=write_corpus(tmp_path / "corpus", docs), index=tmp_path / "index")
+    indexing.build(settings, encoder, progress=False)
+    old = corpus_set(docs)
+    rewrite(settings.corpus / "tea.txt", TEA_V2)
+    (settings.corpus / "bridges.md").unlink()
+    write_corpus(settings.corpus, {"news/ferry.txt": FERRY})
+    now = {**{s: t for s, t in docs.items() if s != "bridges.md"}, "tea.txt": TEA_V2, "news/ferry.txt": FERRY}
+    new = corpus_set(now)
+    index = settings.index.absolute()
+    crashes: list[tuple[str, Path]] = []
+
+    def crash_here(step: str) -> None:
+        copy = tmp_path / "crashes" / f"{len(crashes):03d}" / "index"
+        shutil.copytree(index, copy)
+        crashes.append((step, copy))
+
+    def inside(path: Any) -> bool:
+        return isinstance(path, (str, os.PathLike)) and Path(os.path.abspath(os.fspath(path))).is_relative_to(index)
+
+    real_open, real_rename, real_replace, real_fsync, real_rmtree = open, os.rename, os.replace, os.fsync, shutil.rmtree
+
+    def opener(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if inside(file) and any(c in mode for c in "wax+"):
+            crash_here(f"open {Path(os.fspath(file)).relative_to(index)}")
+        return real_open(file, mode, *args, **kwargs)
+
+    def rename(src: Any, dst: Any) -> None:
+        if inside(dst):
+            crash_here(f"rename to {Path(os.fspath(dst)).relative_to(index)}")
+        real_rename(src, dst)
+
+    def replace(src: Any, dst: Any) -> None:
+        if inside(dst):
+            crash_here(f"replace {Path(os.fspath(dst)).relative_to(index)}")
+        real_replace(src, dst)
+
+    def fsync(fd: int) -> None:
+        crash_here("fsync")
+        real_fsync(fd)
+
+    def rmtree(path: Any, *args: Any, **kwargs: Any) -> None:
+        if inside(path):
+            crash_here(f"remove {Path(os.fspath(path)).relative_to(index)}")
+        real_rmtree(path, *args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        for module, name, fake in [
+            (builtins, "open", opener),
+            (io, "open", opener),  # pathlib's write_text, zipfile (np.savez)
+            (os, "rename", rename),
+            (os, "replace", replace),
+            (os, "fsync", fsync),
+            (shutil, "rmtree", rmtree),
+        ]:
+            mp.setattr(module, name, fake)
+        updated, report = indexing.build(settings, encoder, progress=False, merge=False)
+        update_steps = len(crashes)
+        assert isinstance(updated, indexing.SegmentedIndex) and len(updated.stored) == 2
+        merged = indexing.merge_segments(settings, updated, everything=True)
+        assert len(merged.stored) == 1
+    assert report.changed == ["tea.txt"] and report.removed == ["bridges.md"] and report.added == ["news/ferry.txt"]
+    assert not leftovers(settings.index), "an update or a merge moved the index folder"
+    steps = [step for step, _ in crashes]
+    assert update_steps and len(crashes) > update_steps, steps  # both the update and the merge were cut
+    for wanted in ("open segments/.", "rename to segments/", "open .manifest.", "replace manifest.json", "remove "):
+        assert any(step.startswith(wanted) for step in steps), (wanted, steps)
+
+    outcomes = []
+    for step, copy in crashes:
+        at = dataclasses.replace(settings, index=copy)
+        loaded = load(at, encoder)
+        got = doc_set(loaded)
+        assert got == doc_set(store.read_manifest(copy)), step
+        assert got in (old, new), f"a mix after a crash at {step}: {sorted(got ^ old)}"
+        assert loaded.engine.count() == len(loaded.chunks) == sum(d.chunks for d in loaded.documents), step
+        outcomes.append("old" if got == old else "new")
+    first_new = outcomes.index("new")
+    shown = list(zip(steps, outcomes, strict=True))
+    assert outcomes == ["old"] * first_new + ["new"] * (len(outcomes) - first_new), shown
+    assert 0 < first_new < update_steps  # the update's manifest replaced: from then on, the new index
+
+    # What the crash left (a segment in the writing, one no manifest names, a manifest's temporary file) goes
+    # at the next build, which brings the index up to date; it answers from there.
+    messy = [(step, copy) for step, copy in crashes if in_place_leftovers(copy)]
+    assert messy, steps
+    print(f"{len(crashes)} crashes ({update_steps} in the update), {len(messy)} leaving something to clear")
+    for step, copy in [messy[0], messy[len(messy) // 2], messy[-1]]:
+        at = dataclasses.replace(settings, index=copy)
+        indexing.build(at, encoder, progress=False)
+        assert in_place_leftovers(copy) == [], step
+        loaded = load(at, encoder)
+        assert doc_set(loaded) == new, step
+        assert_answers(at, loaded, encoder, FERRY_QUESTION)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # 3. A damaged index file found at start-up
 
+# The manifest, then files of the index's segment (`segments/NAME/`).
 DAMAGED = [
     "manifest.json",
-    "vectors.npy",
-    "sentences.npy",
+    "documents.jsonl",
     "chunks.jsonl",
     "sentence_terms.npz",
-    "lexical/vocab.index.json",
+    "vectors.npy",
+    "sentences.npy",
+    "postings.npz",
 ]
+
+
+def file_of(index: Path, name: str) -> Path:
+    """The file `name` of the index in `index`: the manifest, or a file of its (one) segment."""
+    if name == "manifest.json":
+        return index / name
+    (segment,) = (index / "segments").iterdir()
+    return segment / name
 
 
 def truncate(path: Path) -> None:
@@ -511,8 +681,8 @@ def garble(path: Path) -> None:
 
 
 def named(name: str) -> str:
-    """What the error names for a damaged `name`: the file, or the lexical folder for a file of bm25s."""
-    return "lexical" if name.startswith("lexical/") else name
+    """What the error names for a damaged `name`: the file."""
+    return name
 
 
 @pytest.fixture(scope="module")
@@ -538,7 +708,7 @@ def test_a_damaged_index_file_is_named_and_repair_rebuilds_it(
     tmp_path: Path, base: Settings, encoder: Encoder, shared_model: None, name: str, damage: Callable[[Path], None]
 ) -> None:
     settings = copy_of(base, tmp_path)
-    damage(settings.index / name)
+    damage(file_of(settings.index, name))
 
     with pytest.raises(IndexCorrupt) as caught:
         Assistant.open(settings, progress=False, say=lambda _: None)
@@ -557,7 +727,7 @@ def test_a_damaged_index_file_is_named_and_repair_rebuilds_it(
     assert any(named(name) in line and "rebuilding" in line for line in said), said
     response = bot.ask(QUESTION)
     assert response.answer is not None and response.answer.source == "trains/shinkansen.txt"
-    assert doc_set(load(settings, encoder).manifest) == corpus_set(SMALL_DOCS)
+    assert doc_set(load(settings, encoder)) == corpus_set(SMALL_DOCS)
     assert leftovers(settings.index) == []
 
 
@@ -586,7 +756,7 @@ def test_rag_serve_over_a_damaged_index_repairs_it_and_answers(
     tmp_path: Path, base: Settings, name: str, damage: Callable[[Path], None]
 ) -> None:
     settings = copy_of(base, tmp_path)
-    damage(settings.index / name)
+    damage(file_of(settings.index, name))
     where = ("--corpus", settings.corpus, "--index", settings.index)
 
     r = run_rag(*where, "ask", QUESTION)
@@ -711,7 +881,7 @@ def test_two_builds_at_once_in_one_process_are_serialized(
     # One built everything; the other waited for it, then found nothing to do (without the lock, both embed all).
     assert sorted(r.chunks_embedded for r in reports) == [0, len(loaded.chunks)]
     assert "waiting for another build" in caplog.text  # a warning of the `rag` logger: the CLI prints it
-    assert doc_set(loaded.manifest) == corpus_set(docs)
+    assert doc_set(loaded) == corpus_set(docs)
     assert leftovers(settings.index) == []
     assert_answers(settings, loaded, encoder)
 
@@ -731,7 +901,7 @@ def test_two_rag_index_processes_at_once_are_serialized(tmp_path: Path, encoder:
     loaded = load(settings, encoder)
     assert sorted(r["chunks_embedded"] for r in reports) == [0, len(loaded.chunks)]
     assert any("waiting for another build" in err for _, err in outputs)  # they did overlap
-    assert doc_set(loaded.manifest) == corpus_set(docs)
+    assert doc_set(loaded) == corpus_set(docs)
     assert leftovers(settings.index) == []
     assert_answers(settings, loaded, encoder)
 
@@ -742,11 +912,22 @@ def test_two_rag_index_processes_at_once_are_serialized(tmp_path: Path, encoder:
 AUTH = {"Authorization": "Bearer t"}
 
 
-def test_questions_are_answered_while_the_server_rebuilds(tmp_path: Path, encoder: Encoder) -> None:
+def test_questions_are_answered_while_the_server_rebuilds(
+    tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     docs = {**SMALL_DOCS, **generated_docs(seed=7, count=6)}
     settings = Settings(corpus=write_corpus(tmp_path / "corpus", docs), index=tmp_path / "index")
     settings = dataclasses.replace(settings, admin_token="t")
     index, _ = indexing.build(settings, encoder, progress=False)
+    # An update that reads and embeds one new file is over in a moment: each rebuild's embedding takes a second
+    # longer, so that questions surely come while it runs.
+    embed = builder.embed_documents
+
+    def slow_embed(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.0)
+        return embed(*args, **kwargs)
+
+    monkeypatch.setattr(builder, "embed_documents", slow_embed)
     app = create_app(Assistant(settings, index, encoder))
     service = app.state.service
     write_corpus(settings.corpus, {"news/ferry.txt": FERRY})  # added before the reindex

@@ -3,7 +3,8 @@
 A failed build must leave the old index byte-identical and remove what it wrote; `rag index` fails with one clear
 line (exit 2); `rag ask`, `rag serve` and the server's background rebuild go on answering from the old index, with
 one warning that says it is out of date, why and what to do. The full disk is simulated deterministically: files
-written into the build's `.index.new-*` folder store half of their first write, then raise ENOSPC.
+a save writes (into a full build's `.index.new-*` folder, or, for an update saved in place, into the index's
+`segments/.NAME.tmp` folder and its `.manifest.*.tmp`) store half of their first write, then raise ENOSPC.
 """
 
 from __future__ import annotations
@@ -40,16 +41,17 @@ pytestmark = pytest.mark.slow  # the real model
 QUESTION = "When did the first Shinkansen line open?"
 TEA_V2 = SMALL_DOCS["tea.txt"] + " The second flush is picked in late June and tastes stronger."
 WAIT = 60.0
-# Every file a save writes (local engine), in the order written; "lexical/..." is one of bm25s's files.
+# Every file a save writes (local engine), in the order written: a segment's files, then the manifest.
 WRITES = [
+    "documents.jsonl",
     "chunks.jsonl",
     "sentence_terms.npz",
     "sentence_vocabulary.json",
-    "vectors.npy",
-    "sentences.npy",
-    "lexical/vocab.index.json",
     "texts.jsonl",
     "texts.offsets.npy",
+    "vectors.npy",
+    "sentences.npy",
+    "postings.npz",
     "manifest.json",
 ]
 
@@ -83,21 +85,35 @@ def no_space(name: str) -> OSError:
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
 
 
+def saved_as(path: Path) -> str | None:
+    """The name of the index file a save writes at `path`, or None when `path` is not one a save writes: a file of
+    a full build's `.NAME.new-*` folder (a segment's file by its own name), one of the temporary segment folder
+    `segments/.NAME.tmp` of an update saved in place, or its manifest's temporary file `.manifest.*.tmp`."""
+    parts = path.parts
+    if any(part.startswith(".") and ".new-" in part for part in parts[:-1]):
+        return path.name
+    if len(parts) >= 3 and parts[-3] == "segments" and parts[-2].startswith(".") and parts[-2].endswith(".tmp"):
+        return path.name
+    if path.name.startswith(".manifest.") and path.name.endswith(".tmp"):
+        return "manifest.json"
+    return None
+
+
 def fill_disk(
     target: str = "vectors.npy",
     fail: Callable[[str], BaseException] = no_space,
     setattr_: Callable[[Any, str, Any], None] = setattr,
 ) -> None:
-    """From now on, writing `target` (a path inside a build's `.NAME.new-*` folder; "*": any file there) fails
-    part-way with `fail(path)`. `setattr_`: a monkeypatch's, to undo it; plain `setattr` in a subprocess."""
+    """From now on, writing `target` (the name of a file a save writes, `saved_as`; "*": any file a save writes)
+    fails part-way with `fail(path)`. `setattr_`: a monkeypatch's, to undo it; plain `setattr` in a subprocess."""
     real = builtins.open
 
     def opener(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         opened = real(file, mode, *args, **kwargs)
         if isinstance(file, (str, os.PathLike)) and any(c in mode for c in "wax+"):
             path = Path(os.fspath(file))
-            inside = next((i for i, part in enumerate(path.parts) if ".new-" in part and part.startswith(".")), None)
-            if inside is not None and target in ("*", "/".join(path.parts[inside + 1 :])):
+            name = saved_as(path)
+            if name is not None and target in ("*", name):
                 return _FillingFile(opened, str(path), fail)
         return opened
 
@@ -177,15 +193,20 @@ def assert_says_what_to_do(message: str, why: str = "No space left on device") -
 # The build
 
 
+# An update writes a new segment and the manifest in place, in the index folder; a full build a new index folder.
+BUILDS = pytest.mark.parametrize("full", [False, True], ids=["update", "full"])
+
+
+@BUILDS
 @pytest.mark.parametrize("target", WRITES)
 def test_a_full_disk_at_any_file_of_the_save_leaves_the_old_index_and_nothing_else(
-    small: Settings, encoder: Encoder, monkeypatch: pytest.MonkeyPatch, target: str
+    small: Settings, encoder: Encoder, monkeypatch: pytest.MonkeyPatch, target: str, full: bool
 ) -> None:
     before = state_of(small.index)
     with monkeypatch.context() as mp:
         fill_disk(target, setattr_=mp.setattr)
         with pytest.raises(RagError) as raised:
-            indexing.build(small, encoder, progress=False)
+            indexing.build(small, encoder, full=full, progress=False)
     assert_says_what_to_do(str(raised.value))
     assert state_of(small.index) == before
     assert leftovers(small.index) == []
@@ -205,28 +226,31 @@ def test_a_full_disk_at_any_file_of_the_save_leaves_the_old_index_and_nothing_el
     ],
     ids=["ENOSPC", "EDQUOT", "EROFS", "EACCES"],
 )
+@BUILDS
 def test_any_error_writing_the_index_is_reported_with_what_to_do(
-    small: Settings, encoder: Encoder, monkeypatch: pytest.MonkeyPatch, code: int, why: str
+    small: Settings, encoder: Encoder, monkeypatch: pytest.MonkeyPatch, code: int, why: str, full: bool
 ) -> None:
     before = state_of(small.index)
     with monkeypatch.context() as mp:
         fill_disk("sentences.npy", lambda name: OSError(code, os.strerror(code), name), mp.setattr)
         with pytest.raises(RagError) as raised:
-            indexing.build(small, encoder, progress=False)
+            indexing.build(small, encoder, full=full, progress=False)
     assert_says_what_to_do(str(raised.value), why)
-    assert ".index.new-" not in str(raised.value)  # the file named by its name in the index, not the temp folder
+    # The file named by its name in the index, not by the temporary folder it was written in.
+    assert ".index.new-" not in str(raised.value) and ".tmp" not in str(raised.value)
     assert state_of(small.index) == before and leftovers(small.index) == []
 
 
+@BUILDS
 @pytest.mark.parametrize("target", ["chunks.jsonl", "vectors.npy", "manifest.json"])
 def test_ctrl_c_while_the_index_is_written_removes_what_was_written(
-    small: Settings, encoder: Encoder, monkeypatch: pytest.MonkeyPatch, target: str
+    small: Settings, encoder: Encoder, monkeypatch: pytest.MonkeyPatch, target: str, full: bool
 ) -> None:
     before = state_of(small.index)
     with monkeypatch.context() as mp:
         fill_disk(target, interrupt, mp.setattr)
         with pytest.raises(KeyboardInterrupt):
-            indexing.build(small, encoder, progress=False)
+            indexing.build(small, encoder, full=full, progress=False)
     assert state_of(small.index) == before and leftovers(small.index) == []
 
 
@@ -236,6 +260,24 @@ def test_a_folder_left_by_a_killed_build_is_removed_by_the_next_build(small: Set
     (stale / "manifest.json").unlink()  # killed before its manifest was written
     indexing.build(small, encoder, progress=False)
     assert leftovers(small.index) == []
+
+
+def test_what_a_killed_update_left_in_the_index_folder_is_removed_by_the_next_build(
+    small: Settings, encoder: Encoder
+) -> None:
+    # An update killed while it wrote its segment, after it renamed it (before the manifest named it), or while
+    # it wrote the manifest's temporary file.
+    segments = small.index / "segments"
+    (named,) = [p for p in segments.iterdir()]
+    shutil.copytree(named, segments / ".20000101000000-deadbeef.tmp")
+    shutil.copytree(named, segments / "20000101000000-0badcafe")
+    (small.index / ".manifest.0123abcd.tmp").write_text("{", encoding="utf-8")
+    _, report = indexing.build(small, encoder, progress=False)
+    assert report.changed == ["tea.txt"]
+    manifest = store.read_manifest(small.index)
+    assert sorted(p.name for p in segments.iterdir()) == sorted(s["name"] for s in manifest["segments"])
+    assert not list(small.index.glob(".manifest.*")) and leftovers(small.index) == []
+    assert indexing.load(small, encoder).engine.count() > 0
 
 
 def test_a_build_that_cannot_take_the_lock_leaves_other_builds_folders_alone(small: Settings, encoder: Encoder) -> None:
@@ -297,7 +339,7 @@ def test_assistant_open_serves_the_old_index_and_logs_a_warning(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "out of date" in warnings[0].getMessage()
     assert_says_what_to_do(warnings[0].getMessage())
-    assert bot.index.manifest["documents"] == old
+    assert [dataclasses.asdict(d) for d in bot.index.documents] == old
     assert bot.ask(QUESTION).answer is not None
     assert leftovers(small.index) == []
 

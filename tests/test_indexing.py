@@ -15,7 +15,7 @@ from rag.config import Settings
 from rag.embedding import Encoder
 from rag.engines.local import LocalEngine
 from rag.errors import CorpusError
-from rag.indexing import store
+from rag.indexing import catalog, store
 from rag.indexing.store import Index
 from rag.readers.documents import Skipped
 from rag.text.chunking import make_chunks
@@ -43,11 +43,12 @@ def chunk_count(text: str, settings: Settings) -> int:
 
 
 def all_chunk_vectors(index: Index) -> np.ndarray:
-    return local(index).vectors
+    """The vectors of the live chunks, documents in index order, from whichever segment holds each."""
+    return np.vstack([local(index).document_vectors(d.source)[0] for d in index.documents])
 
 
 def all_sentence_vectors(index: Index) -> np.ndarray:
-    return local(index).sentence_vectors
+    return np.vstack([local(index).document_vectors(d.source)[1] for d in index.documents])
 
 
 def local(index: Index) -> LocalEngine:
@@ -112,6 +113,11 @@ def test_adding_a_document_embeds_only_its_chunks(built: tuple[Settings, Index],
     assert report.chunks_embedded == chunk_count(NEW_DOC, settings)
     assert report.chunks == len(first.chunks) + report.chunks_embedded
     assert [c for c in index.chunks if c.source != "fuji.txt"] == first.chunks
+    old, new = local(index).segments  # the new document in a segment of its own, the first one as it was
+    assert index.manifest["segments"][0] == first.manifest["segments"][0]  # not rewritten
+    assert old.chunks == local(first).segments[0].chunks
+    assert [c.source for c in new.chunks] == ["fuji.txt"] * report.chunks_embedded
+    assert_same_index(index, load(settings, encoder))
 
 
 def test_changing_a_document_embeds_only_its_chunks(built: tuple[Settings, Index], encoder: Encoder) -> None:
@@ -125,6 +131,10 @@ def test_changing_a_document_embeds_only_its_chunks(built: tuple[Settings, Index
     tea = [c.text for c in index.chunks if c.source == "tea.txt"]
     assert any("Matcha" in t for t in tea)
     assert not any("Shizuoka" in c.text for c in index.chunks)
+    assert [s["deleted"] for s in index.manifest["segments"]] == [["tea.txt"], []]  # the old copy is dead
+    assert [c.source for c in local(index).segments[-1].chunks] == ["tea.txt"] * len(tea)
+    assert catalog.read_document(settings.index, "tea.txt").text == changed  # from the newest segment
+    assert_same_index(index, load(settings, encoder))
 
 
 def test_deleting_a_document_removes_its_chunks(built: tuple[Settings, Index], encoder: Encoder) -> None:
@@ -136,6 +146,8 @@ def test_deleting_a_document_removes_its_chunks(built: tuple[Settings, Index], e
     assert all(c.source != "bridges.md" for c in index.chunks)
     assert [d.source for d in index.documents] == ["tea.txt", "trains/shinkansen.txt"]
     assert len(all_sentence_vectors(index)) == sum(d.sentences for d in index.documents)
+    assert index.manifest["segments"][0]["deleted"] == ["bridges.md"]  # nothing rewritten: its chunks are dead
+    assert local(index).count() == len(index.chunks)
     assert_same_index(index, load(settings, encoder))
 
 
@@ -208,26 +220,26 @@ def test_a_document_of_stop_words_only_can_be_indexed(tmp_path: Path, encoder: E
 
 def test_is_stale_is_false_right_after_a_build(built: tuple[Settings, Index]) -> None:
     settings, index = built
-    assert indexing.is_stale(settings, index.manifest) is False
+    assert indexing.is_stale(settings, index) is False
     assert indexing.is_stale(settings, store.read_manifest(settings.index)) is False
 
 
 def test_is_stale_notices_an_added_document(built: tuple[Settings, Index]) -> None:
     settings, index = built
     write_corpus(settings.corpus, {"more/fuji.md": NEW_DOC})
-    assert indexing.is_stale(settings, index.manifest) is True
+    assert indexing.is_stale(settings, index) is True
 
 
 def test_is_stale_notices_a_changed_document(built: tuple[Settings, Index]) -> None:
     settings, index = built
     rewrite(settings.corpus / "tea.txt", SMALL_DOCS["tea.txt"].replace("May", "June"))
-    assert indexing.is_stale(settings, index.manifest) is True
+    assert indexing.is_stale(settings, index) is True
 
 
 def test_is_stale_notices_a_removed_document(built: tuple[Settings, Index]) -> None:
     settings, index = built
     (settings.corpus / "trains" / "shinkansen.txt").unlink()
-    assert indexing.is_stale(settings, index.manifest) is True
+    assert indexing.is_stale(settings, index) is True
 
 
 def test_a_touched_but_unchanged_document_is_not_stale_and_not_re_embedded(
@@ -235,7 +247,7 @@ def test_a_touched_but_unchanged_document_is_not_stale_and_not_re_embedded(
 ) -> None:
     settings, index = built
     rewrite(settings.corpus / "tea.txt", SMALL_DOCS["tea.txt"])
-    assert indexing.is_stale(settings, index.manifest) is False
+    assert indexing.is_stale(settings, index) is False
     rebuilt, report = build(settings, encoder)
     assert report.chunks_embedded == 0
     entry = next(d for d in rebuilt.documents if d.source == "tea.txt")
@@ -245,14 +257,14 @@ def test_a_touched_but_unchanged_document_is_not_stale_and_not_re_embedded(
 def test_an_unchanged_unreadable_file_does_not_make_the_index_stale(small_corpus: Settings, encoder: Encoder) -> None:
     write_corpus(small_corpus.corpus, {"empty.txt": ""})
     index, _ = build(small_corpus, encoder)
-    assert indexing.is_stale(small_corpus, index.manifest) is False
+    assert indexing.is_stale(small_corpus, index) is False
 
 
 def test_is_stale_notices_a_skipped_file_that_became_readable(small_corpus: Settings, encoder: Encoder) -> None:
     write_corpus(small_corpus.corpus, {"draft.txt": ""})
     index, _ = build(small_corpus, encoder)
     rewrite(small_corpus.corpus / "draft.txt", "The draft now has text in it.")
-    assert indexing.is_stale(small_corpus, index.manifest) is True
+    assert indexing.is_stale(small_corpus, index) is True
 
 
 @pytest.mark.parametrize(
@@ -283,7 +295,7 @@ def test_a_build_that_fails_midway_leaves_the_previous_index(
     monkeypatch.undo()
     assert calls, "the build reached the encoder"
     assert_same_index(before, load(settings, encoder))
-    assert indexing.is_stale(settings, before.manifest)
+    assert indexing.is_stale(settings, before)
     index, report = build(settings, encoder)  # the next build picks up the same work
     assert report.added == ["fuji.txt"]
     assert report.changed == ["tea.txt"]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.engines.local import LocalEngine
+from rag.engines.local import LocalEngine, Segment
 from rag.pipeline import Assistant
 from rag.retrieval import Hit, Weights, fuse_convex, fuse_rrf, normalize_minmax, search
 
@@ -18,6 +18,13 @@ def local(assistant: Assistant) -> LocalEngine:
     engine = assistant.index.engine
     assert isinstance(engine, LocalEngine)
     return engine
+
+
+def only_segment(assistant: Assistant) -> Segment:
+    """The one segment of the session index (a build from scratch writes one)."""
+    segments = local(assistant).segments
+    assert len(segments) == 1
+    return segments[0]
 
 
 SCORES: st.SearchStrategy[Mapping[int, float]] = st.dictionaries(
@@ -143,23 +150,26 @@ QUESTIONS = [
 @pytest.mark.slow
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_faiss_matches_brute_force_inner_product(assistant: Assistant, question: str) -> None:
-    engine = local(assistant)
+    segment = only_segment(assistant)
     vector = assistant.encoder.encode_one(question)
-    n = engine.structure.index.ntotal
-    matrix = engine.vectors
+    n = segment.structure.index.ntotal
+    matrix = segment.vectors
     assert matrix.shape == (n, assistant.index.dimension)
     np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
     expected = matrix @ vector
     k = 10
-    scores, rows = engine.structure.index.search(vector.reshape(1, -1), k)
+    scores, rows = segment.structure.index.search(vector.reshape(1, -1), k)
     np.testing.assert_allclose(scores[0], np.sort(expected)[::-1][:k], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(expected[rows[0]], scores[0], rtol=1e-5, atol=1e-5)
+    found = local(assistant).search_dense(vector, k)  # the engine's search over its segments: the same ranking
+    np.testing.assert_allclose([score for _, score in found], scores[0], rtol=1e-5, atol=1e-5)
+    assert [segment.row[chunk_id] for chunk_id, _ in found] == rows[0].tolist()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_search_reports_exact_signals_best_first(assistant: Assistant, question: str) -> None:
-    engine = local(assistant)
+    engine, segment = local(assistant), only_segment(assistant)
     vector = assistant.encoder.encode_one(question)
     terms = assistant.index.vocabulary.query_terms(question)
     hits, passages = search(engine, vector, terms, 8)
@@ -170,11 +180,11 @@ def test_search_reports_exact_signals_best_first(assistant: Assistant, question:
     assert [c.id for c in passages.chunks] == [h.id for h in hits]
     lexical = dict(engine.search_lexical(terms, engine.count()))
     for i, hit in enumerate(hits):
-        row = engine.row[hit.id]
+        row = segment.row[hit.id]
         assert 0.0 <= hit.score <= 1.0 + 1e-9
-        assert hit.dense == pytest.approx(float(engine.vectors[row] @ vector), abs=1e-5)
-        rows = engine.sentence_rows(row)
-        best = float(np.max(engine.sentence_vectors[rows.start : rows.stop] @ vector))
+        assert hit.dense == pytest.approx(float(segment.vectors[row] @ vector), abs=1e-5)
+        rows = segment.chunk_sentences(row)
+        best = float(np.max(segment.sentence_vectors[rows.start : rows.stop] @ vector))
         assert hit.sentence == pytest.approx(best, abs=1e-5)
         assert float(np.max(passages.vectors[list(passages.positions(i))] @ vector)) == pytest.approx(best, abs=1e-5)
         assert engine.fetch([hit.id]).best_sentence_scores(vector)[0] == pytest.approx(best, abs=1e-5)

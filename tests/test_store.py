@@ -5,6 +5,7 @@ These tests use a small fake index (made-up chunks, random unit vectors) that ne
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -16,8 +17,8 @@ import pytest
 from rag import indexing
 from rag.config import Settings
 from rag.engines import opener
-from rag.engines.local import LocalEngine
-from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, NotFound
+from rag.engines.local import LocalEngine, Segment
+from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexOutdated, NotFound
 from rag.indexing import catalog, store
 from rag.indexing.store import DocumentEntry, Index
 from rag.indexing.texts import Texts
@@ -69,8 +70,21 @@ def local(index: Index) -> LocalEngine:
     return index.engine
 
 
+def segment(index: Index) -> Segment:
+    """The one segment of a fake index (a full build writes one)."""
+    segments = local(index).segments
+    assert len(segments) == 1
+    return segments[0]
+
+
+def segment_folder(folder: Path) -> Path:
+    """The folder of the one segment of the index saved in `folder`."""
+    (entry,) = json.loads((folder / "manifest.json").read_text())["segments"]
+    return folder / "segments" / entry["name"]
+
+
 def all_vectors(index: Index) -> np.ndarray:
-    structure = local(index).structure.index
+    structure = segment(index).structure.index
     return structure.reconstruct_n(0, structure.ntotal)
 
 
@@ -86,7 +100,7 @@ def assert_same_index(a: Index, b: Index) -> None:
     assert a.documents == b.documents
     assert a.manifest == b.manifest
     np.testing.assert_array_equal(all_vectors(a), all_vectors(b))
-    np.testing.assert_array_equal(local(a).sentence_vectors, local(b).sentence_vectors)
+    np.testing.assert_array_equal(segment(a).sentence_vectors, segment(b).sentence_vectors)
 
 
 def test_save_then_load_round_trips(saved: tuple[Index, Path]) -> None:
@@ -95,20 +109,23 @@ def test_save_then_load_round_trips(saved: tuple[Index, Path]) -> None:
     assert_same_index(index, loaded)
     for source, text in TEXTS.items():
         assert loaded.document(source).text == text == index.document(source).text
-    assert local(loaded).sentence_vectors.dtype == np.float32
+    assert segment(loaded).sentence_vectors.dtype == np.float32
     terms = loaded.vocabulary.query_terms("beta particles")
-    assert loaded.engine.search_lexical(terms, 3) == index.engine.search_lexical(terms, 3)
-    assert sorted(p.name for p in folder.iterdir()) == [
+    found = loaded.engine.search_lexical(terms, 3)
+    assert found and found == index.engine.search_lexical(terms, 3)
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "segments"]
+    assert [p.name for p in (folder / "segments").iterdir()] == [segment_folder(folder).name]
+    assert sorted(p.name for p in segment_folder(folder).iterdir()) == [
         "chunks.jsonl",
-        "lexical",
-        "manifest.json",
+        "documents.jsonl",
+        "postings.npz",
         "sentence_terms.npz",
         "sentence_vocabulary.json",
         "sentences.npy",
         "texts.jsonl",
         "texts.offsets.npy",
         "vectors.npy",
-    ]  # a small index is searched exactly: no dense.faiss (see test_engine_dense.py for the approximate one)
+    ]  # a small segment is searched exactly: no dense.faiss (see test_engine_dense.py for the approximate one)
 
 
 def test_the_manifest_describes_the_index(saved: tuple[Index, Path]) -> None:
@@ -117,16 +134,21 @@ def test_the_manifest_describes_the_index(saved: tuple[Index, Path]) -> None:
     assert manifest["format"] == store.FORMAT_VERSION
     assert manifest["model"] == EXPECTED["model"]
     assert manifest["chunker"] == EXPECTED["chunker"]
-    assert [d["source"] for d in manifest["documents"]] == list(TEXTS)
+    assert "documents" not in manifest  # listed by the segments
+    (entry,) = manifest["segments"]
+    assert (entry["documents"], entry["deleted"]) == (2, [])
+    assert entry["chunks"] == manifest["counts"]["chunks"] > 0
+    assert entry["first_term"] == 0 and entry["terms"] > 0
     assert manifest["counts"]["documents"] == 2
     assert manifest["skipped"] == {"broken.txt": "binary file"}
+    assert [d["source"] for d in store.read_manifest(folder)["documents"]] == list(TEXTS)
 
 
 def test_index_maps_chunks_to_their_sentence_vectors(saved: tuple[Index, Path]) -> None:
     index = load_index(saved[1], EXPECTED)
-    engine = local(index)
-    rows = [r for i in range(len(index.chunks)) for r in engine.sentence_rows(i)]
-    assert sorted(set(rows)) == list(range(len(engine.sentence_vectors)))  # every sentence belongs to a chunk
+    engine, part = local(index), segment(index)
+    rows = [r for i in range(len(index.chunks)) for r in part.chunk_sentences(i)]
+    assert sorted(set(rows)) == list(range(len(part.sentence_vectors)))  # every sentence belongs to a chunk
     first_beta = index.first_chunk("notes/beta.md")
     assert index.chunks[first_beta].source == "notes/beta.md"
     assert index.chunks[first_beta - 1].source == "alpha.txt"
@@ -186,12 +208,26 @@ def delete(path: Path) -> None:
     path.unlink()
 
 
+def file_of(folder: Path, name: str) -> Path:
+    """The file `name` of the index in `folder`: the manifest at its root, the others in its one segment."""
+    return folder / name if name == "manifest.json" else segment_folder(folder) / name
+
+
 @pytest.mark.parametrize("damage", [truncate, garble], ids=["truncated", "garbage"])
 @pytest.mark.parametrize(
-    "name", ["manifest.json", "chunks.jsonl", "vectors.npy", "sentences.npy", "sentence_terms.npz"]
+    "name",
+    [
+        "manifest.json",
+        "documents.jsonl",
+        "chunks.jsonl",
+        "vectors.npy",
+        "sentences.npy",
+        "sentence_terms.npz",
+        "postings.npz",
+    ],
 )
 def test_a_damaged_file_is_named_in_the_error(saved: tuple[Index, Path], name: str, damage: Any) -> None:
-    damage(saved[1] / name)
+    damage(file_of(saved[1], name))
     with pytest.raises(IndexCorrupt) as caught:
         load_index(saved[1], EXPECTED)
     assert name in str(caught.value)
@@ -200,31 +236,38 @@ def test_a_damaged_file_is_named_in_the_error(saved: tuple[Index, Path], name: s
 
 @pytest.mark.parametrize(
     "name",
-    ["chunks.jsonl", "vectors.npy", "sentences.npy", "sentence_terms.npz", "sentence_vocabulary.json", "lexical"],
+    [
+        "documents.jsonl",
+        "chunks.jsonl",
+        "vectors.npy",
+        "sentences.npy",
+        "sentence_terms.npz",
+        "sentence_vocabulary.json",
+        "postings.npz",
+        "texts.offsets.npy",
+    ],
 )
 def test_a_missing_file_is_named_in_the_error(saved: tuple[Index, Path], name: str) -> None:
-    path = saved[1] / name
-    if path.is_dir():
-        for child in path.iterdir():
-            child.unlink()
-        path.rmdir()
-    else:
-        path.unlink()
+    file_of(saved[1], name).unlink()
     with pytest.raises(IndexCorrupt, match=name):
         load_index(saved[1], EXPECTED)
 
 
-def test_an_old_sentence_table_is_made_anew_from_the_texts(saved: tuple[Index, Path]) -> None:
-    index, folder = saved
+def test_an_old_sentence_table_is_outdated(saved: tuple[Index, Path]) -> None:
+    # Segments share their term ids: other table rules mean every segment made anew, which `rag index` does.
+    _, folder = saved
     path = folder / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["text"]["sentence_table"] = 3  # the version before the flag rules' digest was part of it
     path.write_text(json.dumps(manifest))
-    (folder / sentences.FILE).write_bytes(b"an older format")
-    loaded = load_index(folder, EXPECTED)
-    assert np.array_equal(loaded.sentence_table.ids, index.sentence_table.ids)
-    terms = loaded.vocabulary.query_terms("beta particles")
-    assert loaded.engine.search_lexical(terms, 3) == index.engine.search_lexical(terms, 3)
+    (segment_folder(folder) / sentences.FILE).write_bytes(b"an older format")
+    with pytest.raises(IndexOutdated, match="rag index --full"):
+        load_index(folder, EXPECTED)
+
+
+def test_other_word_rules_are_outdated(saved: tuple[Index, Path]) -> None:
+    with pytest.raises(IndexOutdated, match="word rules"):
+        load_index(saved[1], {**EXPECTED, "text": {**EXPECTED["text"], "language": "de"}})
 
 
 @pytest.mark.parametrize("manifest", ["[]", '"text"', '{"format": 1}', '{"model": {}}', "null"])
@@ -234,29 +277,33 @@ def test_a_manifest_of_the_wrong_shape_is_corrupt(saved: tuple[Index, Path], man
         store.read_manifest(saved[1])
 
 
-@pytest.mark.parametrize("documents", [None, [{"source": "alpha.txt"}]], ids=["missing", "malformed"])
-def test_a_manifest_with_bad_documents_names_the_manifest(saved: tuple[Index, Path], documents: Any) -> None:
+@pytest.mark.parametrize("damage", ["missing", "malformed", "unknown"])
+def test_a_manifest_with_bad_segments_names_the_manifest(saved: tuple[Index, Path], damage: str) -> None:
     path = saved[1] / "manifest.json"
     manifest = json.loads(path.read_text())
-    if documents is None:
-        del manifest["documents"]
+    if damage == "missing":
+        del manifest["segments"]
+    elif damage == "malformed":
+        manifest["segments"] = [{"name": manifest["segments"][0]["name"]}]
     else:
-        manifest["documents"] = documents
+        manifest["segments"][0]["name"] = "no-such-segment"
     path.write_text(json.dumps(manifest))
     with pytest.raises(IndexCorrupt, match="manifest.json"):
         load_index(saved[1], EXPECTED)
 
 
-def test_files_that_disagree_are_corrupt(saved: tuple[Index, Path]) -> None:
-    path = saved[1] / "chunks.jsonl"
+@pytest.mark.parametrize("name", ["chunks.jsonl", "documents.jsonl"])
+def test_files_that_disagree_are_corrupt(saved: tuple[Index, Path], name: str) -> None:
+    path = segment_folder(saved[1]) / name
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text("".join(lines[:-1]), encoding="utf-8")  # a whole line lost: every line still parses
     with pytest.raises(IndexCorrupt, match="do not agree"):
         load_index(saved[1], EXPECTED)
 
 
-def test_too_few_sentence_vectors_are_corrupt(saved: tuple[Index, Path]) -> None:
-    path = saved[1] / "sentences.npy"
+@pytest.mark.parametrize("name", ["sentences.npy", "vectors.npy"])
+def test_too_few_vectors_are_corrupt(saved: tuple[Index, Path], name: str) -> None:
+    path = segment_folder(saved[1]) / name
     np.save(path, np.load(path)[:-1])
     with pytest.raises(IndexCorrupt, match="do not agree"):
         load_index(saved[1], EXPECTED)
@@ -266,6 +313,7 @@ def test_an_interrupted_swap_is_recovered(saved: tuple[Index, Path]) -> None:
     index, folder = saved
     os.rename(folder, folder.with_name(".index.old-123"))  # the crash came between the two renames
     manifest = store.read_manifest(folder)
+    assert manifest.pop("documents") == [dataclasses.asdict(d) for d in index.documents]  # from the segments
     assert manifest == index.manifest
     assert folder.is_dir()
     assert not folder.with_name(".index.old-123").exists()
@@ -336,9 +384,11 @@ def test_read_document_reads_one_text_without_loading_the_index(saved: tuple[Ind
 
 def test_a_missing_texts_file_is_a_damaged_index(saved: tuple[Index, Path]) -> None:
     _, folder = saved
-    (folder / "texts.jsonl").unlink()
+    (segment_folder(folder) / "texts.jsonl").unlink()
     with pytest.raises(IndexCorrupt, match="texts.jsonl"):
         load_index(folder, EXPECTED)
+    with pytest.raises(IndexCorrupt, match="texts.jsonl"):
+        catalog.read_document(folder, "alpha.txt")
 
 
 def test_page_at_names_the_page_of_an_offset() -> None:

@@ -1,6 +1,6 @@
-"""Search engines behind one interface (`base.py`), picked by the `engine` setting: `local` (FAISS and bm25s in
-the index folder, the default) or `milvus` (a Milvus server, or Milvus Lite). Each is imported when it is first
-used, so that importing the core loads neither FAISS nor pymilvus."""
+"""Search engines behind one interface (`base.py`), picked by the `engine` setting: `local` (FAISS and BM25 in
+segments of the index folder, the default) or `milvus` (a Milvus server, or Milvus Lite). Each is imported when it
+is first used, so that importing the core loads neither FAISS nor pymilvus."""
 
 from __future__ import annotations
 
@@ -40,11 +40,8 @@ def opener(settings: Settings) -> Opener:
     """Opens the engine an index's manifest names, with the connection settings of `settings`."""
 
     def open_engine(described: dict[str, Any], catalog: Catalog) -> Engine:
-        if described["name"] == "local":
-            from .local import LocalEngine
-
-            engine = LocalEngine.load(catalog.folder, described, catalog.chunks, catalog.table, catalog.first_row)
-            return engine if catalog.table_current else engine.with_lexical(catalog.words)
+        if described["name"] == "local":  # its index lists segments, which the catalog opens (indexing/segmented.py)
+            raise ValueError("an index of the local engine without segments")
         if not catalog.table_current:
             raise IndexMismatch(
                 "the answer rules changed since the index was built, and Milvus holds the old sentence terms; "
@@ -76,7 +73,7 @@ def build_engine(
     if settings.engine == "local":
         from .local import LocalEngine
 
-        return LocalEngine.build(update, None, words)
+        return LocalEngine.build(update)
     return connect_milvus(settings, update.dimension, fresh=not shared).apply(update)
 
 

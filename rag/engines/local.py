@@ -1,217 +1,209 @@
-"""The default engine: FAISS for the dense side, bm25s for the lexical side, NumPy arrays for the vectors, all in
-the index folder beside the catalog. The fastest thing on one machine: a question's searches cost about a
-millisecond up to a million chunks (README, Performance).
+"""The default engine: FAISS for the dense side, BM25 over postings for the lexical side, NumPy arrays for the
+vectors, all in the index folder beside the catalog, in segments (`segment.py`).
 
-Files it adds to an index folder:
-
-    vectors.npy     chunk vectors (float32, normalized: inner product = cosine), memory-mapped when loaded
-    dense.faiss     the approximate (HNSW) structure over them, for large indexes only (see dense.py)
-    sentences.npy   one vector per sentence (float16), rows in the order of the catalog's sentence table
-    lexical/        the bm25s index of the chunks' terms
-
-Row i of the chunk vectors, of the BM25 index and of the catalog's chunk list is the same chunk; every build makes
-them anew (from the previous engine's vectors for unchanged documents), which costs seconds at a million chunks.
+An update writes the documents it embedded as a new segment and marks the chunks of the documents it removed or
+replaced as dead in the older ones; a merge (`rag/indexing/segments.py`) joins segments and drops dead chunks. A
+question searches every segment, leaves dead chunks out, and scores BM25 with the statistics of the live chunks of
+all of them (`postings.py`): the scores are those of one index built from scratch over the same chunks. The
+fastest thing on one machine: a question's searches cost about a millisecond up to a million chunks (README,
+Performance).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..text.chunking import Chunk
-from ..text.sentences import SentenceTable
-from ..text.words import Words
+from ..text.sentences import SentenceRows
 from . import dense
 from .base import Candidates, Engine, Passages, Scored, Update
-from .lexical import LexicalIndex
+from .postings import Stats
+from .postings import search as search_postings
+from .segment import FILES, DamagedFile, Segment
 
-FLOAT32_SENTENCES = 2_000_000  # sentence vectors held as float32 in memory up to this many (3 GB)
-FILES = ("vectors.npy", "sentences.npy", "lexical")
-
-
-class DamagedFile(ValueError):
-    """A file of the engine could not be read."""
-
-    def __init__(self, path: object, cause: Exception) -> None:
-        super().__init__(f"{path}: {type(cause).__name__}: {cause}")
-        self.filename = str(path)
+__all__ = ["FILES", "DamagedFile", "LocalCandidates", "LocalEngine", "Segment"]
 
 
 class LocalEngine(Engine):
+    """Segments, oldest first, each with the sources whose chunks in it are dead (removed or replaced since)."""
+
     name = "local"
 
-    def __init__(
-        self,
-        chunks: list[Chunk],
-        table: SentenceTable,
-        first_row: dict[str, int],
-        vectors: np.ndarray,
-        structure: dense.Structure,
-        sentence_vectors: np.ndarray,
-        lexical: LexicalIndex,
-    ) -> None:
-        self.chunks = chunks
-        self.table = table
-        self.structure = structure
-        self.lexical = lexical
-        self.vectors = np.asarray(vectors)  # a plain array: indexing a memmap costs microseconds of Python a call
-        # float16 on disk halves its size; in memory float32 saves a conversion per question, while it is small.
-        dtype = np.float32 if len(sentence_vectors) <= FLOAT32_SENTENCES else None
-        self.sentence_vectors = np.asarray(sentence_vectors, dtype=dtype)
-        self.row = {c.id: i for i, c in enumerate(chunks)}
-        self._first_row = first_row
-        # Each chunk's first sentence row and its number of sentences; each document's past-last sentence row.
-        self.first_sentence = np.fromiter((first_row[c.source] + c.first_sentence for c in chunks), np.int64)
-        self.sentence_count = np.fromiter((len(c.sentences) for c in chunks), np.int64, len(chunks))
-        self._ends = _document_ends(chunks, first_row, len(table))
-        # Each sentence row's neighbours in its document (-1 at its edges), for `Passages`: 8 bytes a sentence.
-        rows = np.arange(len(table), dtype=np.int32)
-        starts = np.zeros(len(table) + 1, dtype=bool)
-        starts[np.fromiter(first_row.values(), np.int64, len(first_row))] = True
-        starts[len(table)] = True
-        self.previous = np.where(starts[:-1], -1, rows - 1).astype(np.int32)
-        self.following = np.where(starts[1:], -1, rows + 1).astype(np.int32)
-        self._first_chunk: dict[str, int] = {}
-        for i, c in enumerate(chunks):
-            self._first_chunk.setdefault(c.source, i)
+    def __init__(self, segments: list[Segment], dead: list[frozenset[str]], terms: int, stats: Stats | None = None):
+        self.segments, self.dead = segments, dead
+        self.live = [_live_mask(s, d) for s, d in zip(segments, dead, strict=True)]  # None: every chunk is live
+        self.terms = terms  # term ids of the index's vocabulary: 0 to terms - 1
+        self.stats = stats or Stats.of([(s.postings, live) for s, live in zip(segments, self.live, strict=True)], terms)
 
     @classmethod
-    def build(cls, update: Update, previous: LocalEngine | None, words: Words) -> LocalEngine:
-        """An engine over every chunk of `update`: fresh vectors for the documents embedded now, the previous
-        engine's for the others."""
-        chunk_parts, sentence_parts = [], []
-        for source, rows in _documents(update.chunks).items():
-            if source in update.fresh:
-                cv, sv = update.fresh[source]
-            else:
-                assert previous is not None, f"{source} is neither new nor in the previous index"
-                cv, sv = previous.document_vectors(source, len(rows))
-            chunk_parts.append(cv)
-            sentence_parts.append(sv)
-        vectors = _stack(chunk_parts, update.dimension, np.float32)
-        sentence_vectors = _stack(sentence_parts, update.dimension, np.float16)
-        structure = dense.build(vectors)
-        lexical = LexicalIndex.from_tokens(chunk_terms(update.chunks, update.table, update.first_row), words)
-        return cls(update.chunks, update.table, update.first_row, vectors, structure, sentence_vectors, lexical)
+    def build(cls, update: Update, previous: LocalEngine | None = None) -> LocalEngine:
+        """An engine of one segment holding every chunk of `update`: the vectors of the documents embedded now, the
+        `previous` engine's for the others."""
+        sources = dict.fromkeys(c.source for c in update.chunks)
+        vectors = [update.fresh[s] if s in update.fresh else previous.document_vectors(s) for s in sources]  # type: ignore[union-attr]
+        chunk_vectors = _stack([v[0] for v in vectors], update.dimension, np.float32)
+        sentence_vectors = _stack([v[1] for v in vectors], update.dimension, np.float16)
+        segment = Segment.build(update.chunks, update.table, update.first_row, chunk_vectors, sentence_vectors)
+        return cls([segment], [frozenset()], update.table.terms_held)
 
-    def with_lexical(self, words: Words) -> LocalEngine:
-        """This engine with its lexical side made anew from its sentence table (made by newer rules than the
-        saved one's terms)."""
-        lexical = LexicalIndex.from_tokens(chunk_terms(self.chunks, self.table, self._first_row), words)
-        return LocalEngine(
-            self.chunks, self.table, self._first_row, self.vectors, self.structure, self.sentence_vectors, lexical
-        )
-
-    @classmethod
-    def load(
-        cls, folder: Path, params: dict[str, Any], chunks: list[Chunk], table: SentenceTable, first_row: dict[str, int]
-    ) -> LocalEngine:
-        """The engine saved in `folder` (`params`: what `describe` recorded); raises OSError or ValueError on damage."""
-        current = folder / "vectors.npy"
-        try:
-            vectors = np.load(current, mmap_mode="r")
-            current = folder / dense.FILE
-            structure = dense.load(folder, params["dense"], vectors)
-            current = folder / "sentences.npy"
-            sentence_vectors = np.load(current, mmap_mode="r")
-            current = folder / "lexical"
-            lexical = LexicalIndex.load(current)
-        except Exception as exc:  # name the very file: the catalog's error message says which one is damaged
-            raise DamagedFile(getattr(exc, "filename", None) or current, exc) from exc
-        held = (structure.index.ntotal, len(vectors), lexical.size, len(sentence_vectors))
-        if held != (len(chunks), len(chunks), len(chunks), len(table)):
-            raise ValueError(f"the engine files in {folder} do not agree with its catalog")
-        return cls(chunks, table, first_row, vectors, structure, sentence_vectors, lexical)
-
-    def save(self, folder: Path) -> None:
-        np.save(folder / "vectors.npy", np.asarray(self.vectors, dtype=np.float32))
-        dense.save(self.structure, folder)
-        np.save(folder / "sentences.npy", np.asarray(self.sentence_vectors, dtype=np.float16))
-        (folder / "lexical").mkdir()
-        self.lexical.save(folder / "lexical")
+    def changed(self, added: Segment | None, removed: frozenset[str], terms: int) -> LocalEngine:
+        """This engine with the segment `added` (or none) and the chunks of the sources `removed` dead where they
+        are live now; its statistics are brought up to date from the changed chunks alone."""
+        segments, dead = list(self.segments), list(self.dead)
+        doc_freq = np.zeros(terms, dtype=np.int64)
+        doc_freq[: len(self.stats.doc_freq)] = self.stats.doc_freq
+        chunks, length = self.stats.chunks, self.stats.length
+        for i, segment in enumerate(segments):
+            gone = {s for s in removed if s in segment.first_row and s not in dead[i]}
+            for source in gone:
+                for row in segment.chunk_rows(source):
+                    doc_freq[np.unique(_chunk_terms(segment, row))] -= 1
+                    chunks, length = chunks - 1, length - int(segment.postings.lengths[row])
+            if gone:
+                dead[i] = dead[i] | gone
+        if added is not None:
+            segments.append(added)
+            dead.append(frozenset())
+            df = added.postings.doc_freq()
+            doc_freq[: len(df)] += df
+            chunks += added.postings.size
+            length += int(added.postings.lengths.sum())
+        return LocalEngine(segments, dead, terms, Stats(chunks, doc_freq, length))
 
     def apply(self, update: Update) -> LocalEngine:
-        return LocalEngine.build(update, self, update.words)
+        return LocalEngine.build(update, self)
 
     def search_dense(self, vector: np.ndarray, k: int) -> Scored:
-        scores, rows = dense.search(self.structure, vector, min(k, len(self.chunks)))
-        return [(self.chunks[r].id, float(s)) for s, r in zip(scores.tolist(), rows.tolist(), strict=True) if r >= 0]
+        found = []
+        for s, segment in enumerate(self.segments):
+            live = self.live[s]
+            fetch = min(k + (0 if live is None else len(live) - int(live.sum())), len(segment.chunks))
+            if fetch <= 0:
+                continue
+            scores, rows = dense.search(segment.structure, vector, fetch)
+            kept = [(float(score), s, r) for score, r in zip(scores.tolist(), rows.tolist(), strict=True) if r >= 0]
+            found += [f for f in kept if live is None or live[f[2]]][:k]
+        best = heapq.nsmallest(k, found, key=lambda f: (-f[0], f[1], f[2]))
+        return [(self.segments[s].chunks[r].id, score) for score, s, r in best]
 
     def search_lexical(self, terms: Sequence[str], k: int) -> Scored:
-        return [(self.chunks[r].id, s) for r, s in self.lexical.search(terms, k)]
+        assert self.vocabulary is not None, "the index sets its vocabulary on its engine"
+        term_id = self.vocabulary.term_id
+        ids = [term_id[t] for t in terms if t in term_id]
+        parts = [(s.postings, live) for s, live in zip(self.segments, self.live, strict=True)]
+        return [(self.segments[p].chunks[r].id, score) for p, r, score in search_postings(parts, self.stats, ids, k)]
 
     def fetch(self, ids: Sequence[str]) -> LocalCandidates:
-        rows = [self.row[i] for i in ids if i in self.row]  # every id a search of this engine found is held
-        return LocalCandidates(self, np.asarray(rows, dtype=np.int64))
+        held = []
+        for chunk_id in ids:
+            for s in range(len(self.segments) - 1, -1, -1):  # the live copy of a chunk is in its newest segment
+                row = self.segments[s].row.get(chunk_id)
+                if row is not None and (self.live[s] is None or self.live[s][row]):  # type: ignore[index]
+                    held.append((s, row))
+                    break
+        return LocalCandidates(self, held)
 
     def count(self) -> int:
-        return len(self.chunks)
+        return self.stats.chunks
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "dense": self.structure.params}
+        return {"name": self.name}
 
-    def sentence_rows(self, row: int) -> range:
-        """Rows of the sentence table and vectors holding the sentences of chunk `row`, in order."""
-        first = int(self.first_sentence[row])
-        return range(first, first + int(self.sentence_count[row]))
-
-    def document_vectors(self, source: str, chunks: int) -> tuple[np.ndarray, np.ndarray]:
-        """The chunk and sentence vectors of document `source` (its `chunks` chunks and their sentences)."""
-        first = self._first_chunk[source]
-        lo, hi = self._first_row[source], self._ends[source]
-        return self.vectors[first : first + chunks], self.sentence_vectors[lo:hi]
+    def document_vectors(self, source: str) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk and sentence vectors of the live document `source`."""
+        for segment, dead in zip(reversed(self.segments), reversed(self.dead), strict=True):
+            if source in segment.first_row and source not in dead:
+                return segment.document_vectors(source)
+        raise KeyError(source)
 
 
 class LocalCandidates(Candidates):
-    def __init__(self, engine: LocalEngine, rows: np.ndarray) -> None:
-        self.engine, self.rows = engine, rows
-        self.ids = [engine.chunks[r].id for r in rows.tolist()]
-        self.vectors = engine.vectors[rows].reshape(len(rows), engine.vectors.shape[1])
+    def __init__(self, engine: LocalEngine, held: list[tuple[int, int]]) -> None:
+        self.engine, self.held = engine, held
+        segments = engine.segments
+        self.ids = [segments[s].chunks[r].id for s, r in held]
+        dimension = segments[0].vectors.shape[1] if segments else 0
+        self.vectors = (
+            np.stack([segments[s].vectors[r] for s, r in held]) if held else np.zeros((0, dimension), np.float32)
+        )
 
     def best_sentence_scores(self, query_vector: np.ndarray) -> np.ndarray:
-        """One matrix product over every candidate's sentences, then the maximum of each chunk's."""
-        e = self.engine
-        counts = e.sentence_count[self.rows]
-        if not len(counts):
-            return np.zeros(0, dtype=np.float32)
-        offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        gathered = np.repeat(e.first_sentence[self.rows] - offsets, counts) + np.arange(counts.sum())
-        cosines = e.sentence_vectors[gathered].astype(np.float32) @ query_vector
-        return np.maximum.reduceat(cosines, offsets)
+        """For each candidate, a matrix product over its sentences, then their maximum."""
+        out = np.zeros(len(self.held), dtype=np.float32)
+        for i, (s, r) in enumerate(self.held):
+            segment = self.engine.segments[s]
+            rows = segment.chunk_sentences(r)
+            out[i] = (segment.sentence_vectors[rows.start : rows.stop].astype(np.float32) @ query_vector).max()
+        return out
 
     def passages(self, positions: Sequence[int]) -> Passages:
-        """A view of the engine's own arrays (a position is a sentence row): nothing is copied or gathered."""
-        e = self.engine
-        rows = self.rows[np.asarray(positions, dtype=np.int64)]
-        chunks = [e.chunks[r] for r in rows.tolist()]
-        return Passages(chunks, e.first_sentence[rows], e.sentence_vectors, e.previous, e.following, e.table)
+        """With one segment, a view of its own arrays (a position is a sentence row: nothing is copied); with more,
+        the chosen chunks' sentences and their neighbours gathered from their segments."""
+        chosen = [self.held[p] for p in positions]
+        segments = self.engine.segments
+        if len(segments) == 1:
+            segment = segments[0]
+            rows = np.asarray([r for _, r in chosen], dtype=np.int64)
+            chunks = [segment.chunks[r] for r in rows.tolist()]
+            return Passages(
+                chunks,
+                segment.first_sentence[rows],
+                segment.sentence_vectors,
+                segment.previous,
+                segment.following,
+                segment.table,
+            )
+        return _gathered(segments, chosen)
 
 
-def chunk_terms(chunks: list[Chunk], table: SentenceTable, first_row: dict[str, int]) -> list[list[str]]:
-    """Each chunk's terms: its sentences' terms, in order (each sentence is cut into terms once, for the table;
-    what lies between two sentences of a chunk holds no word)."""
-    out = []
-    for c in chunks:
-        first = first_row[c.source] + c.first_sentence
-        out.append([t for r in range(first, first + len(c.sentences)) for t in table.terms(r)])
-    return out
+def _gathered(segments: list[Segment], chosen: list[tuple[int, int]]) -> Passages:
+    """The passages of `chosen` (segment, row) chunks, each sentence once, with the sentences around each chunk."""
+    wanted: dict[tuple[int, int], None] = {}
+    for s, r in chosen:
+        segment = segments[s]
+        rows = segment.chunk_sentences(r)
+        before, after = int(segment.previous[rows.start]), int(segment.following[rows.stop - 1])
+        for row in ([before] if before >= 0 else []) + list(rows) + ([after] if after >= 0 else []):
+            wanted[(s, row)] = None
+    keys = sorted(wanted)
+    position = {key: n for n, key in enumerate(keys)}
+    previous = np.asarray([position.get((s, int(segments[s].previous[r])), -1) for s, r in keys], dtype=np.int32)
+    following = np.asarray([position.get((s, int(segments[s].following[r])), -1) for s, r in keys], dtype=np.int32)
+    vectors = np.stack([segments[s].sentence_vectors[r] for s, r in keys]).astype(np.float32)
+    ids, caps, flags, indptr = [], [], [], [0]
+    for s, r in keys:
+        held = segments[s].table
+        a, b = int(held.indptr[r]), int(held.indptr[r + 1])
+        ids.append(held.ids[a:b])
+        caps.append(held.caps[a:b])
+        flags.append(int(held.flags[r]))
+        indptr.append(indptr[-1] + b - a)
+    table = SentenceRows(
+        np.asarray(indptr, dtype=np.int64),
+        np.concatenate(ids).astype(np.int64),
+        np.concatenate(caps),
+        np.asarray(flags, dtype=np.uint8),
+    )
+    first = np.asarray([position[(s, segments[s].chunk_sentences(r).start)] for s, r in chosen], dtype=np.int64)
+    return Passages([segments[s].chunks[r] for s, r in chosen], first, vectors, previous, following, table)
 
 
-def _documents(chunks: list[Chunk]) -> dict[str, list[int]]:
-    """Rows of each document's chunks, documents in order."""
-    out: dict[str, list[int]] = {}
-    for i, c in enumerate(chunks):
-        out.setdefault(c.source, []).append(i)
-    return out
+def _chunk_terms(segment: Segment, row: int) -> np.ndarray:
+    rows = segment.chunk_sentences(row)
+    return segment.table.ids[segment.table.indptr[rows.start] : segment.table.indptr[rows.stop]]
 
 
-def _document_ends(chunks: list[Chunk], first_row: dict[str, int], total: int) -> dict[str, int]:
-    """Past-last sentence row of each document (documents are consecutive, in the order of `first_row`)."""
-    order = sorted(first_row, key=first_row.__getitem__)
-    return {s: (first_row[order[i + 1]] if i + 1 < len(order) else total) for i, s in enumerate(order)}
+def _live_mask(segment: Segment, dead: frozenset[str]) -> np.ndarray | None:
+    if not dead:
+        return None
+    live = np.ones(len(segment.chunks), dtype=bool)
+    for source in dead:
+        rows = segment.chunk_rows(source)
+        live[rows.start : rows.stop] = False
+    return live
 
 
 def _stack(parts: list[np.ndarray], dimension: int, dtype: type) -> np.ndarray:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -22,18 +20,20 @@ import numpy as np
 from ..config import Settings
 from ..embedding import Encoder
 from ..engines import Engine, Update, build_engine, engine_settings, opener
-from ..errors import BadRequest, CorpusError, IndexCorrupt, IndexMismatch, IndexMissing
-from ..readers import EXTRACTION_VERSION, READERS, Unreadable, documents
-from ..readers.documents import Cached, Document, Skipped, content_hash, file_stamp, list_files, read_corpus
+from ..errors import BadRequest, IndexCorrupt, IndexMismatch, IndexMissing
+from ..readers import EXTRACTION_VERSION
+from ..readers.documents import Cached, Document
 from ..readers.sandbox import pool_for
 from ..text.chunking import Chunk
 from ..text.sentences import VERSION as TABLE_VERSION
 from ..text.sentences import SentenceTable
-from . import store, swap
-from .progress import Progress, bar
+from . import segments, store, updates
+from .lock import build_lock
+from .progress import Progress
 from .report import BuildReport
-from .shards import Shard, check_shard, in_shard
-from .stages import embed_documents, split_documents, stopper
+from .scan import scan
+from .shards import Shard, check_shard
+from .stages import Split, embed_documents, split_documents, stopper
 from .texts import Texts
 
 SPLITTER = "pysbd-0.3"
@@ -87,6 +87,9 @@ def build(
     progress: Progress = False,
     shard: Shard | None = None,
     cancel: threading.Event | None = None,
+    merge: bool = True,
+    loaded: store.Index | None = None,
+    paths: Collection[str] | None = None,
 ) -> tuple[store.Index, BuildReport]:
     """Bring the index up to date with the corpus and save it; returns the new index and what changed.
 
@@ -96,52 +99,79 @@ def build(
         cancel: once set, the build stops at once while a file is read (its reader process is killed), else at its
             next window of text or batch of sentences, and raises `Cancelled`; nothing is written, the index on
             disk is untouched.
+        merge: run the merges the local engine's segments call for now (`updates.merge`); False leaves them to the
+            caller (the server runs them after it serves the update).
+        loaded: the index this process serves: an update starts from it instead of reading the index from disk,
+            when it is the one on disk (the server's rebuilds; its cost is then that of what changed).
+        paths: the corpus paths (files or folders) that changed, when the caller knows (the server's watcher,
+            uploads and removals): only they are looked at (`scan.py`; a segmented index only, else all are).
     """
     stop = stopper(cancel)
     started = time.perf_counter()
     check_shard(settings, shard)
     pool_for(settings).warm()  # the reader processes start while the previous index is loaded and files hashed
     with build_lock(settings.index):
-        previous, rebuilt = (None, "--full was asked for") if full else _reusable(settings, encoder)
+        previous, rebuilt = (None, "--full was asked for") if full else _reusable(settings, encoder, loaded)
         if previous is not None and previous.manifest.get("shard") != (list(shard) if shard else None):
             raise BadRequest(
                 f"the index in folder {settings.index} holds share {previous.manifest.get('shard')} of the documents, "
                 f"not {list(shard) if shard else 'all of them'}; a new split starts from new index folders"
             )
-        old = {d.source: d for d in previous.documents} if previous else {}
-        docs, report = _read(settings, _cached(previous), progress, shard, cancel)
+        scanned = scan(settings, previous, _cached(previous), progress, shard, cancel, paths)
+        docs, report, skipped = scanned.docs, scanned.report, scanned.skipped
         report.rebuilt = rebuilt
-        for doc in docs:
-            before = old.get(doc.source)
-            unchanged = before is not None and before.sha256 == doc.sha256
-            (report.unchanged if unchanged else report.changed if before else report.added).append(doc.source)
         kept = set(report.unchanged)
         fresh = split_documents([d for d in docs if d.source not in kept], settings, progress, stop)
-        report.removed = sorted(set(old) - {d.source for d in docs})
         vectors = embed_documents(
             encoder, [d for d in docs if d.source in fresh], fresh, settings.batch_size, progress, stop
         )
-        parts = _Parts()
-        for doc in docs:
-            if doc.source in fresh:
-                parts.add(doc, len(fresh[doc.source][0]), fresh[doc.source][1])
-            else:
-                parts.reuse(doc, previous, old[doc.source])  # type: ignore[arg-type]
-        skipped = {s.source: {"reason": s.reason, "size": s.size, "mtime_ns": s.mtime_ns} for s in report.skipped}
-        manifest = store.build_manifest(index_settings(settings, encoder), parts.documents, len(parts.chunks), skipped)
-        if shard is not None:
-            manifest["shard"] = list(shard)
-        removed = frozenset(report.removed)
-        engine = previous.engine if previous else None
-        index = assemble(
-            settings, manifest, parts.documents, parts.chunks, parts.texts, vectors, removed, engine, shard is not None
-        )
-        store.save(index, settings.index)
+        if settings.engine == "local":
+            base = {**index_settings(settings, encoder), "skipped": skipped}
+            # A file touched but not changed (new time, same content) is written again with its chunks and vectors.
+            touched = {
+                d.source for d in docs if d.source in kept and (d.size, d.mtime_ns) != _stamp(previous, d.source)
+            }
+            gone = frozenset(report.removed) | frozenset(report.changed) | frozenset(touched)
+            index: store.Index = updates.save_build(settings, base, previous, docs, fresh, vectors, gone, touched)
+        else:
+            index = _save_other(settings, encoder, previous, docs, fresh, vectors, report, skipped, shard)
     report.chunks_embedded = sum(len(c) for s, c in fresh.values())
     report.sentences_embedded = sum(len(s) for s, c in fresh.values())
-    report.chunks = len(parts.chunks)
+    report.chunks = index.engine.count() if isinstance(index, store.SegmentedIndex) else index.chunk_count
+    if merge and isinstance(index, store.SegmentedIndex):  # each merge takes the lock again
+        index = updates.merge(settings, index)
     report.seconds = time.perf_counter() - started
     return index, report
+
+
+def _save_other(
+    settings: Settings,
+    encoder: Encoder,
+    previous: store.Index | None,
+    docs: list[Document],
+    fresh: dict[str, Split],
+    vectors: dict[str, tuple[np.ndarray, np.ndarray]],
+    report: BuildReport,
+    skipped: dict[str, dict[str, Any]],
+    shard: Shard | None,
+) -> store.Index:
+    """Save a build for an engine other than the local one (Milvus): the whole catalog is written anew."""
+    parts = _Parts()
+    for doc in docs:
+        if doc.source in fresh:
+            parts.add(doc, len(fresh[doc.source][0]), fresh[doc.source][1])
+        else:
+            parts.reuse(doc, previous, previous.entry(doc.source))  # type: ignore[union-attr, arg-type]
+    manifest = store.build_manifest(index_settings(settings, encoder), parts.documents, len(parts.chunks), skipped)
+    if shard is not None:
+        manifest["shard"] = list(shard)
+    removed = frozenset(report.removed)
+    engine = previous.engine if previous else None
+    index = assemble(
+        settings, manifest, parts.documents, parts.chunks, parts.texts, vectors, removed, engine, shard is not None
+    )
+    store.save(index, settings.index)
+    return index
 
 
 def assemble(
@@ -161,6 +191,9 @@ def assemble(
     engine in `manifest`."""
     words = store.words_of(manifest)
     table = SentenceTable.build(store.sentence_texts(documents, chunks), words)
+    if settings.engine == "local":  # one segment (`segmented.py`), the vectors of the others from `previous`
+        reused = {d.source: previous.document_vectors(d.source) for d in documents if d.source not in vectors}  # type: ignore[union-attr]
+        return store.segmented.single(manifest, documents, chunks, table, texts, {**vectors, **reused})
     dimension = int(manifest["model"]["dimension"])
     update = Update(chunks, table, store.first_rows(documents), vectors, removed, dimension, words)
     engine = build_engine(update, previous, settings, words, shared)
@@ -168,51 +201,25 @@ def assemble(
     return store.Index(manifest, documents, chunks, table, texts, engine)
 
 
-def is_stale(settings: Settings, manifest: dict[str, Any]) -> bool:
-    """Whether the corpus differs from what `manifest` was built from (size and mtime first, hashes if needed).
-
-    A file skipped last time counts as changed when its size or modification time did: it may be readable now.
-    """
-    if manifest.get("text") != text_settings(settings):
-        return True  # other word rules: the lexical side and sentence table are made anew (nothing is re-embedded)
-    known = {d["source"]: d for d in manifest["documents"]}
-    skipped = manifest.get("skipped", {})
-    current = {p.relative_to(settings.corpus).as_posix(): p for p in list_files(settings.corpus)}
-    if set(current) - set(known) - set(skipped) or set(known) - set(current):
-        return True
-    for source, path in current.items():
-        stamp = file_stamp(path)
-        if source in skipped:
-            if stamp != (skipped[source]["size"], skipped[source]["mtime_ns"]):
-                return True
-        elif stamp != (known[source]["size"], known[source]["mtime_ns"]):
-            try:  # read as indexing reads it: a link that now leads out of the corpus counts as changed
-                data, _ = documents.read_corpus_file(settings.corpus, path)
-            except Unreadable:
-                return True
-            if content_hash(data) != known[source]["sha256"]:
-                return True
-    return False
-
-
-@contextmanager
-def build_lock(folder: Path) -> Iterator[None]:
-    """Hold the index folder's writer lock for one build, and clear what killed builds left behind: only when the
-    lock is held (it cannot be when its file cannot be created), as only then is no other build at work."""
-    with swap.writer_lock(folder) as mine:
-        if mine:
-            swap.clean(folder.absolute())
-        yield
-
-
-def _reusable(settings: Settings, encoder: Encoder) -> tuple[store.Index | None, str | None]:
-    """The current index if its vectors can be reused, or None and why not (None when there is no index)."""
+def _reusable(
+    settings: Settings, encoder: Encoder, loaded: store.Index | None = None
+) -> tuple[store.Index | None, str | None]:
+    """The current index if its vectors can be reused, or None and why not (None when there is no index):
+    `loaded` when it is the one on disk (a segmented index, by its manifest's id), else the one read from disk."""
     try:
+        if isinstance(loaded, store.SegmentedIndex) and loaded.manifest.get("id") == segments.saved_id(settings.index):
+            store.check_compatible(loaded.manifest, index_settings(settings, encoder), settings.index)
+            return loaded, None
         return load(settings, encoder), None
     except IndexMissing:
         return None, None
     except (IndexMismatch, IndexCorrupt) as exc:  # an engine that cannot be reached is no reason to rebuild
         return None, str(exc).split(";")[0]
+
+
+def _stamp(previous: store.Index | None, source: str) -> tuple[int, int] | None:
+    entry = previous.entry(source) if previous is not None else None
+    return None if entry is None else (entry.size, entry.mtime_ns)
 
 
 def _cached(previous: store.Index | None) -> Cached | None:
@@ -228,35 +235,6 @@ def _cached(previous: store.Index | None) -> Cached | None:
         return Document(source, entry.title, text, sha256, entry.size, entry.mtime_ns, entry.format, entry.pages)
 
     return known
-
-
-def _read(
-    settings: Settings,
-    cached: Cached | None,
-    progress: Progress,
-    shard: Shard | None = None,
-    cancel: threading.Event | None = None,
-) -> tuple[list[Document], BuildReport]:
-    corpus = settings.corpus
-    if not corpus.is_dir():
-        raise CorpusError(f"the corpus folder {corpus} does not exist; create it or pass --corpus DIR")
-    report = BuildReport()
-    docs = []
-    files = [f for f in list_files(corpus) if shard is None or in_shard(f.relative_to(corpus).as_posix(), shard)]
-    with bar(progress, "reading", len(files), unit="file") as shown:
-        for item in read_corpus(corpus, settings.max_file_bytes, cached, files, pool_for(settings), cancel):
-            if isinstance(item, Skipped):
-                report.skipped.append(item)
-            else:
-                docs.append(item)
-                if item.note:
-                    report.cut.append(Skipped(item.source, item.note))
-            shown.update()
-    if not docs and shard is None:  # a share of a small corpus may hold nothing
-        raise CorpusError(
-            f"no readable documents ({', '.join(sorted(READERS))}) in {corpus}; add some and run `rag index`"
-        )
-    return docs, report
 
 
 class _Parts:

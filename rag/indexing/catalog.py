@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import IndexCorrupt, NotFound
 from ..text.chunking import Chunk
-from . import store, swap
+from . import segments, store, swap
 from . import texts as texts_file
 from .store import DocumentEntry
 from .texts import DocumentText, Texts
@@ -27,12 +27,28 @@ def read_document(folder: Path, source: str) -> DocumentText:
             f"{source!r} is not in the index (folder {folder}); `rag show` takes a source as citations name it"
         )
     try:
+        if "segments" in manifest:  # the local engine: the text is in the newest segment that holds the document
+            where = _segment_of(where, manifest, source)
+            with open(where / segments.DOCUMENTS, encoding="utf-8") as lines:
+                documents = [store.document_entry(json.loads(line)) for line in lines]
         text = Texts.open(where, [d.source for d in documents]).get(source)
     except (OSError, ValueError, KeyError) as exc:
         raise IndexCorrupt(
             f"{where / texts_file.FILE} is damaged or missing ({type(exc).__name__}); {store.REBUILD}"
         ) from None
     return DocumentText(source, entry.title, entry.format, entry.pages, text)
+
+
+def _segment_of(folder: Path, manifest: dict[str, Any], source: str) -> Path:
+    """The folder of the segment of the index in `folder` where the live document `source` is."""
+    for entry in reversed(manifest["segments"]):
+        path = folder / segments.FOLDER / entry["name"]
+        if source in entry["deleted"]:
+            continue
+        with open(path / segments.DOCUMENTS, encoding="utf-8") as lines:
+            if any(json.loads(line)["source"] == source for line in lines):
+                return path
+    raise KeyError(source)
 
 
 def read_catalog(folder: Path) -> tuple[dict[str, Any], list[DocumentEntry], list[Chunk], dict[str, str]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engines.base import Engine
-from ..errors import IndexCorrupt
+from ..errors import IndexCorrupt, IndexMismatch, IndexOutdated
 from ..text.chunking import Chunk
 from ..text.sentences import SentenceTable
 from ..text.vocabulary import Vocabulary
@@ -20,6 +20,7 @@ from .texts import DocumentText, Texts
 
 _GENERATIONS = itertools.count(1)
 REBUILD = "run `rag index --full` to rebuild it"
+FORMAT_VERSION = 6  # 5: the engine recorded and its files apart from the catalog's; 6: the local engine in segments
 
 
 @dataclass(frozen=True)
@@ -145,3 +146,32 @@ def document_entry(row: dict[str, Any]) -> DocumentEntry:
 def chunk_from(row: dict[str, Any]) -> Chunk:
     row["sentences"] = tuple(tuple(s) for s in row["sentences"])
     return Chunk(**row)
+
+
+def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder: Path) -> None:
+    """Refuse an index built with another format, model, chunker or engine."""
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IndexOutdated(
+            f"the index in folder {folder} was made by another version of rag (format {manifest.get('format')}, "
+            f"not {FORMAT_VERSION}); {REBUILD}"
+        )
+    model, wanted = ({"precision": "fp32", **m["model"]} for m in (manifest, expected))  # fp32 before it was noted
+    if model["precision"] != wanted["precision"]:
+        raise IndexMismatch(
+            f"the index in folder {folder} was built with precision {model['precision']}, not "
+            f"{wanted['precision']}; set RAG_PRECISION={model['precision']} to use it, or {REBUILD} with precision "
+            f"{wanted['precision']}"
+        )
+    if model != wanted:
+        raise IndexMismatch(f"the index in folder {folder} was built with model {model}, not {wanted}; {REBUILD}")
+    chunker = manifest.get("chunker") or {}
+    if chunker != expected["chunker"]:
+        wanted_chunker = expected["chunker"]
+        changed = ", ".join(f"{k} {chunker.get(k)} -> {v}" for k, v in wanted_chunker.items() if chunker.get(k) != v)
+        raise IndexOutdated(f"the index in folder {folder} splits or reads text another way ({changed}); {REBUILD}")
+    built = {k: manifest.get("engine", {}).get(k) for k in expected["engine"]}
+    if built != expected["engine"]:
+        raise IndexMismatch(
+            f"the index in folder {folder} was built with engine {built}, not {expected['engine']}; {REBUILD} with "
+            "these settings, or set RAG_ENGINE (and RAG_MILVUS_URI, RAG_COLLECTION) to what it was built with"
+        )

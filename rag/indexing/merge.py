@@ -11,7 +11,8 @@ from ..engines import connect_milvus, engine_settings
 from ..errors import IndexMismatch
 from ..text.chunking import Chunk
 from . import catalog, store
-from .builder import assemble, build_lock
+from .builder import assemble
+from .lock import build_lock
 from .shards import check_shards
 from .texts import Texts
 

@@ -29,23 +29,26 @@ from pathlib import Path
 from typing import Any
 
 from ..engines.base import Catalog, Engine
-from ..errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexOutdated, RagError
+from ..errors import IndexCorrupt, IndexMissing, IndexOutdated, RagError
 from ..text import sentences
 from ..text.chunking import Chunk
 from ..text.sentences import SentenceTable
 from ..text.vocabulary import Vocabulary
-from . import swap
+from . import segmented, segments, swap
 from . import texts as texts_file
 from .index import (
+    FORMAT_VERSION,
     REBUILD,
     DocumentEntry,
     Index,
+    check_compatible,
     chunk_from,
     document_entry,
     first_rows,
     read_chunks,
     words_of,
 )
+from .segmented import SegmentedIndex
 from .swap import IndexUnwritable, unwritable
 
 # The values of a loaded index live in index.py; the rest of the package and the tests name them through here.
@@ -66,13 +69,13 @@ __all__ = [
     "read_manifest",
     "read_manifest_at",
     "save",
+    "save_segments",
     "sentence_texts",
     "unwritable",
     "words_of",
 ]
 from .texts import Texts
 
-FORMAT_VERSION = 5  # 5: the engine recorded and its files apart from the catalog's
 # Opens the engine an index was built with, from its manifest entry and the loaded catalog.
 Opener = Callable[[dict[str, Any], Catalog], Engine]
 
@@ -108,12 +111,39 @@ def save(index: Index, folder: Path) -> None:
     tmp = _write_copy(index, folder)
     swap.replace(folder, tmp)
     # From now on the index reads its texts from the saved copy, not from the memory of the build.
-    index.texts = Texts.open(folder, [d.source for d in index.documents])
+    if isinstance(index, SegmentedIndex):
+        _reopen_texts(folder, index.stored)
+    else:
+        index.texts = Texts.open(folder, [d.source for d in index.documents])
+
+
+def save_segments(index: SegmentedIndex, folder: Path, new: list[segments.Stored]) -> None:
+    """Save an index made from the one in `folder` by an update or a merge: its `new` segments, then its manifest
+    (`segments.save_in_place`); raises `IndexUnwritable` as `save` does, the index on disk unchanged."""
+    folder = folder.absolute()
+    try:
+        segments.save_in_place(index, folder, new)
+    except OSError as exc:
+        raise swap.unwritable(folder, exc) from exc
+    _reopen_texts(folder, new)
+
+
+def _reopen_texts(folder: Path, stored: list[segments.Stored]) -> None:
+    for s in stored:
+        s.texts = Texts.open(folder / segments.FOLDER / s.name, [d.source for d in s.documents])
 
 
 def _write_copy(index: Index, folder: Path) -> Path:
     """A complete copy of `index` in a new folder beside `folder` (removed again if writing it fails)."""
     with swap.new_copy(folder) as tmp:
+        if isinstance(index, SegmentedIndex):
+            (tmp / segments.FOLDER).mkdir()
+            for s in index.stored:
+                (tmp / segments.FOLDER / s.name).mkdir()
+                segments.write(s, tmp / segments.FOLDER / s.name)
+            (tmp / "manifest.json").write_text(json.dumps(index.manifest, indent=1, ensure_ascii=False))
+            _fsync_tree(tmp)
+            return tmp
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as out:
             for c in index.chunks:
                 out.write(json.dumps(asdict(c), ensure_ascii=False) + "\n")
@@ -138,39 +168,12 @@ def read_manifest_at(folder: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         int(manifest["model"]["dimension"])
+        if "segments" in manifest:  # the local engine's documents are listed in its segments
+            manifest["documents"] = [asdict(d) for d in segments.live_documents(folder, manifest)]
         manifest["documents"] = [asdict(document_entry(d)) for d in manifest["documents"]]
         return manifest
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexCorrupt(f"{path} is damaged ({exc}); {REBUILD}") from None
-
-
-def check_compatible(manifest: dict[str, Any], expected: dict[str, Any], folder: Path) -> None:
-    """Refuse an index built with another format, model, chunker or engine."""
-    if manifest.get("format") != FORMAT_VERSION:
-        raise IndexOutdated(
-            f"the index in folder {folder} was made by another version of rag (format {manifest.get('format')}, "
-            f"not {FORMAT_VERSION}); {REBUILD}"
-        )
-    model, wanted = ({"precision": "fp32", **m["model"]} for m in (manifest, expected))  # fp32 before it was noted
-    if model["precision"] != wanted["precision"]:
-        raise IndexMismatch(
-            f"the index in folder {folder} was built with precision {model['precision']}, not "
-            f"{wanted['precision']}; set RAG_PRECISION={model['precision']} to use it, or {REBUILD} with precision "
-            f"{wanted['precision']}"
-        )
-    if model != wanted:
-        raise IndexMismatch(f"the index in folder {folder} was built with model {model}, not {wanted}; {REBUILD}")
-    chunker = manifest.get("chunker") or {}
-    if chunker != expected["chunker"]:
-        wanted_chunker = expected["chunker"]
-        changed = ", ".join(f"{k} {chunker.get(k)} -> {v}" for k, v in wanted_chunker.items() if chunker.get(k) != v)
-        raise IndexOutdated(f"the index in folder {folder} splits or reads text another way ({changed}); {REBUILD}")
-    built = {k: manifest.get("engine", {}).get(k) for k in expected["engine"]}
-    if built != expected["engine"]:
-        raise IndexMismatch(
-            f"the index in folder {folder} was built with engine {built}, not {expected['engine']}; {REBUILD} with "
-            "these settings, or set RAG_ENGINE (and RAG_MILVUS_URI, RAG_COLLECTION) to what it was built with"
-        )
 
 
 def load(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
@@ -188,6 +191,8 @@ def load(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
 def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
     manifest = read_manifest_at(folder)
     check_compatible(manifest, expected, folder)
+    if "segments" in manifest:
+        return _load_segments(folder, manifest, expected)
     documents = [document_entry(d) for d in manifest["documents"]]  # checked by read_manifest
     # Terms stored by an engine are current when the table's rules and the word rules are those in use.
     terms_current = _current_table(manifest) and manifest.get("text") == expected.get("text", manifest.get("text"))
@@ -212,6 +217,23 @@ def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Ind
     if (len(chunks), len(table)) != (sum(d.chunks for d in documents), n_sentences):
         raise IndexCorrupt(f"the files in {folder} do not agree with each other; {REBUILD}")
     return Index(manifest, documents, chunks, table, texts, engine)
+
+
+def _load_segments(folder: Path, manifest: dict[str, Any], expected: dict[str, Any]) -> SegmentedIndex:
+    """An index of the local engine, in segments. Its terms must be made by the rules in use: segments share
+    their term ids, so other rules mean every segment made anew (`IndexOutdated`: `rag index` rebuilds it)."""
+    if not (_current_table(manifest) and manifest.get("text") == expected.get("text", manifest.get("text"))):
+        raise IndexOutdated(
+            f"the index in folder {folder} was made with other word rules ({manifest.get('text')}); {REBUILD}"
+        )
+    del manifest["documents"]  # listed by the segments
+    try:
+        return segmented.load(folder, manifest)
+    except RagError:
+        raise
+    except Exception as exc:  # any damage to any file means the same thing: rebuild
+        named = getattr(exc, "filename", None) or folder
+        raise IndexCorrupt(f"{named} is damaged or missing ({type(exc).__name__}: {exc}); {REBUILD}") from None
 
 
 def _load_catalog_only(

@@ -73,15 +73,27 @@ def content_hash(data: bytes) -> str:
 
 
 def list_files(corpus: Path) -> list[Path]:
-    """Files with a known suffix below `corpus`, sorted; hidden files and folders are left out."""
+    """Files with a known suffix below `corpus`, sorted by their path's parts; hidden files and folders are left
+    out, links to folders are not followed. Walked with `os.walk` and plain strings: `Path.rglob` and
+    `relative_to` cost 37 µs a file, 3.7 s for 100,000 (bench/segments.py)."""
+    return [corpus / rel for rel in list_sources(corpus)]
+
+
+def list_sources(corpus: Path, under: str = "") -> list[str]:
+    """The corpus paths (`a/b.txt`) of the files `list_files` lists, of the folder `under` only when given."""
+    top = os.path.join(os.fspath(corpus), under) if under else os.fspath(corpus)
+    prefix = f"{under.strip('/')}/" if under.strip("/") else ""
+    if any(part.startswith(".") for part in prefix.split("/") if part):
+        return []
     found = []
-    for path in corpus.rglob("*"):
-        rel = path.relative_to(corpus)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.suffix.lower() in READERS and not path.is_dir():
-            found.append(path)
-    return sorted(found)
+    for folder, subfolders, names in os.walk(top):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]  # and links to folders are not entered
+        rel = os.path.relpath(folder, top)
+        base = prefix if rel == "." else f"{prefix}{rel.replace(os.sep, '/')}/"
+        for name in names:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in READERS:
+                found.append(base + name)
+    return sorted(found, key=lambda source: source.split("/"))
 
 
 Cached = Callable[[str, str], "Document | None"]  # (source, sha256) -> the document as indexed, if it is

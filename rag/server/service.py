@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -88,6 +89,7 @@ class Service:
         self._cancel = threading.Event()  # set by `cancel_rebuild`; the running build stops at its next step
         self.watcher: CorpusWatcher | None = None
         self.observers: list[Any] = []  # called with the state as each run ends (server/metrics.py counts runs)
+        self._queued_paths: set[str] | None = None  # what the queued rebuild looks at (None: the whole corpus)
 
     def builder_encoder(self) -> Encoder:
         """The rebuilds' own encoder, loaded on first use."""
@@ -108,8 +110,11 @@ class Service:
             self.watcher.stop()
             self.watcher = None
 
-    def start_rebuild(self, *, full: bool = False, queue: bool = False) -> dict[str, Any]:
-        """Start a rebuild in the background; raises `Conflict` if one runs (unless `queue`)."""
+    def start_rebuild(
+        self, *, full: bool = False, queue: bool = False, paths: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """Start a rebuild in the background; raises `Conflict` if one runs (unless `queue`). `paths`: the corpus
+        paths that changed, when known (the watcher, uploads, removals): only they are looked at."""
         with self.state.lock:
             if self.state.running:
                 if not queue:
@@ -117,11 +122,16 @@ class Service:
                         "a rebuild is already running; wait for it to finish (GET /api/index) or cancel it "
                         "(DELETE /api/reindex)"
                     )
+                if not self.state.queued:
+                    self._queued_paths = None if paths is None else set(paths)
+                elif self._queued_paths is not None:  # once the queued run looks at everything, it stays so
+                    self._queued_paths = None if paths is None else self._queued_paths | set(paths)
                 self.state.queued = True
                 return self.state.to_dict()
             self.state.running, self.state.started_at, self.state.finished_at = True, time.time(), None
             self._cancel.clear()
-            self._thread = threading.Thread(target=self._run, args=(full,), name="rag-rebuild", daemon=True)
+            args = (full, None if paths is None else set(paths))
+            self._thread = threading.Thread(target=self._run, args=args, name="rag-rebuild", daemon=True)
             self._thread.start()
             return self.state.to_dict()
 
@@ -131,15 +141,26 @@ class Service:
         while self.state.running and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.05)
 
-    def _run(self, full: bool) -> None:
+    def _run(self, full: bool, paths: set[str] | None) -> None:
         while True:
             try:
                 encoder = self.builder_encoder()
                 settings = self.assistant.settings
-                index, report = indexing.build(settings, encoder, full=full, progress=False, cancel=self._cancel)
+                index, report = indexing.build(
+                    settings,
+                    encoder,
+                    full=full,
+                    progress=False,
+                    cancel=self._cancel,
+                    merge=False,
+                    loaded=self.assistant.index,
+                    paths=paths,
+                )
                 self.assistant.index = index  # the swap: one reference assignment (not loaded again from disk)
                 self.state.last_report, self.state.last_error = report.to_dict(), None
                 REBUILDS.info("; ".join([f"index rebuilt: {report.summary()}", *report.skip_lines()]))
+                if isinstance(index, indexing.SegmentedIndex):  # merged once the update is served; questions go on
+                    self.assistant.index = indexing.merge_segments(settings, index)
             except Exception as exc:  # reported through GET /api/index; the old index keeps serving
                 self.state.last_error = self._public(exc)
                 REBUILDS.warning(f"rebuild failed, the previous index keeps serving: {self.state.last_error}")
@@ -152,7 +173,7 @@ class Service:
                 if not self.state.queued:
                     self.state.running, self.state.finished_at = False, now
                     return
-                self.state.queued, full = False, False
+                self.state.queued, full, paths = False, False, self._queued_paths
                 self.state.started_at = now  # the queued run starts: `finished_at` stays None until it ends
                 self._cancel.clear()
 
@@ -200,7 +221,7 @@ class Service:
         except Unreadable as exc:
             raise BadRequest(f"{name}: {exc}") from None
         write_upload(self.assistant.settings.corpus, name, data)
-        self.start_rebuild(queue=True)
+        self.start_rebuild(queue=True, paths=[name])
         return name
 
     def remove_document(self, source: str) -> dict[str, Any]:
@@ -210,14 +231,14 @@ class Service:
         if not source or "\\" in source or "\x00" in source or Path(source).is_absolute() or ".." in parts:
             raise BadRequest(f"{source!r} is not a document path: use a source as GET /api/documents lists it")
         index = self.assistant.index
-        if source not in {d.source for d in index.documents} and source not in index.manifest.get("skipped", {}):
+        if index.entry(source) is None and source not in index.manifest.get("skipped", {}):
             raise NotFound(f"{source!r} is not in the index; GET /api/documents lists the documents")
         corpus = self.assistant.settings.corpus
         # Its folder must lie inside the corpus: a linked folder leading out of it never has a file deleted.
         if not (corpus / source).parent.resolve().is_relative_to(corpus.resolve()):
             raise BadRequest(f"{source!r} lies outside the corpus folder (a link); remove it by hand")
         (corpus / source).unlink(missing_ok=True)  # already gone: the rebuild still has to drop it
-        return self.start_rebuild(queue=True)
+        return self.start_rebuild(queue=True, paths=[source])
 
 
 def _counted(report: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ need its own debouncing.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -89,17 +90,28 @@ class CorpusWatcher:
         caught_up = False
         for batch in batches:
             if batch or not caught_up:
+                self._changed({path for _, path in batch} if caught_up else None)
                 caught_up = True
-                self._changed()
 
-    def _changed(self) -> None:
-        """Rebuild if the corpus differs from the index, once any running rebuild is done (it may have read the
-        folder before this change, or after it: only the index it leaves can tell)."""
+    def _changed(self, paths: set[str] | None) -> None:
+        """Queue an update of the paths of a batch of changes (`paths`: the update reads those alone). At the start
+        (`paths` None: what changed while no one watched is unknown), rebuild if the corpus differs from the index,
+        once any running rebuild is done (it may have read the folder before a change, or after it: only the index
+        it leaves can tell)."""
         try:
+            if paths is not None:
+                root = os.fspath(self.corpus.absolute())
+                changed = {os.path.relpath(p, root).replace(os.sep, "/") for p in paths}
+                if any(c == ".." or c.startswith("../") for c in changed):  # reported under another name (a link)
+                    self.service.start_rebuild(queue=True)
+                else:
+                    self.service.start_rebuild(queue=True, paths=sorted(changed))
+                self.batches += 1
+                return
             while self.service.state.running and not self._stop.wait(WAIT_SECONDS):
                 pass
             settings = self.service.assistant.settings
-            if not self._stop.is_set() and indexing.is_stale(settings, self.service.assistant.index.manifest):
+            if not self._stop.is_set() and indexing.is_stale(settings, self.service.assistant.index):
                 self.service.start_rebuild(queue=True)
             self.batches += 1
         except Exception as exc:  # the watch must outlive any one failure (a file vanishing while it is checked)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -102,19 +102,23 @@ class SentenceTable:
     ids: np.ndarray
     caps: np.ndarray  # caps[j]: term j was capitalized inside its sentence
     flags: np.ndarray
-    doc_freq: np.ndarray  # sentences holding each term of the vocabulary
-    vocabulary: list[str]
+    doc_freq: np.ndarray  # sentences holding each term id (of `terms` ids)
+    vocabulary: list[str]  # the terms of ids first_term, first_term + 1, ...
+    first_term: int = 0  # a segment's table: ids below this are terms of the index's earlier segments
 
     @classmethod
-    def build(cls, texts: Sequence[str], words: Words) -> SentenceTable:
-        """The table of sentence rows `texts`, cut into terms by `words`."""
+    def build(cls, texts: Sequence[str], words: Words, known: Mapping[str, int] | None = None) -> SentenceTable:
+        """The table of sentence rows `texts`, cut into terms by `words`. With `known` (an index's terms by id, ids
+        0 to len(known) - 1), a term it holds keeps its id and a new one gets the next id from len(known) on."""
+        known = known or {}
+        first = len(known)
         term_id: dict[str, int] = {}
         ids: list[int] = []
         caps: list[bool] = []
         indptr = [0]
         for text in texts:
             terms, capitals = words.analyze(text)
-            ids += [term_id.setdefault(t, len(term_id)) for t in terms]
+            ids += [known[t] if t in known else term_id.setdefault(t, first + len(term_id)) for t in terms]
             caps += capitals
             indptr.append(len(ids))
         table = cls(
@@ -122,27 +126,69 @@ class SentenceTable:
             np.asarray(ids, dtype=np.int32),
             np.asarray(caps, dtype=bool),
             np.fromiter((flags_of(t, words.language) for t in texts), dtype=np.uint8, count=len(texts)),
-            np.zeros(len(term_id), dtype=np.int32),
+            np.zeros(0, dtype=np.int32),
             list(term_id),
+            first,
         )
-        table.doc_freq = table._count_sentences()
+        table.doc_freq = table.count_sentences()
         return table
 
-    def _count_sentences(self) -> np.ndarray:
-        owner = np.repeat(np.arange(len(self.flags)), np.diff(self.indptr))
-        pairs = np.unique(owner.astype(np.int64) * len(self.vocabulary) + self.ids)
-        return np.bincount(pairs % max(len(self.vocabulary), 1), minlength=len(self.vocabulary)).astype(np.int32)
+    @property
+    def terms_held(self) -> int:
+        """Term ids this table's rows may hold: 0 to terms_held - 1."""
+        return self.first_term + len(self.vocabulary)
+
+    def count_sentences(self, rows: range | None = None) -> np.ndarray:
+        """How many sentences (of `rows`, or all) hold each term id below `terms_held`."""
+        rows = rows if rows is not None else range(len(self.flags))
+        lo, hi = self.indptr[rows.start], self.indptr[rows.stop]
+        owner = np.repeat(np.arange(len(rows), dtype=np.int64), np.diff(self.indptr[rows.start : rows.stop + 1]))
+        size = max(self.terms_held, 1)
+        pairs = np.unique(owner * size + self.ids[lo:hi])
+        return np.bincount(pairs % size, minlength=self.terms_held).astype(np.int32)
 
     def term_ids(self, row: int) -> np.ndarray:
         return self.ids[self.indptr[row] : self.indptr[row + 1]]
 
     def terms(self, row: int) -> list[str]:
-        """The terms of sentence `row`, in order."""
+        """The terms of sentence `row`, in order (a table that holds every term it uses: `first_term` 0)."""
+        assert self.first_term == 0, "a segment's table holds the terms it added only"
         return [self.vocabulary[i] for i in self.term_ids(row)]
+
+    @classmethod
+    def joined(
+        cls, parts: Sequence[tuple[SentenceTable, Sequence[range]]], vocabulary: list[str], first_term: int
+    ) -> SentenceTable:
+        """A table of the rows `spans` of each table in `parts`, in order (their term ids are one index's), with the
+        terms `vocabulary` from id `first_term` on."""
+        pieces = [(t, r) for t, spans in parts for r in spans]
+        lengths = [np.diff(t.indptr[r.start : r.stop + 1]) for t, r in pieces]
+        indptr = np.zeros(sum(len(n) for n in lengths) + 1, dtype=np.int64)
+        np.cumsum(np.concatenate(lengths or [np.zeros(0, np.int64)]), out=indptr[1:])
+        cut = [(int(t.indptr[r.start]), int(t.indptr[r.stop])) for t, r in pieces]
+        table = cls(
+            indptr,
+            np.concatenate([t.ids[a:b] for (t, _), (a, b) in zip(pieces, cut, strict=True)] or [np.zeros(0, np.int32)]),
+            np.concatenate([t.caps[a:b] for (t, _), (a, b) in zip(pieces, cut, strict=True)] or [np.zeros(0, bool)]),
+            np.concatenate([t.flags[r.start : r.stop] for t, r in pieces] or [np.zeros(0, np.uint8)]),
+            np.zeros(0, dtype=np.int32),
+            vocabulary,
+            first_term,
+        )
+        table.doc_freq = table.count_sentences()
+        return table
 
     def save(self, folder: Path) -> None:
         with open(folder / FILE, "wb") as out:
-            np.savez(out, indptr=self.indptr, ids=self.ids, caps=self.caps, flags=self.flags, doc_freq=self.doc_freq)
+            np.savez(
+                out,
+                indptr=self.indptr,
+                ids=self.ids,
+                caps=self.caps,
+                flags=self.flags,
+                doc_freq=self.doc_freq,
+                first_term=np.int64(self.first_term),
+            )
         (folder / VOCABULARY).write_text(json.dumps(self.vocabulary, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -161,8 +207,9 @@ class SentenceTable:
     def load(cls, folder: Path) -> SentenceTable:
         with np.load(folder / FILE) as data:
             indptr, ids, caps, flags, doc_freq = (data[k] for k in ("indptr", "ids", "caps", "flags", "doc_freq"))
+            first_term = int(data["first_term"]) if "first_term" in data else 0
         vocabulary = json.loads((folder / VOCABULARY).read_text(encoding="utf-8"))
-        return cls(indptr, ids, caps, flags, doc_freq, vocabulary)
+        return cls(indptr, ids, caps, flags, doc_freq, vocabulary, first_term)
 
     def __len__(self) -> int:
         return len(self.flags)

@@ -37,15 +37,38 @@ class Vocabulary:
         for word in sorted(t for t in self.terms if t):
             self._by_shape[(word[0], len(word))].append(word)
 
+    def extended(self, added: Sequence[str], doc_freq: np.ndarray, sentences: int) -> Vocabulary:
+        """This vocabulary with the terms `added` (ids from len(self) on) and the sentence counts of the index now
+        (a segment added or documents removed): a new one, made without sorting or scanning every term again."""
+        new = object.__new__(Vocabulary)
+        new.terms = self.terms + list(added)
+        new.doc_freq = np.asarray(doc_freq)
+        new.sentences = sentences
+        new.words = self.words
+        new.term_id = dict(self.term_id)
+        new._by_shape = dict(self._by_shape)
+        for word in added:
+            new.term_id[word] = len(new.term_id)
+            if word:
+                shape = (word[0], len(word))
+                new._by_shape[shape] = sorted([*new._by_shape.get(shape, ()), word])
+        return new
+
     def __len__(self) -> int:
         return len(self.terms)
 
     def __contains__(self, term: object) -> bool:
-        return term in self.term_id
+        """Whether a live sentence holds `term` (a segmented index keeps the terms of removed documents until it is
+        compacted, with a count of 0)."""
+        i = self.term_id.get(term)  # type: ignore[call-overload]
+        return i is not None and (i >= len(self.doc_freq) or bool(self.doc_freq[i] > 0))
 
     def lookup(self, terms: Sequence[str]) -> np.ndarray:
         """Ids of `terms` (`UNKNOWN` for a term no sentence holds)."""
-        return np.fromiter((self.term_id.get(t, UNKNOWN) for t in terms), dtype=np.int64, count=len(terms))
+        ids = np.fromiter((self.term_id.get(t, UNKNOWN) for t in terms), dtype=np.int64, count=len(terms))
+        if len(ids) and len(self.doc_freq) == len(self.terms):
+            ids[(ids >= 0) & (self.doc_freq[np.maximum(ids, 0)] == 0)] = UNKNOWN
+        return ids
 
     def idf(self, term_ids: np.ndarray) -> np.ndarray:
         """BM25's inverse document frequency over sentences; an unknown term gets the most."""
@@ -61,7 +84,7 @@ class Vocabulary:
         found = []
         for word in self.words.words(respell(question) if english else question):
             term = self.words.stem(word)
-            if term not in self.term_id and len(term) >= 4:
+            if term not in self and len(term) >= 4:
                 term = self.closest(term) or (self.respelled(word) if english else None) or term
             found.append(term)
         return found
@@ -75,14 +98,17 @@ class Vocabulary:
             return None
         near = [w for n in (len(word) - 1, len(word), len(word) + 1) for w in _english_by_shape().get((word[0], n), ())]
         matches = process.extract(word, near, scorer=Levenshtein.distance, score_cutoff=1, limit=None)
-        known = {self.words.stem(m[0]) for m in matches} & self.term_id.keys()  # "mister" is as near: not here
+        known = {t for t in (self.words.stem(m[0]) for m in matches) if t in self}  # "mister" is as near: not here
         return max(known, key=lambda t: self.doc_freq[self.term_id[t]], default=None)
 
     def closest(self, term: str) -> str | None:
         """The closest known term within the edit limit; typos in a word's first letter are not repaired."""
         limit = 1 if len(term) < 8 else 2
         near = [
-            w for n in range(len(term) - limit, len(term) + limit + 1) for w in self._by_shape.get((term[0], n), ())
+            w
+            for n in range(len(term) - limit, len(term) + limit + 1)
+            for w in self._by_shape.get((term[0], n), ())
+            if w in self
         ]
         match = process.extractOne(term, near, scorer=Levenshtein.distance, score_cutoff=limit)
         return match[0] if match else None
