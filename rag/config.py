@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .engine_types import ENGINES
 from .errors import BadRequest
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -36,7 +37,6 @@ MAX_TOP_K = 50
 # 20 earlier questions: a follow-up is read with the last one only (conversation.py), but the chat without
 # JavaScript answers every earlier turn again on each post (pages.py), so this bounds that work.
 MAX_HISTORY = 20
-ENGINES = ("local", "milvus")
 COLLECTION = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")  # Milvus's rule for collection names
 
 
@@ -124,9 +124,7 @@ class Settings:
     session_hours: float = _setting(
         8.0, "How long the chat's sign-in (read_token) lasts; signing out ends it on the server at once."
     )
-    engine: str = _setting(
-        "local", "Search engine: local (FAISS and bm25s in the index folder) or milvus (docs/scaling.md)."
-    )
+    engine: str = _setting("local", "Search engine: " + " or ".join(e.summary for e in ENGINES.values()) + ".")
     milvus_uri: str = _setting(
         "",
         "Milvus to use with engine milvus: http://host:19530 for a server, or a path for Milvus Lite (empty: "
@@ -164,7 +162,7 @@ class Settings:
             (self.max_text_chars >= 1, f"max_text_chars must be at least 1, not {self.max_text_chars}"),
             (self.max_upload_bytes >= 1, f"max_upload_bytes must be at least 1, not {self.max_upload_bytes}"),
             (self.ask_queue >= 1, f"ask_queue must be at least 1, not {self.ask_queue}"),
-            (self.engine in ENGINES, f"engine must be {' or '.join(ENGINES)}, not {self.engine!r}"),
+            (self.engine in ENGINES, f"engine must be {' or '.join(ENGINES)}, not {self.engine!r}"),  # engine_types
             (
                 COLLECTION.fullmatch(self.collection) is not None,
                 f"collection must be letters, digits and underscores, starting with a letter, not {self.collection!r}",

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from rag import Assistant, Settings, indexing
+from rag import Assistant, Settings, engine_types, indexing
 from rag.embedding import Encoder
 from rag.errors import BadRequest, EngineError, IndexMismatch
 from rag.indexing.merge import merge
 from tests.helpers import SMALL_DOCS, write_corpus
 
-ENGINES = ["local", "milvus"]
+ENGINES = list(engine_types.ENGINES)  # every registered engine runs the same contract
 EXTRA = {
     "harbour.txt": (
         "Kobe Harbour\n\nThe port of Kobe was rebuilt after the 1995 earthquake. Its container terminals reopened "

@@ -147,6 +147,7 @@ LAYERS = [
         "rag.onnx_graph",
         "rag.onnx_torch",
         "rag.config",
+        "rag.engine_types",
         "rag.errors",
     ],
 ]

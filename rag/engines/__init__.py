@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
+from ..engine_types import describe, engine_type
 from ..errors import EngineError, IndexMismatch, RagError
 from ..text.words import Words
 from .base import Candidates, Catalog, Engine, Passages, Scored, Update, redact
@@ -31,17 +32,15 @@ __all__ = [
 
 def engine_settings(settings: Settings) -> dict[str, Any]:
     """What an index must have been built with, of its engine, to be opened with these settings."""
-    if settings.engine == "local":
-        return {"name": "local"}
-    return {"name": "milvus", "uri": redact(settings.milvus_path), "collection": settings.collection}
+    return describe(settings)
 
 
 def opener(settings: Settings) -> Opener:
     """Opens the engine an index's manifest names, with the connection settings of `settings`."""
 
     def open_engine(described: dict[str, Any], catalog: Catalog) -> Engine:
-        if described["name"] == "local":  # its index lists segments, which the catalog opens (indexing/segmented.py)
-            raise ValueError("an index of the local engine without segments")
+        if engine_type(described["name"]).segments:  # its index lists segments, which indexing/segmented.py opens
+            raise ValueError(f"an index of engine {described['name']} without segments")
         if not catalog.table_current:
             raise IndexMismatch(
                 "the answer rules changed since the index was built, and Milvus holds the old sentence terms; "
@@ -70,7 +69,7 @@ def build_engine(
     `settings` asks for, else a new one (a full build; a shared one, holding other shards too, is not emptied)."""
     if previous is not None and previous.name == settings.engine:
         return previous.apply(update)
-    if settings.engine == "local":
+    if engine_type(settings.engine).segments:
         from .local import LocalEngine
 
         return LocalEngine.build(update)

@@ -12,7 +12,6 @@ server, or Milvus Lite for a folder of its own).
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,17 +20,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..engine_types import redact
 from ..text.chunking import Chunk
 from ..text.sentences import Rows, SentenceTable
 from ..text.vocabulary import Vocabulary
 from ..text.words import Words
 
 Scored = list[tuple[str, float]]  # (chunk id, score), best first
-
-
-def redact(uri: str) -> str:
-    """`uri` without a password in it (http://user:secret@host -> http://user@host): the manifest is not secret."""
-    return re.sub(r"(//[^/:@]*):[^/@]*@", r"\1@", uri)
+__all__ = ["Candidates", "Catalog", "Engine", "Passages", "Scored", "Update", "redact"]
 
 
 @dataclass(frozen=True)

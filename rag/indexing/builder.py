@@ -19,6 +19,7 @@ import numpy as np
 
 from ..config import Settings
 from ..embedding import Encoder
+from ..engine_types import engine_type
 from ..engines import Engine, Update, build_engine, engine_settings, opener
 from ..errors import BadRequest, IndexCorrupt, IndexMismatch, IndexMissing
 from ..readers import EXTRACTION_VERSION
@@ -125,7 +126,7 @@ def build(
         vectors = embed_documents(
             encoder, [d for d in docs if d.source in fresh], fresh, settings.batch_size, progress, stop
         )
-        if settings.engine == "local":
+        if engine_type(settings.engine).segments:
             base = {**index_settings(settings, encoder), "skipped": skipped}
             # A file touched but not changed (new time, same content) is written again with its chunks and vectors.
             touched = {
@@ -191,7 +192,7 @@ def assemble(
     engine in `manifest`."""
     words = store.words_of(manifest)
     table = SentenceTable.build(store.sentence_texts(documents, chunks), words)
-    if settings.engine == "local":  # one segment (`segmented.py`), the vectors of the others from `previous`
+    if engine_type(settings.engine).segments:  # one segment (`segmented.py`), the others' vectors from `previous`
         reused = {d.source: previous.document_vectors(d.source) for d in documents if d.source not in vectors}  # type: ignore[union-attr]
         return store.segmented.single(manifest, documents, chunks, table, texts, {**vectors, **reused})
     dimension = int(manifest["model"]["dimension"])

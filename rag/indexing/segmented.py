@@ -149,7 +149,6 @@ def manifest_of(base: dict[str, Any], stored: list[Stored], dead: list[frozenset
         "id": uuid.uuid4().hex,  # tells a process that holds this index whether it is still the one on disk
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {"documents": documents, "chunks": chunks},
-        "engine": {"name": "local"},
         "segments": [segments.record(s, d) for s, d in zip(stored, dead, strict=True)],
     }
 

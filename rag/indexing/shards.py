@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+from ..engine_types import engine_type
 from ..errors import BadRequest, IndexMismatch
 
 Shard = tuple[int, int]  # (i, n): the i-th of n shares, 0 <= i < n
@@ -35,7 +36,7 @@ def in_shard(source: str, shard: Shard) -> bool:
 
 
 def check_shard(settings: Settings, shard: Shard | None) -> None:
-    if shard is not None and settings.engine == "local":
+    if shard is not None and not engine_type(settings.engine).shared:
         raise BadRequest(
             "--shard writes into an engine the shards share: set RAG_ENGINE=milvus and RAG_MILVUS_URI to a "
             "Milvus server (docs/scaling.md)"

@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..engine_types import engine_type
 from ..engines.base import Catalog, Engine
 from ..errors import IndexCorrupt, IndexMissing, IndexOutdated, RagError
 from ..text import sentences
@@ -196,7 +197,7 @@ def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Ind
     documents = [document_entry(d) for d in manifest["documents"]]  # checked by read_manifest
     # Terms stored by an engine are current when the table's rules and the word rules are those in use.
     terms_current = _current_table(manifest) and manifest.get("text") == expected.get("text", manifest.get("text"))
-    if manifest["engine"]["name"] != "local" and terms_current:
+    if engine_type(manifest["engine"]["name"]).own_lexical and terms_current:  # it holds chunks and terms itself
         return _load_catalog_only(folder, manifest, documents, open_engine)
     current = folder / "chunks.jsonl"
     try:
