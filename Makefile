@@ -50,7 +50,7 @@ lint: $(VENV)/.test-extra
 	$(BIN)/ruff format --check rag tests bench train
 	$(BIN)/mypy rag
 
-bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json, summary.md and plots (~40 min)
+bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json, summary.md and plots (~55 min)
 	$(BIN)/pip install --quiet -e '.[test,bench,bench-readers]'
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/indexing.py
@@ -58,6 +58,7 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/python bench/encoder.py
 	$(BIN)/python bench/readers.py
 	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/segments.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/soak.py
