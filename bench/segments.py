@@ -21,6 +21,8 @@ thread asks questions throughout (their failures and latencies counted).
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import statistics
 import sys
 import tempfile
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from bench.common import spread, write_result  # noqa: E402
+from bench.common import ROOT, spread, write_result  # noqa: E402
 from bench.indexing import real_sentences, write_corpus  # noqa: E402
 from rag import Assistant, Settings, indexing  # noqa: E402
 from rag.embedding import Encoder  # noqa: E402
@@ -123,15 +125,18 @@ def one_size(root: Path, n_docs: int, encoder: Encoder, repeats: int) -> dict[st
 def watch(settings: Settings, index: Any, encoder: Encoder, repeats: int) -> dict[str, Any]:
     """`Service.watch()` over the index: seconds from a file's write to the first answer citing it, with a thread
     asking questions throughout."""
-    service = Service(Assistant(settings, index, encoder))
+    service = Service(Assistant(settings, index, encoder, cache_size=0))  # every question answered anew
     service.watch()
     stop, latencies, failures = threading.Event(), [], [0]
+    questions = [json.loads(line)["question"] for line in (ROOT / "bench" / "tuning.jsonl").open(encoding="utf-8")]
 
     def ask() -> None:
-        while not stop.is_set():
+        for i in itertools.count():
+            if stop.is_set():
+                return
             start = time.perf_counter()
             try:
-                service.assistant.ask("What did Japan and Ukraine agree on in the security sector?")
+                service.assistant.ask(questions[i % len(questions)])
             except Exception:  # counted: the figure is zero failures
                 failures[0] += 1
             latencies.append(time.perf_counter() - start)

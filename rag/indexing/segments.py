@@ -157,7 +157,7 @@ def vocabulary_of(stored: list[Stored], dead: list[frozenset[str]], words: Any) 
     sentences = 0
     for s, gone in zip(stored, dead, strict=True):
         table = s.part.table
-        df = table.count_sentences()
+        df = table.doc_freq.astype(np.int64)  # counted when the segment was made
         for source in gone:
             df = df - table.count_sentences(s.part.sentence_rows(source))
         doc_freq[: len(df)] += df

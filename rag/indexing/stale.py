@@ -3,12 +3,11 @@ they rebuild."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from ..config import Settings
 from ..readers import documents
-from ..readers.documents import Unreadable, content_hash, file_stamp, list_files
+from ..readers.documents import Unreadable, content_hash, file_stamp, list_sources
 from . import store
 from .builder import text_settings
 
@@ -22,22 +21,25 @@ def is_stale(settings: Settings, built: dict[str, Any] | store.Index) -> bool:
     manifest = built.manifest if isinstance(built, store.Index) else built
     if manifest.get("text") != text_settings(settings):
         return True  # other word rules: the index is made anew
-    entries = [asdict(d) for d in built.documents] if isinstance(built, store.Index) else manifest["documents"]
-    known = {d["source"]: d for d in entries}
+    if isinstance(built, store.Index):
+        known = {d.source: (d.size, d.mtime_ns, d.sha256) for d in built.documents}
+    else:
+        known = {d["source"]: (d["size"], d["mtime_ns"], d["sha256"]) for d in manifest["documents"]}
     skipped = manifest.get("skipped", {})
-    current = {p.relative_to(settings.corpus).as_posix(): p for p in list_files(settings.corpus)}
-    if set(current) - set(known) - set(skipped) or set(known) - set(current):
+    current = list_sources(settings.corpus)
+    if set(current) - known.keys() - skipped.keys() or known.keys() - set(current):
         return True
-    for source, path in current.items():
+    for source in current:
+        path = settings.corpus / source
         stamp = file_stamp(path)
         if source in skipped:
             if stamp != (skipped[source]["size"], skipped[source]["mtime_ns"]):
                 return True
-        elif stamp != (known[source]["size"], known[source]["mtime_ns"]):
+        elif stamp != known[source][:2]:
             try:  # read as indexing reads it: a link that now leads out of the corpus counts as changed
                 data, _ = documents.read_corpus_file(settings.corpus, path)
             except Unreadable:
                 return True
-            if content_hash(data) != known[source]["sha256"]:
+            if content_hash(data) != known[source][2]:
                 return True
     return False

@@ -162,16 +162,21 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return read_manifest_at(swap.locate(folder))
 
 
-def read_manifest_at(folder: Path) -> dict[str, Any]:
+def read_manifest_at(folder: Path, documents: bool = True) -> dict[str, Any]:
+    """The manifest in `folder`, with its documents (from the segments that list them, for the local engine; not
+    read with `documents` False, and then not in it for the local engine)."""
     path = folder / "manifest.json"
     if not path.exists():
         raise IndexMissing(f"no index in {folder}; run `rag index` to build it")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         int(manifest["model"]["dimension"])
-        if "segments" in manifest:  # the local engine's documents are listed in its segments
+        if "segments" not in manifest:
+            manifest["documents"] = [asdict(document_entry(d)) for d in manifest["documents"]]
+        elif not all(isinstance(s["name"], str) and isinstance(s["deleted"], list) for s in manifest["segments"]):
+            raise ValueError("a segment without a name or a list of removed documents")
+        elif documents:  # the local engine's documents are listed in its segments
             manifest["documents"] = [asdict(d) for d in segments.live_documents(folder, manifest)]
-        manifest["documents"] = [asdict(document_entry(d)) for d in manifest["documents"]]
         return manifest
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexCorrupt(f"{path} is damaged ({exc}); {REBUILD}") from None
@@ -190,7 +195,7 @@ def load(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
 
 
 def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
-    manifest = read_manifest_at(folder)
+    manifest = read_manifest_at(folder, documents=False)
     check_compatible(manifest, expected, folder)
     if "segments" in manifest:
         return _load_segments(folder, manifest, expected)
@@ -227,7 +232,6 @@ def _load_segments(folder: Path, manifest: dict[str, Any], expected: dict[str, A
         raise IndexOutdated(
             f"the index in folder {folder} was made with other word rules ({manifest.get('text')}); {REBUILD}"
         )
-    del manifest["documents"]  # listed by the segments
     try:
         return segmented.load(folder, manifest)
     except RagError:
