@@ -12,53 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
-from collections.abc import Callable
 from dataclasses import asdict
-from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from .config import Settings
 from .errors import RagError
 from .evaluation import format_table, read_questions, reliability, score_one, summarize
-from .terminal import echo, echo_json, format_response
+from .terminal import echo, echo_json, format_response, friendly_errors
+from .terminal import fail as _fail
+from .terminal import say as _say
 
 if TYPE_CHECKING:
+    from .indexing.index import Index
     from .pipeline import Assistant
-
-EXIT_USAGE = 2
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the core's errors and Ctrl-C into one line and an exit code."""
-
-    @wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except RagError as exc:
-            _fail(str(exc))
-        except KeyboardInterrupt:
-            _fail("interrupted; the previous index is unchanged", 130)
-        except OSError as exc:
-            _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
-        except click.ClickException:
-            raise
-        except Exception as exc:  # a bug of ours: one line, the traceback only when asked for
-            if os.environ.get("RAG_DEBUG"):
-                raise
-            _fail(f"internal error ({type(exc).__name__}: {exc}); run with RAG_DEBUG=1 for details", 1)
-
-    return run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,10 +41,6 @@ def main(ctx: click.Context, corpus: Path | None, index_dir: Path | None, model:
     """Ask questions about a folder of documents; answers are quoted from them, with citations."""
     ctx.obj = Settings.from_env(corpus=corpus, index=index_dir, model=model)
     _print_core_logs()
-
-
-def _say(message: str) -> None:
-    echo(message, err=True)
 
 
 class _Say(logging.Handler):
@@ -146,6 +111,61 @@ def index(
         indexing.merge_segments(settings, built, everything=True)
         if not as_json:
             echo(f"compacted: {len(built.stored)} segments joined into one, without removed documents")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@click.pass_obj
+@friendly_errors
+def add(settings: Settings, files: tuple[Path, ...], as_json: bool) -> None:
+    """Copy FILES into the corpus (each under its own name, once its reader read it), then update the index."""
+    from .corpus import Corpus  # lazily, as in `_assistant`
+
+    corpus, sources = Corpus(settings), []
+    try:
+        for file in files:
+            sources.append(corpus.add(file.name, file.read_bytes(), settings.max_file_bytes))
+    except RagError:  # the files copied before a refused one are indexed all the same
+        _update_index(settings, sources, as_json)
+        raise
+    _update_index(settings, sources, as_json)
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@click.pass_obj
+@friendly_errors
+def remove(settings: Settings, sources: tuple[str, ...], as_json: bool) -> None:
+    """Delete the corpus files of documents SOURCES (paths as citations name them), then update the index."""
+    from . import indexing  # lazily, as in `_assistant`
+    from .corpus import Corpus
+
+    index, removed = indexing.load(settings, indexing.encoder_for(settings)), []
+    corpus = Corpus(settings, hint="a citation names a document by its path in the corpus")
+    try:
+        for source in sources:
+            corpus.remove(source, index)
+            removed.append(source)
+    except RagError:  # the documents removed before a refused one leave the index all the same
+        _update_index(settings, removed, as_json, index)
+        raise
+    _update_index(settings, removed, as_json, index)
+
+
+def _update_index(settings: Settings, sources: list[str], as_json: bool, loaded: Index | None = None) -> None:
+    """Update the index with corpus paths `sources` (`rag add`, `rag remove`; none: nothing to do) and print the
+    build report. `loaded`: the index on disk, when the command loaded it already."""
+    from . import indexing
+
+    if not sources:
+        return
+    encoder = indexing.encoder_for(settings)  # `rag index`'s: at the precision the index was built with
+    _, report = indexing.build(settings, encoder, progress=not as_json, loaded=loaded, paths=sources)
+    for line in report.skip_lines():
+        _say(line)
+    echo_json(report.to_dict()) if as_json else echo(report.summary())
 
 
 @main.command()

@@ -1,15 +1,23 @@
 """The command line's text: a response as lines to read, and printing that escapes what a terminal would act on
 rather than show, so that no document, title or file name can colour the output, set the window title, move the
-cursor or reorder a line (issue #20). JSON output keeps the text exact, with those characters as `\\u` escapes."""
+cursor or reorder a line (issue #20). JSON output keeps the text exact, with those characters as `\\u` escapes.
+And the commands' failures: one line on stderr and an exit code (`friendly_errors`)."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 import click
 
+from .errors import RagError
 from .readers.documents import TERMINAL_CONTROLS, printable
+
+EXIT_USAGE = 2
 
 
 def echo(text: str, err: bool = False) -> None:
@@ -23,6 +31,39 @@ def echo_json(value: Any, indent: int | None = None) -> None:
     overrides) are written as `\\u` escapes too, which every JSON reader decodes to the same text."""
     text = json.dumps(value, ensure_ascii=False, indent=indent)
     click.echo(TERMINAL_CONTROLS.sub(lambda found: f"\\u{ord(found.group()):04x}", text))
+
+
+def say(message: str) -> None:
+    """A message for the person at the terminal, on stderr (progress, warnings, what a command skipped)."""
+    echo(message, err=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the core's errors and Ctrl-C into one line and an exit code."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RagError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted; the previous index is unchanged", 130)
+        except OSError as exc:
+            fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
+        except click.ClickException:
+            raise
+        except Exception as exc:  # a bug of ours: one line, the traceback only when asked for
+            if os.environ.get("RAG_DEBUG"):
+                raise
+            fail(f"internal error ({type(exc).__name__}: {exc}); run with RAG_DEBUG=1 for details", 1)
+
+    return run
 
 
 def format_response(response: dict[str, Any]) -> str:

@@ -17,8 +17,9 @@ from rag import embedding
 from rag.cli import format_response, main
 from rag.config import FIELDS
 from rag.embedding import Encoder
+from rag.indexing import store
 
-from .helpers import CORPUS, reuse
+from .helpers import CORPUS, reuse, small_index
 
 pytestmark = pytest.mark.slow  # the real model
 
@@ -331,3 +332,81 @@ def test_version() -> None:
     result = run("--version")
     assert result.exit_code == 0
     assert "version" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# rag add, rag remove: the corpus's writes (`rag/corpus.py`, as the server's uploads), then an update of those paths
+
+FERRY = "Ferry Notes\n\nThe night ferry to Hokkaido leaves Oarai at 19:45. The crossing takes eighteen hours.\n"
+
+
+def small_space(root: Path, encoder: Encoder) -> Workspace:
+    settings = small_index(root, encoder)
+    return Workspace(settings.corpus, settings.index)
+
+
+def indexed(space: Workspace) -> set[str]:
+    return {d["source"] for d in store.read_manifest(space.index)["documents"]}
+
+
+def test_add_copies_files_into_the_corpus_and_indexes_only_them(tmp_path: Path, encoder: Encoder) -> None:
+    space = small_space(tmp_path, encoder)
+    before = indexed(space)
+    (tmp_path / "new").mkdir()
+    ferry, notes = tmp_path / "new" / "ferry.txt", tmp_path / "new" / "notes.md"
+    ferry.write_text(FERRY, encoding="utf-8")
+    notes.write_text("# Kettles\n\nA cast-iron kettle is called a tetsubin.\n", encoding="utf-8")
+    result = run(*space.args("add", str(ferry), str(notes), "--json"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert sorted(report["added"]) == ["ferry.txt", "notes.md"] and report["removed"] == report["changed"] == []
+    assert (space.corpus / "ferry.txt").read_text(encoding="utf-8") == FERRY
+    assert indexed(space) == before | {"ferry.txt", "notes.md"}
+    answer = json.loads(run(*space.args("ask", "When does the night ferry leave?", "--json")).stdout)["answer"]
+    assert answer and answer["source"] == "ferry.txt"
+
+
+def test_add_refuses_a_taken_name_in_one_line_and_indexes_the_files_before_it(tmp_path: Path, encoder: Encoder) -> None:
+    space = small_space(tmp_path, encoder)
+    (tmp_path / "new").mkdir()
+    ferry, tea = tmp_path / "new" / "ferry.txt", tmp_path / "new" / "tea.txt"
+    ferry.write_text(FERRY, encoding="utf-8")
+    tea.write_text("Tea\n\nAnother text under a name the corpus has.\n", encoding="utf-8")
+    result = run(*space.args("add", str(ferry), str(tea), "--json"))  # --json: no progress bars on stderr
+    assert "tea.txt is already in the corpus" in assert_one_line_error(result)
+    assert json.loads(result.stdout)["added"] == ["ferry.txt"]
+    assert "ferry.txt" in indexed(space) and "Green tea" in (space.corpus / "tea.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [("tool.exe", b"MZ", "only "), ("empty.txt", b"  \n", "")])
+def test_add_refuses_a_file_no_reader_takes_and_changes_nothing(
+    tmp_path: Path, encoder: Encoder, name: str, content: bytes, says: str
+) -> None:
+    space = small_space(tmp_path, encoder)
+    before = indexed(space)
+    (tmp_path / name).write_bytes(content)
+    assert f"{name}: {says}" in assert_one_line_error(run(*space.args("add", str(tmp_path / name))))
+    assert not (space.corpus / name).exists() and indexed(space) == before
+
+
+def test_remove_deletes_the_file_and_drops_the_document(tmp_path: Path, encoder: Encoder) -> None:
+    space = small_space(tmp_path, encoder)
+    before = indexed(space)
+    result = run(*space.args("remove", "trains/shinkansen.txt", "--json"))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["removed"] == ["trains/shinkansen.txt"]
+    assert not (space.corpus / "trains" / "shinkansen.txt").exists()
+    assert indexed(space) == before - {"trains/shinkansen.txt"}
+    plain = run(*space.args("remove", "tea.txt"))
+    assert plain.exit_code == 0, plain.output
+    assert re.match(r"0 added, 0 changed, 1 removed, ", plain.stdout)
+
+
+@pytest.mark.parametrize(("source", "says"), [("nope.txt", "is not in the index"), ("../tea.txt", "not a document")])
+def test_remove_refuses_what_is_not_a_document_in_one_line(
+    tmp_path: Path, encoder: Encoder, source: str, says: str
+) -> None:
+    space = small_space(tmp_path, encoder)
+    before = indexed(space)
+    assert says in assert_one_line_error(run(*space.args("remove", source)))
+    assert indexed(space) == before and (space.corpus / "tea.txt").exists()

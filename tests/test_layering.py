@@ -139,6 +139,7 @@ LAYERS = [
         "rag.engines.milvus_client",
     ],
     ["rag.engines.base"],  # the engine interface: the types
+    ["rag.corpus"],  # the corpus folder's writes, for both edges (`rag add`, uploads): over the readers only
     [  # the ground
         "rag.text",
         "rag.readers",

@@ -33,7 +33,7 @@ from rag.embedding import Encoder
 from rag.indexing.live import IndexOnDisk
 from rag.pipeline import Assistant
 from rag.readers import READERS
-from rag.server import service as service_module
+from rag.server import rebuilder as rebuilder_module
 from rag.server.api import create_app
 
 TOKEN = "s3cret"
@@ -369,7 +369,7 @@ def test_a_background_rebuild_writes_one_line_for_the_operator(
 
         warning = info
 
-    monkeypatch.setattr(service_module, "REBUILDS", Recorder())
+    monkeypatch.setattr(rebuilder_module, "REBUILDS", Recorder())
     assert admin.post("/api/reindex", headers=AUTH).status_code == 202
     admin.app.state.service.wait(WAIT)  # type: ignore[attr-defined]
     assert len(lines) == 1 and lines[0].startswith("index rebuilt: ") and "1 skipped" in lines[0]

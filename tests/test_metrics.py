@@ -146,7 +146,7 @@ def test_rebuilds_are_counted_by_outcome_and_timed(
     app: FastAPI, client: TestClient, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = app.state.service
-    monkeypatch.setattr(service, "builder_encoder", lambda: encoder)  # no second model load
+    monkeypatch.setattr(service.rebuilder, "encoder", lambda: encoder)  # no second model load
     before = scrape(client)
     service.start_rebuild()
     service.wait(60)

@@ -402,7 +402,7 @@ def test_a_queued_rebuild_gets_its_own_start_time(plain: Served, monkeypatch: py
     from rag.server.service import Service
 
     service = Service(plain.assistant)
-    service._builder_encoder = plain.assistant.encoder
+    service.rebuilder._encoder = plain.assistant.encoder
     calls: list[threading.Event] = []
     entered = threading.Semaphore(0)
 

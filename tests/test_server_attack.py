@@ -23,13 +23,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.config import Settings
+from rag.corpus import check_upload_name
 from rag.embedding import Encoder
 from rag.errors import BadRequest
 from rag.indexing.texts import Texts
 from rag.server import access
 from rag.server.downloads import PIECE
 from rag.server.security import Limits
-from rag.server.uploads import check_upload_name
 
 from .server_support import (
     AUTH,

@@ -291,7 +291,7 @@ def test_a_running_rebuild_can_be_cancelled_and_the_old_index_keeps_serving(
             progress(1)
             time.sleep(0.01)
 
-    monkeypatch.setattr(service.builder_encoder(), "encode", endless)
+    monkeypatch.setattr(service.rebuilder.encoder(), "encode", endless)
     assert admin.client.delete("/api/reindex", headers=AUTH).status_code == 409  # nothing runs yet
     assert admin.client.post("/api/reindex", headers=AUTH).status_code == 202
     assert entered.wait(WAIT)

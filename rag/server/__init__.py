@@ -1,6 +1,6 @@
 """The HTTP edge: the app and its JSON routes (`api`), the chat pages (`pages`, `views`), the dependencies the
-routes take (`deps`), the background rebuilds and uploads (`service`), `--watch` (`watch`), metrics and the access
-log (`metrics`), and the security headers (`security`).
+routes take (`deps`), the background rebuilds (`rebuilder`), the service that joins them to uploads and removals
+(`service`), `--watch` (`watch`), metrics and the access log (`metrics`), and the security headers (`security`).
 
 `create_app` is imported on first use (PEP 562): the background service and the watch need no web library, and
 importing them (the CLI's `rag index` path, the tests of the core) leaves FastAPI out."""

@@ -32,7 +32,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .service import RebuildState, Service
+from .rebuilder import RebuildState
+from .service import Service
 
 if TYPE_CHECKING:
     from ..answer import Response
@@ -172,7 +173,7 @@ def install(app: FastAPI, service: Service) -> None:
     app.state.metrics = metrics
     if seen_by_request not in service.assistant.observers:  # once, however many apps serve this assistant
         service.assistant.observers.append(seen_by_request)
-    service.observers.append(metrics.rebuilt)
+    service.rebuilder.observers.append(metrics.rebuilt)
     app.add_middleware(Watch, metrics=metrics)  # type: ignore[arg-type]
 
     @app.get("/metrics", tags=["status"], response_class=PlainTextResponse)

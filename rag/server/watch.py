@@ -22,7 +22,7 @@ from .. import indexing
 from ..errors import CorpusError
 
 if TYPE_CHECKING:
-    from .service import Service
+    from .rebuilder import Rebuilder
 
 # A batch of changes is handed over once no event came for QUIET_MS: a write that settled. 300 ms covers an
 # editor's save (write a temporary file, rename it: well under 10 ms) and `cp` of a file of a few MB, and leaves
@@ -34,7 +34,7 @@ MAX_GROUP_MS = 1600
 # How long watchfiles waits for an event before yielding an empty batch: the first one (1 s after the watch began)
 # catches up with whatever changed between the server's start and the start of the watch.
 IDLE_MS = 1000
-WAIT_SECONDS = 0.05  # polling step while a rebuild runs (service.wait uses the same)
+WAIT_SECONDS = 0.05  # polling step while a rebuild runs (Rebuilder.wait uses the same)
 log = logging.getLogger("rag")
 
 
@@ -53,11 +53,11 @@ def relevant(corpus: Path) -> Callable[[watchfiles.Change, str], bool]:
 
 
 class CorpusWatcher:
-    """A thread that watches the corpus folder and starts a rebuild when what it holds differs from the index."""
+    """A thread that watches folder `corpus` and has `rebuilder` update the index it serves with what changed."""
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
-        self.corpus = service.assistant.settings.corpus
+    def __init__(self, rebuilder: Rebuilder, corpus: Path) -> None:
+        self.rebuilder = rebuilder
+        self.corpus = corpus
         self.batches = 0  # batches of changes handled (the tests wait on it)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,7 +69,7 @@ class CorpusWatcher:
         self._thread.start()
         # The builder's model loads now (a second or two), before the server says it is ready, not when the first
         # change is waiting for it; the watch has begun meanwhile.
-        self.service.builder_encoder()
+        self.rebuilder.encoder()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -103,16 +103,16 @@ class CorpusWatcher:
                 root = os.fspath(self.corpus.absolute())
                 changed = {os.path.relpath(p, root).replace(os.sep, "/") for p in paths}
                 if any(c == ".." or c.startswith("../") for c in changed):  # reported under another name (a link)
-                    self.service.start_rebuild(queue=True)
+                    self.rebuilder.start(queue=True)
                 else:
-                    self.service.start_rebuild(queue=True, paths=sorted(changed))
+                    self.rebuilder.start(queue=True, paths=sorted(changed))
                 self.batches += 1
                 return
-            while self.service.state.running and not self._stop.wait(WAIT_SECONDS):
+            while self.rebuilder.state.running and not self._stop.wait(WAIT_SECONDS):
                 pass
-            settings = self.service.assistant.settings
-            if not self._stop.is_set() and indexing.is_stale(settings, self.service.assistant.index):
-                self.service.start_rebuild(queue=True)
+            served = self.rebuilder.assistant
+            if not self._stop.is_set() and indexing.is_stale(served.settings, served.index):
+                self.rebuilder.start(queue=True)
             self.batches += 1
         except Exception as exc:  # the watch must outlive any one failure (a file vanishing while it is checked)
             log.warning("warning: watching %s: %s: %s", self.corpus, type(exc).__name__, exc)

@@ -1,6 +1,8 @@
-"""Edge: an uploaded file into the corpus folder: the check of its name (a plain name that reads as what it is)
-and the atomic write, whose failures say whose they are: a name the file system refuses is the client's (400), a
-full disk or a folder the server cannot write is the server's (507, 503; issue #20).
+"""The corpus folder's writes, for both edges (`rag add` and `rag remove`, the server's uploads and removals): a
+file added under a plain name that reads as what it is, once its format's reader read it, written whole or not at
+all; a document removed only from inside the corpus; an indexed document's original file, opened as indexing reads
+it. Failures say whose they are: a name the file system refuses is the caller's (400), a full disk or a folder that
+cannot be written is the host's (507, 503; issue #20). Nothing here updates the index: the caller does.
 """
 
 from __future__ import annotations
@@ -11,9 +13,72 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
+from typing import Any, BinaryIO, Protocol
 
-from ..errors import BadRequest, Conflict, StorageError, StorageFull
-from ..readers import READERS
+from .config import Settings
+from .errors import BadRequest, Conflict, NotFound, StorageError, StorageFull
+from .readers import READERS, Unreadable
+from .readers.documents import check_text, open_corpus_file
+from .readers.sandbox import pool_for
+
+# Where the server's messages send a caller for the documents' source paths; the CLI gives its own (`Corpus.hint`).
+HINT = "GET /api/documents lists the documents"
+
+
+class Listing(Protocol):
+    """What `remove` and `open_original` need of an index: its documents by source, and its manifest."""
+
+    manifest: dict[str, Any]
+
+    def entry(self, source: str) -> Any: ...
+
+
+class Corpus:
+    """The corpus folder of `settings`, and the limits and reader processes its settings give."""
+
+    def __init__(self, settings: Settings, hint: str = HINT) -> None:
+        self.settings, self.folder, self.hint = settings, settings.corpus, hint
+
+    def add(self, name: str, data: bytes, max_bytes: int) -> str:
+        """Write file `name` into the corpus, atomically and never over a file, once the reader of its format read
+        it as indexing will (in a reader process); returns its source path. Raises `BadRequest` for a name or a
+        file that cannot be added, `Conflict` when the name is taken, `StorageError` when the folder cannot take it.
+        """
+        name = check_upload_name(name)
+        if len(data) > max_bytes:
+            raise BadRequest(f"the file is {len(data)} bytes; the limit is {max_bytes}")
+        try:
+            check_text(pool_for(self.settings).read(Path(name).suffix.lower(), data).extracted.text)
+        except Unreadable as exc:
+            raise BadRequest(f"{name}: {exc}") from None
+        write_upload(self.folder, name, data)
+        return name
+
+    def remove(self, source: str, index: Listing) -> None:
+        """Delete the corpus file of `source`, a document of `index` or a file it skipped (already gone: nothing to
+        do). `index` still cites it until the caller updates it."""
+        parts = Path(source).parts
+        if not source or "\\" in source or "\x00" in source or Path(source).is_absolute() or ".." in parts:
+            raise BadRequest(f"{source!r} is not a document path: use a document's source path ({self.hint})")
+        if index.entry(source) is None and source not in index.manifest.get("skipped", {}):
+            raise NotFound(f"{source!r} is not in the index; {self.hint}")
+        # Its folder must lie inside the corpus: a linked folder leading out of it never has a file deleted.
+        if not (self.folder / source).parent.resolve().is_relative_to(self.folder.resolve()):
+            raise BadRequest(f"{source!r} lies outside the corpus folder (a link); remove it by hand")
+        (self.folder / source).unlink(missing_ok=True)
+
+    def open_original(self, source: str, index: Listing) -> tuple[str, BinaryIO, int]:
+        """The name, open file and size of the corpus file of `index`'s document `source`, opened as indexing reads
+        it (once, and checked as opened: a link swapped meanwhile never serves a file from outside the corpus); the
+        caller closes it. Raises `NotFound` when it is not indexed, is gone or now leads out of the corpus."""
+        if index.entry(source) is None:
+            raise NotFound(f"{source!r} is not in the index; {self.hint}")
+        try:
+            opened, stat = open_corpus_file(self.folder, self.folder / source, self.settings.max_file_bytes)
+        except Unreadable as exc:
+            raise NotFound(f"{source!r} is in the index but its file is no longer in the corpus ({exc})") from None
+        return Path(source).name, opened, stat.st_size
+
 
 RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.I)
 MAX_NAME = 200  # characters, for the pages and the logs
