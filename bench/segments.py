@@ -143,7 +143,11 @@ def watch(settings: Settings, index: Any, encoder: Encoder, repeats: int) -> dic
 
     asker = threading.Thread(target=ask, daemon=True)
     asker.start()
-    time.sleep(3)  # the watcher is up, and latencies before any update are in
+    start = time.perf_counter()
+    assert service.watcher is not None and service.watcher.caught_up.wait(300)
+    service.wait(timeout=300)
+    catch_up = time.perf_counter() - start  # the watcher's check of what changed before it began
+    time.sleep(3)  # latencies before any update are in
     quiet = len(latencies)
     cited = []
     try:
@@ -166,6 +170,7 @@ def watch(settings: Settings, index: Any, encoder: Encoder, repeats: int) -> dic
         service.stop_watching()
     before, during = latencies[:quiet], latencies[quiet:]
     return {
+        "start_check_s": round(catch_up, 2),
         "cited_after_s": spread(cited),
         "questions": len(latencies),
         "failures": failures[0],

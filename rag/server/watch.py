@@ -59,6 +59,7 @@ class CorpusWatcher:
         self.rebuilder = rebuilder
         self.corpus = corpus
         self.batches = 0  # batches of changes handled (the tests wait on it)
+        self.caught_up = threading.Event()  # set once what changed before the watch began is checked (and queued)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -87,11 +88,13 @@ class CorpusWatcher:
             stop_event=self._stop,
             raise_interrupt=False,
         )
-        caught_up = False
+        started = False
         for batch in batches:
-            if batch or not caught_up:
-                self._changed({path for _, path in batch} if caught_up else None)
-                caught_up = True
+            if not started:  # what changed while no one watched: checked beside the watch, which goes on meanwhile
+                started = True
+                threading.Thread(target=self._changed, args=(None,), name="rag-watch-start", daemon=True).start()
+            elif batch:
+                self._changed({path for _, path in batch})
 
     def _changed(self, paths: set[str] | None) -> None:
         """Queue an update of the paths of a batch of changes (`paths`: the update reads those alone). At the start
@@ -116,3 +119,6 @@ class CorpusWatcher:
             self.batches += 1
         except Exception as exc:  # the watch must outlive any one failure (a file vanishing while it is checked)
             log.warning("warning: watching %s: %s: %s", self.corpus, type(exc).__name__, exc)
+        finally:
+            if paths is None:
+                self.caught_up.set()
