@@ -34,6 +34,16 @@ def _questions() -> list[str]:
     return [json.loads(line)["question"] for line in lines if line.strip()]
 
 
+def _bundled(root: Path, encoder: Encoder) -> tuple[Path, Settings, segmented.SegmentedIndex]:
+    """A copy of the bundled corpus below `root`, its settings, and its index built in full."""
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    settings = Settings(corpus=corpus, index=root / "index")
+    index, _ = indexing.build(settings, encoder)
+    assert isinstance(index, segmented.SegmentedIndex)
+    return corpus, settings, index
+
+
 def _answers(assistant: Assistant, questions: list[str]) -> list[tuple]:
     out = []
     for question in questions:
@@ -117,10 +127,7 @@ def test_bm25_and_sentence_statistics_equal_a_full_build(updated_and_full: tuple
 
 
 def test_a_removed_document_is_never_cited(tmp_path: Path, encoder: Encoder) -> None:
-    corpus = tmp_path / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    settings = Settings(corpus=corpus, index=tmp_path / "index")
-    indexing.build(settings, encoder)
+    corpus, settings, _ = _bundled(tmp_path, encoder)
     (corpus / "harbour.txt").write_text("Kobe Harbour\n\nThe port of Kobe was rebuilt after the 1995 earthquake.")
     index, _ = indexing.build(settings, encoder, merge=False)
     assert Assistant(settings, index, encoder).ask("When was the port of Kobe rebuilt?").answer.source == "harbour.txt"
@@ -135,10 +142,7 @@ def test_a_removed_document_is_never_cited(tmp_path: Path, encoder: Encoder) -> 
 
 
 def test_an_update_writes_one_segment_and_the_manifest(tmp_path: Path, encoder: Encoder) -> None:
-    corpus = tmp_path / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    settings = Settings(corpus=corpus, index=tmp_path / "index")
-    index, _ = indexing.build(settings, encoder)
+    corpus, settings, index = _bundled(tmp_path, encoder)
     base = settings.index / segments.FOLDER / index.stored[0].name
     before = {p: p.stat().st_mtime_ns for p in base.iterdir()}
     (corpus / "new.txt").write_text("Hydrogen Plans\n\nJapan will fund a hydrogen plant near Odesa from 2027.")
@@ -149,10 +153,7 @@ def test_an_update_writes_one_segment_and_the_manifest(tmp_path: Path, encoder: 
 
 
 def test_compact_joins_every_segment_and_answers_the_same(tmp_path: Path, encoder: Encoder) -> None:
-    corpus = tmp_path / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    settings = Settings(corpus=corpus, index=tmp_path / "index")
-    indexing.build(settings, encoder)
+    corpus, settings, _ = _bundled(tmp_path, encoder)
     for i in range(3):
         (corpus / f"n{i}.txt").write_text(f"Note {i}\n\nThe museum number {i} opened in {1990 + i} in Kyiv.")
         index, _ = indexing.build(settings, encoder)
@@ -196,10 +197,7 @@ class _FakeStored:
 def test_a_crash_at_any_step_of_an_update_leaves_a_loadable_index(
     tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch, step: int
 ) -> None:
-    corpus = tmp_path / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    settings = Settings(corpus=corpus, index=tmp_path / "index")
-    old, _ = indexing.build(settings, encoder)
+    corpus, settings, old = _bundled(tmp_path, encoder)
     (corpus / "new.txt").write_text("Hydrogen Plans\n\nJapan will fund a hydrogen plant near Odesa from 2027.")
     (corpus / "001_6cd020ec01843fcd.txt").unlink()
     calls = {"n": 0}
@@ -236,10 +234,7 @@ def test_a_crash_at_any_step_of_an_update_leaves_a_loadable_index(
 def test_a_server_update_starts_from_the_index_it_serves(
     tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    corpus = tmp_path / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    settings = Settings(corpus=corpus, index=tmp_path / "index")
-    served, _ = indexing.build(settings, encoder)
+    corpus, settings, served = _bundled(tmp_path, encoder)
     (corpus / "new.txt").write_text("Hydrogen Plans\n\nJapan will fund a hydrogen plant near Odesa from 2027.")
 
     def no_load(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -257,10 +252,7 @@ def test_a_server_update_starts_from_the_index_it_serves(
 
 
 def test_a_targeted_update_looks_at_its_paths_only(tmp_path: Path, encoder: Encoder) -> None:
-    corpus = tmp_path / "corpus"
-    shutil.copytree(CORPUS, corpus)
-    settings = Settings(corpus=corpus, index=tmp_path / "index")
-    index, _ = indexing.build(settings, encoder)
+    corpus, settings, index = _bundled(tmp_path, encoder)
     (corpus / "news").mkdir()
     (corpus / "news" / "a.txt").write_text("Hydrogen\n\nJapan will fund a hydrogen plant near Odesa from 2027.")
     (corpus / "news" / ".draft.txt").write_text("Hidden\n\nA hidden draft is never indexed.")
