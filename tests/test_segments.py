@@ -175,7 +175,10 @@ def test_the_merge_policy() -> None:
 
     assert picked([5000] + [3] * 9) is None
     assert picked([5000] + [3] * 10) == range(1, 11)  # ten of one size level, the newest
-    assert picked([5000] + [30] * 10 + [2] * 3) is None  # the small ones wait for their own ten
+    assert picked([5000] + [30] * 10 + [2] * 3) == range(1, 11)  # the oldest run of ten, newer ones or not
+    assert picked([5000] + [2] * 3) is None
+    assert picked([5000, 0, 0, 3, 40]) == range(1, 4)  # left without chunks: merged with the next up to a small one
+    assert picked([0] * 12 + [300] * 2) == range(0, 12)
     assert picked([5000, 40] + [60] * 9) == range(1, 11)
     assert picked([5000, 10, 10], dead=[0, 6, 0]) == range(1, 2)  # mostly dead: rewritten without them
     assert picked([5000, 10], dead=[2000, 0]) is None

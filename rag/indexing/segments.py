@@ -166,16 +166,28 @@ def vocabulary_of(stored: list[Stored], dead: list[frozenset[str]], words: Any) 
 
 
 def policy(stored: list[Stored], dead: list[frozenset[str]]) -> range | None:
-    """The consecutive segments to merge next, or None: the newest run of at least `MERGE_FACTOR` segments of one
-    size level (chunks, in powers of `MERGE_FACTOR`), else a segment whose chunks are mostly dead."""
+    """The consecutive segments to merge next, or None: the oldest run of `MERGE_FACTOR` segments of one size level
+    (chunks, in powers of `MERGE_FACTOR`), as Lucene's log merge policy picks them, else a segment whose chunks are
+    mostly dead. A segment left without chunks (kept for the terms it added) is merged first with the segments after
+    it up to a small one (costing next to nothing), and otherwise counts as of the level of the segment after it,
+    so that none is left behind."""
     sizes = [len(s.part.chunks) for s in stored]
     levels = [int(math.log(max(n, 1), MERGE_FACTOR)) for n in sizes]
-    end = len(stored)
-    start = end
-    while start > 0 and levels[start - 1] == levels[end - 1]:
-        start -= 1
-    if end - start >= MERGE_FACTOR:
-        return range(end - MERGE_FACTOR, end)
+    for i in range(len(sizes) - 1):  # cheap first: segments without chunks, with those after them up to a small one
+        if sizes[i] == 0 and (sizes[i + 1] == 0 or levels[i + 1] <= 1):
+            j = i + 1
+            while j + 1 < len(sizes) and sizes[j] == 0 and (sizes[j + 1] == 0 or levels[j + 1] <= 1):
+                j += 1
+            return range(i, j + 1)
+    for i in range(len(levels) - 2, -1, -1):
+        if sizes[i] == 0:
+            levels[i] = levels[i + 1]
+    start = 0
+    for i in range(1, len(levels) + 1):
+        if i == len(levels) or levels[i] != levels[start]:
+            if i - start >= MERGE_FACTOR:
+                return range(start, start + MERGE_FACTOR)
+            start = i
     for i, (s, gone) in enumerate(zip(stored, dead, strict=True)):
         removed = sum(len(s.part.chunk_rows(source)) for source in gone)
         if removed and removed > DEAD_SHARE * len(s.part.chunks):
