@@ -29,6 +29,7 @@ class Postings:
 
     def __init__(self, indptr: np.ndarray, rows: np.ndarray, counts: np.ndarray, lengths: np.ndarray) -> None:
         self.indptr, self.rows, self.counts, self.lengths = indptr, rows, counts, lengths
+        self._norms: tuple[float, np.ndarray] | None = None
 
     @classmethod
     def build(cls, chunk_terms: Sequence[np.ndarray], terms: int) -> Postings:
@@ -58,6 +59,15 @@ class Postings:
             return np.diff(self.indptr)
         term = np.repeat(np.arange(self.terms, dtype=np.int64), np.diff(self.indptr))
         return np.bincount(term[live[self.rows]], minlength=self.terms)
+
+    def norms(self, average: float) -> np.ndarray:
+        """Each chunk's length part of BM25's denominator, `K1 * (1 - B + B * length / average)`, kept for the
+        average length it was last asked for (it changes only when an update changes the index)."""
+        cached = self._norms
+        if cached is None or cached[0] != average:
+            cached = (average, K1 * ((1 - B) + B * self.lengths / average))
+            self._norms = cached
+        return cached[1]
 
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, counts) of the chunks holding term id `term`."""
@@ -123,20 +133,26 @@ def search(
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (part, row, score) arrays
     for p, (postings, live) in enumerate(parts):
         rows_list, scores_list = [], []
+        norms = postings.norms(average)
         for term in terms:
             rows, counts = postings.postings(term)
             if not len(rows):
                 continue
             # As bm25s computes it: the term-frequency part in float64, times the idf in float32, kept as float32.
             tf = counts.astype(np.float64)
-            norm = K1 * ((1 - B) + B * postings.lengths[rows] / average)
-            scores_list.append((np.float32(stats.idf(term)) * (tf / (norm + tf))).astype(np.float32))
+            scores_list.append((np.float32(stats.idf(term)) * (tf / (norms[rows] + tf))).astype(np.float32))
             rows_list.append(rows)
         if not rows_list:
             continue
         rows = np.concatenate(rows_list)
-        rows, inverse = np.unique(rows, return_inverse=True)
-        scores = np.bincount(inverse, weights=np.concatenate(scores_list).astype(np.float64))
+        weights = np.concatenate(scores_list).astype(np.float64)
+        if len(rows) * 8 < postings.size:  # few postings: work on the chunks they touch only
+            rows, inverse = np.unique(rows, return_inverse=True)
+            scores = np.bincount(inverse, weights=weights)
+        else:  # many: add them up over every chunk of the segment (linear, where sorting them is not)
+            scores = np.bincount(rows, weights=weights, minlength=postings.size)
+            rows = np.flatnonzero(scores)
+            scores = scores[rows]
         if live is not None:
             keep = live[rows]
             rows, scores = rows[keep], scores[keep]
