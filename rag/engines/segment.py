@@ -89,14 +89,9 @@ class Segment:
     ) -> Segment:
         """A segment of `chunks` (documents in order) with their chunk vectors, and `table`'s sentences' vectors."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        terms = [
-            table.ids[
-                table.indptr[first_row[c.source] + c.first_sentence] : table.indptr[
-                    first_row[c.source] + c.first_sentence + len(c.sentences)
-                ]
-            ]
-            for c in chunks
-        ]
+        firsts = [first_row[c.source] + c.first_sentence for c in chunks]  # each chunk's first sentence row
+        spans = [(table.indptr[f], table.indptr[f + len(c.sentences)]) for f, c in zip(firsts, chunks, strict=True)]
+        terms = [table.ids[a:b] for a, b in spans]  # a chunk's terms: its sentences' terms
         postings = Postings.build(terms, table.terms_held)
         return cls(chunks, table, first_row, vectors, dense.build(vectors), sentence_vectors, postings)
 
