@@ -7,7 +7,7 @@
                               sentence_vocabulary.json (the terms it added), texts.jsonl and texts.offsets.npy,
                               and the engine's files (`rag/engines/segment.py`)
 
-An update (`added`) writes the documents it embedded as a new segment and records the sources it removed or
+An update (`segmented.updated`) writes the documents it embedded as a new segment and records the sources it removed or
 replaced; nothing else is rewritten. A merge (`merged`) joins consecutive segments into one without their dead
 documents; `policy` picks them the way Lucene's log merge policy does. Each change is saved by `save_in_place`:
 the new segment folder first (written under a temporary name, then renamed), then the manifest, replaced
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.local import DamagedFile, LocalEngine, Segment
+from ..engines.local import DamagedFile, Segment
 from ..text.chunking import Chunk
 from ..text.sentences import FILE as SENTENCE_TERMS
 from ..text.sentences import SentenceTable
@@ -267,10 +267,6 @@ def clean(folder: Path, manifest: dict[str, Any], unfinished: bool = True) -> No
             shutil.rmtree(path, ignore_errors=True)
     for path in folder.glob(".manifest.*.tmp") if unfinished else ():
         path.unlink(missing_ok=True)
-
-
-def engine_of(stored: list[Stored], dead: list[frozenset[str]], terms: int) -> LocalEngine:
-    return LocalEngine([s.part for s in stored], dead, terms)
 
 
 def _fsync_folder(folder: Path) -> None:

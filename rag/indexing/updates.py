@@ -1,5 +1,6 @@
 """Saving a build of the local engine as segments: an update adds one segment (`segmented.updated`), a full build
-writes one (`segmented.single`); merges follow (`merge`), and `compact` joins every segment into one."""
+writes one (`segmented.single`); merges follow (`merge`), which with `everything` joins every segment into one
+(`rag index --compact`)."""
 
 from __future__ import annotations
 
