@@ -35,6 +35,7 @@ class LocalEngine(Engine):
     def __init__(self, segments: list[Segment], dead: list[frozenset[str]], terms: int, stats: Stats | None = None):
         self.segments, self.dead = segments, dead
         self.live = [_live_mask(s, d) for s, d in zip(segments, dead, strict=True)]  # None: every chunk is live
+        self.dead_chunks = [0 if live is None else len(live) - int(live.sum()) for live in self.live]
         self.terms = terms  # term ids of the index's vocabulary: 0 to terms - 1
         self.stats = stats or Stats.of([(s.postings, live) for s, live in zip(segments, self.live, strict=True)], terms)
 
@@ -80,7 +81,7 @@ class LocalEngine(Engine):
         found = []
         for s, segment in enumerate(self.segments):
             live = self.live[s]
-            fetch = min(k + (0 if live is None else len(live) - int(live.sum())), len(segment.chunks))
+            fetch = min(k + self.dead_chunks[s], len(segment.chunks))  # dead ones found are left out below
             if fetch <= 0:
                 continue
             scores, rows = dense.search(segment.structure, vector, fetch)
