@@ -95,6 +95,8 @@ def cut(extracted: Extracted, max_chars: int) -> tuple[Extracted, str | None]:
     low = max_chars // 2
     space = max(text.rfind(c, low, max_chars) for c in " \n\t\u3000\u00a0")  # not \r: it may start a \r\n
     end = space + 1 if space >= low else max_chars
+    if text[end - 1 : end + 1] == "\r\n":  # a cut at max_chars never splits a line break in two
+        end -= 1
     pages = tuple(p for p in extracted.pages if p < end)
     note = f"text cut at {end:,} of {len(text):,} characters (max_text_chars {max_chars:,})"
     return replace(extracted, text=text[:end], pages=pages), note
