@@ -129,3 +129,21 @@ def respond_as(
     read = Query.read(question, vector, terms, index.vocabulary, index.words.language)
     found = Found(index, hits, passages)
     return respond(read, found, bot.scorer, bot.reader, min_confidence=bot.settings.min_confidence, top_k=top_k)
+
+
+class StandIn:
+    """An encoder of the real one's dimension and precision (and backend, which index settings name) that makes a
+    seeded random unit vector a text, with no model: for building large indexes quickly where what is measured
+    does not depend on what the vectors say (bench/segments.py, bench/versions.py)."""
+
+    def __init__(self, real: Any) -> None:
+        self.dimension, self.precision, self.backend = real.dimension, real.precision, real.backend
+
+    def encode(self, texts: Any, batch_size: int = 8, progress: Any = None) -> np.ndarray:
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            v = np.random.default_rng(abs(hash(text)) % 2**32).standard_normal(self.dimension)
+            out[i] = v / np.linalg.norm(v)
+        if progress is not None:
+            progress(len(texts))
+        return out

@@ -11,9 +11,10 @@ that.
 
 Measured per size, each repeated: (1) an update as `rag serve` makes it (`indexing.build(..., loaded=<the index it
 serves>, paths=<the file>, merge=False)`, then its merges apart); (2) the same as `rag index` makes it, which reads
-the index from disk and walks the corpus first; (3) removing one document (as the server does); (4) with
-`Service.watch()` over the index, the time from writing a new file to the first answer that cites it, while a
-thread asks questions throughout (their failures and latencies counted).
+the index from disk and walks the corpus first, in this process and as the whole command (a new process); (3)
+removing one document (as the server does); (4) with `Service.watch()` over the index, the time from writing a new
+file to the first answer that cites it, while a thread asks questions throughout (their failures and latencies
+counted).
 
     .venv/bin/python bench/segments.py [--sizes 10000 100000] [--repeats 5]
 """
@@ -24,6 +25,7 @@ import argparse
 import itertools
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from bench.common import ROOT, spread, write_result  # noqa: E402
+from bench.common import ROOT, StandIn, spread, write_result  # noqa: E402
 from bench.indexing import real_sentences, write_corpus  # noqa: E402
 from rag import Assistant, Settings, indexing  # noqa: E402
 from rag.embedding import Encoder  # noqa: E402
@@ -46,23 +48,6 @@ NEW_DOCUMENT = (
     "Hydrogen Plans {n}\n\nJapan will fund hydrogen plant number {n} near Odesa from 2027. The plant will make "
     "green hydrogen for the steel works of Zaporizhzhia. Its first stage costs 40 million dollars."
 )
-
-
-class StandIn:
-    """An encoder of the real one's model, dimension and precision that makes a seeded random unit vector a text:
-    for building the base of a large index quickly (see the module's docstring)."""
-
-    def __init__(self, real: Encoder) -> None:
-        self.dimension, self.precision, self.backend = real.dimension, real.precision, real.backend
-
-    def encode(self, texts: Any, batch_size: int = 8, progress: Any = None) -> np.ndarray:
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for i, text in enumerate(texts):
-            v = np.random.default_rng(abs(hash(text)) % 2**32).standard_normal(self.dimension)
-            out[i] = v / np.linalg.norm(v)
-        if progress is not None:
-            progress(len(texts))
-        return out
 
 
 def embedding_seconds(encoder: Encoder, text: str, repeats: int = 5) -> float:
@@ -106,6 +91,20 @@ def one_size(root: Path, n_docs: int, encoder: Encoder, repeats: int) -> dict[st
         removal.append(time.perf_counter() - start)
         assert report.removed == [f"cli-{i}.txt"]
         index = indexing.merge_segments(settings, index)
+    command = [
+        str(Path(sys.executable).parent / "rag"),
+        "--corpus",
+        str(settings.corpus),
+        "--index",
+        str(settings.index),
+    ]
+    process = []  # the command itself, as a user runs it: Python's start, imports and the model's load included
+    for i in range(min(repeats, 3)):
+        (settings.corpus / f"process-{i}.txt").write_text(NEW_DOCUMENT.format(n=50 + i), encoding="utf-8")
+        start = time.perf_counter()
+        subprocess.run([*command, "index"], check=True, capture_output=True)
+        process.append(time.perf_counter() - start)
+    index = indexing.load(settings, encoder)  # what that process made, served as `rag serve` would
     watched = watch(settings, index, encoder, repeats)
     beyond = [s - e for s, e in zip(served, embed, strict=True)]
     return {
@@ -117,6 +116,7 @@ def one_size(root: Path, n_docs: int, encoder: Encoder, repeats: int) -> dict[st
         "embedding_of_that_document_s": spread(embed),
         "add_one_served_minus_embedding_s": spread(beyond),
         "add_one_rag_index_s": spread(cli),
+        "add_one_rag_index_process_s": spread(process),
         "remove_one_served_s": spread(removal),
         "watch": watched,
     }
@@ -193,7 +193,8 @@ def main() -> None:
             print(
                 f"{n} documents ({r['chunks']} chunks): add one {r['add_one_served_s']['median']:.3f} s as served "
                 f"({r['add_one_served_minus_embedding_s']['median']:.3f} s besides embedding), "
-                f"{r['add_one_rag_index_s']['median']:.2f} s by rag index; remove one "
+                f"{r['add_one_rag_index_s']['median']:.2f} s by rag index "
+                f"({r['add_one_rag_index_process_s']['median']:.2f} s the whole command); remove one "
                 f"{r['remove_one_served_s']['median']:.3f} s; watch cites a new file after "
                 f"{r['watch']['cited_after_s']['median']:.2f} s, {r['watch']['failures']} failed questions",
                 flush=True,

@@ -40,6 +40,7 @@ from .text.language import language_name, mostly_other_language
 
 POOL = 10  # passages whose sentences the answer scorer reads (R@10 on the tune split: see train/fit_answer.py)
 log = logging.getLogger("rag")
+Say = Callable[[str], None]  # where `open` reports what it does
 
 
 class Assistant:
@@ -78,7 +79,7 @@ class Assistant:
         refresh: bool = True,
         repair: bool = False,
         progress: Progress = False,
-        say: Callable[[str], None] = log.info,
+        say: Say = log.info,
     ) -> Assistant:
         """Load the index; build it if missing, update it if the corpus changed (when `refresh`).
 
@@ -117,6 +118,7 @@ class Assistant:
             if not (repair and has_corpus):
                 raise
             say(f"{str(exc).split(';')[0]}: rebuilding it from {settings.corpus}.")
+            return cls(settings, _build(settings, encoder, progress, say, full=True), encoder)  # nothing of it kept
         return cls(settings, _build(settings, encoder, progress, say), encoder)
 
     def reindex(self, *, full: bool = False, progress: Progress = False) -> indexing.BuildReport:
@@ -235,15 +237,15 @@ def language_setup(settings: Settings) -> str:
     )
 
 
-def _build(settings: Settings, encoder: Encoder, progress: Progress, say: Callable[[str], None]) -> store.Index:
-    index, report = indexing.build(settings, encoder, progress=progress)
+def _build(settings: Settings, encoder: Encoder, progress: Progress, say: Say, full: bool = False) -> store.Index:
+    index, report = indexing.build(settings, encoder, full=full, progress=progress)
     for line in report.skip_lines():
         say(line)
     say(f"Index updated: {report.summary()}.")
     return index
 
 
-def _refresh(settings: Settings, encoder: Encoder, progress: Progress, say: Callable[[str], None]) -> store.Index:
+def _refresh(settings: Settings, encoder: Encoder, progress: Progress, say: Say) -> store.Index:
     """The index brought up to date with the corpus or, when the new one cannot be written (a full disk, a
     read-only folder), the old one as it is, with one warning: answers a little out of date beat none."""
     try:

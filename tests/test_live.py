@@ -214,9 +214,9 @@ def test_index_on_disk_survives_the_swap_window_and_loads_once(tmp_path: Path) -
     def load() -> Any:
         time.sleep(0.05)  # a load takes a while: concurrent askers must wait for it, not load it too
         loads.append(1)
-        return "new"
+        return Named("new")
 
-    live = IndexOnDisk(folder, "old", load)  # type: ignore[arg-type]
+    live = IndexOnDisk(folder, Named("old"), load)  # type: ignore[arg-type]
     started = time.perf_counter()
     for _ in range(10_000):
         assert live.get() == "old"
@@ -374,3 +374,33 @@ def test_a_background_rebuild_writes_one_line_for_the_operator(
     admin.app.state.service.wait(WAIT)  # type: ignore[attr-defined]
     assert len(lines) == 1 and lines[0].startswith("index rebuilt: ") and "1 skipped" in lines[0]
     assert "skipped broken.txt: " in lines[0] and "\n" not in lines[0]
+
+
+class Named(str):
+    """A stand-in for an index: its name, and nothing to read when it is first used."""
+
+    def warm(self) -> None:
+        pass
+
+
+def test_a_change_this_process_writes_is_not_loaded_from_disk_meanwhile(tmp_path: Path) -> None:
+    folder = tmp_path / "index"
+    folder.mkdir()
+    manifest = folder / "manifest.json"
+    manifest.write_text("{}")
+    loads: list[int] = []
+
+    def load() -> Any:
+        loads.append(1)
+        return Named("loaded")
+
+    live = IndexOnDisk(folder, Named("old"), load)  # type: ignore[arg-type]
+    with live.writing():  # an update saves its manifest, then serves what it saved
+        manifest.write_text('{"update": 1}')
+        assert live.get() == "old" and not loads  # questions go on meanwhile, none loads it
+        live.set(Named("updated"))  # type: ignore[arg-type]
+    assert live.get() == "updated" and not loads
+    with live.writing():  # a change saved but not served (a failure, or another process's index found)
+        manifest.write_text('{"other": 22}')
+        assert live.get() == "updated"
+    assert live.get() == "loaded" and len(loads) == 1

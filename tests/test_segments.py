@@ -152,6 +152,26 @@ def test_an_update_writes_one_segment_and_the_manifest(tmp_path: Path, encoder: 
     assert sorted(p.name for p in (settings.index / segments.FOLDER).iterdir()) == sorted(s.name for s in index.stored)
 
 
+def test_an_update_from_disk_reads_no_chunk_or_vector_of_the_older_segments(
+    tmp_path: Path, encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus, settings, _ = _bundled(tmp_path, encoder)
+    (corpus / "new.txt").write_text("Hydrogen Plans\n\nJapan will fund a hydrogen plant near Odesa from 2027.")
+    read: list[str] = []
+    real = segments.read_chunks
+    monkeypatch.setattr(segments, "read_chunks", lambda folder: read.append(folder.name) or real(folder))
+    index, report = indexing.build(settings, encoder, merge=False)  # as `rag index` does: from disk
+    (corpus / "000_db4dff55abc0f5d8.txt").unlink()
+    index, removal = indexing.build(settings, encoder, merge=False)
+    assert report.added == ["new.txt"] and removal.removed == ["000_db4dff55abc0f5d8.txt"] and read == []
+    bot = Assistant(settings, index, encoder)  # served: what was left on disk is read before the first question
+    assert sorted(read) == sorted(s.name for s in index.stored)
+    assert bot.ask("Where will Japan fund a hydrogen plant?").answer.source == "new.txt"
+    assert _answers(bot, _questions()[:8]) == _answers(
+        Assistant(settings, indexing.load(settings, encoder), encoder), _questions()[:8]
+    )
+
+
 def test_compact_joins_every_segment_and_answers_the_same(tmp_path: Path, encoder: Encoder) -> None:
     corpus, settings, _ = _bundled(tmp_path, encoder)
     for i in range(3):
@@ -190,7 +210,7 @@ class _FakeStored:
     def __init__(self, chunks: int, dead: int) -> None:
         self.dead_sources = [f"d{i}" for i in range(dead)]
         self.part = self
-        self.chunks = [None] * chunks
+        self.size = chunks
 
     def chunk_rows(self, source: str) -> range:
         return range(1)

@@ -59,12 +59,16 @@ class LocalEngine(Engine):
         chunks, length = self.stats.chunks, self.stats.length
         for i, segment in enumerate(segments):
             gone = {s for s in removed if s in segment.first_row and s not in dead[i]}
+            if not gone:
+                continue
+            rows = np.zeros(segment.size, dtype=bool)  # the chunks that die now
             for source in gone:
-                for row in segment.chunk_rows(source):
-                    doc_freq[np.unique(_chunk_terms(segment, row))] -= 1
-                    chunks, length = chunks - 1, length - int(segment.postings.lengths[row])
-            if gone:
-                dead[i] = dead[i] | gone
+                span = segment.chunk_rows(source)
+                rows[span.start : span.stop] = True
+            df = segment.postings.doc_freq(rows)
+            doc_freq[: len(df)] -= df
+            chunks, length = chunks - int(rows.sum()), length - int(segment.postings.lengths[rows].sum())
+            dead[i] = dead[i] | gone
         if added is not None:
             segments.append(added)
             dead.append(frozenset())
@@ -81,7 +85,7 @@ class LocalEngine(Engine):
         found = []
         for s, segment in enumerate(self.segments):
             live = self.live[s]
-            fetch = min(k + self.dead_chunks[s], len(segment.chunks))  # dead ones found are left out below
+            fetch = min(k + self.dead_chunks[s], segment.size)  # dead ones found are left out below
             if fetch <= 0:
                 continue
             scores, rows = dense.search(segment.structure, vector, fetch)
@@ -192,15 +196,10 @@ def _gathered(segments: list[Segment], chosen: list[tuple[int, int]]) -> Passage
     return Passages([segments[s].chunks[r] for s, r in chosen], first, vectors, previous, following, table)
 
 
-def _chunk_terms(segment: Segment, row: int) -> np.ndarray:
-    rows = segment.chunk_sentences(row)
-    return segment.table.ids[segment.table.indptr[rows.start] : segment.table.indptr[rows.stop]]
-
-
 def _live_mask(segment: Segment, dead: frozenset[str]) -> np.ndarray | None:
     if not dead:
         return None
-    live = np.ones(len(segment.chunks), dtype=bool)
+    live = np.ones(segment.size, dtype=bool)
     for source in dead:
         rows = segment.chunk_rows(source)
         live[rows.start : rows.stop] = False

@@ -69,9 +69,10 @@ def encoder_for(settings: Settings) -> Encoder:
     return Encoder(settings.model, settings.backend, settings.precision_for(recorded))
 
 
-def load(settings: Settings, encoder: Encoder) -> store.Index:
-    """The index in `settings.index`, checked against these settings, with its engine opened."""
-    return store.load(settings.index, index_settings(settings, encoder), opener(settings))
+def load(settings: Settings, encoder: Encoder, lazy: bool = False) -> store.Index:
+    """The index in `settings.index`, checked against these settings, with its engine opened (`lazy`: see
+    `store.load`)."""
+    return store.load(settings.index, index_settings(settings, encoder), opener(settings), lazy)
 
 
 def text_settings(settings: Settings) -> dict[str, Any]:
@@ -211,7 +212,7 @@ def _reusable(
         if isinstance(loaded, store.SegmentedIndex) and loaded.manifest.get("id") == segments.saved_id(settings.index):
             store.check_compatible(loaded.manifest, index_settings(settings, encoder), settings.index)
             return loaded, None
-        return load(settings, encoder), None
+        return load(settings, encoder, lazy=True), None  # an update reads what it changes, not the whole index
     except IndexMissing:
         return None, None
     except (IndexMismatch, IndexCorrupt) as exc:  # an engine that cannot be reached is no reason to rebuild

@@ -4,8 +4,11 @@ chunks; and the rows of its manifest and chunk table as values."""
 from __future__ import annotations
 
 import bisect
+import contextlib
+import gc
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +123,9 @@ class Index:
     def dimension(self) -> int:
         return int(self.manifest["model"]["dimension"])
 
+    def warm(self) -> None:
+        """Read now what is read when first used (a segmented index's contents); raises on a damaged file."""
+
 
 def first_rows(documents: list[DocumentEntry]) -> dict[str, int]:
     """Row of each document's first sentence in the sentence table (documents are consecutive, in order)."""
@@ -135,8 +141,31 @@ def words_of(manifest: dict[str, Any]) -> Words:
 
 
 def read_chunks(folder: Path) -> list[Chunk]:
-    with open(folder / "chunks.jsonl", encoding="utf-8") as lines:
-        return [chunk_from(json.loads(line)) for line in lines]
+    rows = read_lines(folder / "chunks.jsonl")
+    with no_collection():
+        return [chunk_from(row) for row in rows]
+
+
+def read_lines(path: Path) -> list[Any]:
+    """The values of a file of one JSON value a line, parsed as one JSON array: twice as fast as a line at a time
+    (a line break inside a value is escaped, so each one ends a value)."""
+    with open(path, encoding="utf-8") as lines:
+        text = lines.read().rstrip("\n")
+    with no_collection():
+        return json.loads(f"[{text.replace(chr(10), ',')}]") if text else []
+
+
+@contextlib.contextmanager
+def no_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector paused: while many objects are made at once (100,000 documents' entries,
+    a segment's chunks), it would otherwise walk the growing heap again and again (a third of the time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def document_entry(row: dict[str, Any]) -> DocumentEntry:

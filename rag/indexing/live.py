@@ -9,10 +9,11 @@ old index keeps answering.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import RagError
@@ -39,16 +40,33 @@ class IndexOnDisk:
         self._load = load
         self._lock = threading.Lock()  # one thread loads; the others wait for its index rather than load it too
         self.loads = 0  # indexes loaded because the one on disk changed (the tests count them)
+        self._writing = 0  # threads of this process writing the index on disk now (`writing`)
         self.set(index)
 
     def get(self) -> store.Index:
         """The current index; costs one stat when nothing changed."""
-        if manifest_stamp(self._manifest) not in (self._stamp, None):
+        if not self._writing and manifest_stamp(self._manifest) not in (self._stamp, None):
             self._reload()
         return self._index
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a change this process saves and then `set`s (an update, a merge): the manifest it replaces is
+        not loaded from disk meanwhile by a question that sees it change (at 100,000 documents a load takes
+        seconds, and every question would wait on it); questions go on with the index served now. A change
+        that is not `set` (a failure; another process's index found on disk) is loaded by the next question."""
+        with self._lock:
+            self._writing += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._writing -= 1
+
     def set(self, index: store.Index) -> None:
-        """Serve `index`, the one on disk now (this process just built it): it is not loaded again."""
+        """Serve `index`, the one on disk now (this process just built it): it is not loaded again. What it reads
+        when first used is read now, before any question waits on it."""
+        index.warm()
         with self._lock:
             self._index, self._stamp = index, manifest_stamp(self._manifest)
 

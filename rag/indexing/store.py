@@ -182,23 +182,25 @@ def read_manifest_at(folder: Path, documents: bool = True) -> dict[str, Any]:
         raise IndexCorrupt(f"{path} is damaged ({exc}); {REBUILD}") from None
 
 
-def load(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
+def load(folder: Path, expected: dict[str, Any], open_engine: Opener, lazy: bool = False) -> Index:
     """Load and check the index in `folder`; `expected` holds the model, chunker and engine settings in use, and
-    `open_engine` opens the engine the manifest names."""
+    `open_engine` opens the engine the manifest names. `lazy`: the chunks, vectors and dense structures of a
+    segmented index are read when first used, not now (an update reads none of them; a damaged one of those
+    files is then found when it is read)."""
     where = swap.locate(folder)
     try:
-        return _load_at(where, expected, open_engine)
+        return _load_at(where, expected, open_engine, lazy)
     except IndexCorrupt:
         if where != folder and folder.exists():  # read an old copy while a build put its new one in place
-            return _load_at(folder, expected, open_engine)
+            return _load_at(folder, expected, open_engine, lazy)
         raise
 
 
-def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Index:
+def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener, lazy: bool) -> Index:
     manifest = read_manifest_at(folder, documents=False)
     check_compatible(manifest, expected, folder)
     if "segments" in manifest:
-        return _load_segments(folder, manifest, expected)
+        return _load_segments(folder, manifest, expected, lazy)
     documents = [document_entry(d) for d in manifest["documents"]]  # checked by read_manifest
     # Terms stored by an engine are current when the table's rules and the word rules are those in use.
     terms_current = _current_table(manifest) and manifest.get("text") == expected.get("text", manifest.get("text"))
@@ -225,7 +227,7 @@ def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener) -> Ind
     return Index(manifest, documents, chunks, table, texts, engine)
 
 
-def _load_segments(folder: Path, manifest: dict[str, Any], expected: dict[str, Any]) -> SegmentedIndex:
+def _load_segments(folder: Path, manifest: dict[str, Any], expected: dict[str, Any], lazy: bool) -> SegmentedIndex:
     """An index of the local engine, in segments. Its terms must be made by the rules in use: segments share
     their term ids, so other rules mean every segment made anew (`IndexOutdated`: `rag index` rebuilds it)."""
     if not (_current_table(manifest) and manifest.get("text") == expected.get("text", manifest.get("text"))):
@@ -233,7 +235,10 @@ def _load_segments(folder: Path, manifest: dict[str, Any], expected: dict[str, A
             f"the index in folder {folder} was made with other word rules ({manifest.get('text')}); {REBUILD}"
         )
     try:
-        return segmented.load(folder, manifest)
+        index = segmented.load(folder, manifest)
+        if not lazy:
+            index.warm()
+        return index
     except RagError:
         raise
     except Exception as exc:  # any damage to any file means the same thing: rebuild

@@ -31,7 +31,7 @@ class Texts:
     def __init__(self, memory: dict[str, str] | None = None) -> None:
         self._memory: dict[str, str] = dict(memory or {})
         self._fd: int | None = None
-        self._where: dict[str, tuple[int, int]] = {}
+        self._where: dict[str, list[int]] = {}
 
     @classmethod
     def open(cls, folder: Path, sources: list[str]) -> Texts:
@@ -41,7 +41,7 @@ class Texts:
             raise ValueError(f"{OFFSETS} holds {offsets.shape[0]} documents, the manifest {len(sources)}")
         texts = cls()
         texts._fd = os.open(folder / FILE, os.O_RDONLY)
-        texts._where = {s: (int(a), int(n)) for s, (a, n) in zip(sources, offsets, strict=True)}
+        texts._where = dict(zip(sources, offsets.tolist(), strict=True))  # [offset, length] of each
         return texts
 
     def __del__(self) -> None:

@@ -132,22 +132,26 @@ class Rebuilder:
         while True:
             try:
                 encoder = self.encoder()
-                settings = self.assistant.settings
-                index, report = indexing.build(
-                    settings,
-                    encoder,
-                    full=full,
-                    progress=False,
-                    cancel=self._cancel,
-                    merge=False,
-                    loaded=self.assistant.index,
-                    paths=paths,
-                )
-                self.assistant.index = index  # the swap: one reference assignment (not loaded again from disk)
+                settings, live = self.assistant.settings, self.assistant.live
+                with live.writing():
+                    index, report = indexing.build(
+                        settings,
+                        encoder,
+                        full=full,
+                        progress=False,
+                        cancel=self._cancel,
+                        merge=False,
+                        loaded=self.assistant.index,
+                        paths=paths,
+                    )
+                    self.assistant.index = index  # the swap: one reference assignment (not loaded again from disk)
                 self.state.last_report, self.state.last_error = report.to_dict(), None
                 REBUILDS.info("; ".join([f"index rebuilt: {report.summary()}", *report.skip_lines()]))
                 if isinstance(index, indexing.SegmentedIndex):  # merged once the update is served; questions go on
-                    self.assistant.index = indexing.merge_segments(settings, index)
+                    with live.writing():
+                        merged = indexing.merge_segments(settings, index)
+                        if merged is not index:  # else nothing to merge, or another process changed the index
+                            self.assistant.index = merged
             except Exception as exc:  # reported through GET /api/index; the old index keeps serving
                 self.state.last_error = self._public(exc)
                 REBUILDS.warning(f"rebuild failed, the previous index keeps serving: {self.state.last_error}")
