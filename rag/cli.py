@@ -190,8 +190,8 @@ def ask(
     items = read_questions(questions_file) if questions_file else None
     bot = _assistant(settings, quiet=as_json or questions_file is not None)
     if question is not None:
-        response = bot.ask(question, top_k=top_k).to_dict()
-        echo_json(response, indent=1) if as_json else echo(format_response(response))
+        response = bot.ask(question, top_k=top_k)
+        echo_json(response.to_dict(), indent=1) if as_json else echo(format_response(response))
         return
     for item in items or []:  # not None: exactly one of the two was given
         try:

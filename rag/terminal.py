@@ -10,12 +10,15 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .errors import RagError
 from .readers.documents import TERMINAL_CONTROLS, printable
+
+if TYPE_CHECKING:  # `rag --help` does not load the answer modules
+    from .answer import Answer, Citation, Response
 
 EXIT_USAGE = 2
 
@@ -66,38 +69,38 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def format_response(response: dict[str, Any]) -> str:
+def format_response(response: Response) -> str:
     """A response as text for a terminal: the exact answer, the quoted sentence, a note, then the numbered passages
-    with the marked sentence."""
+    with the marked sentence. JSON printed by `rag ask --json` (of this version or an older one) is read with
+    `Response.from_dict` first."""
     lines = _answer_lines(response)
-    if response.get("note"):  # newer responses only
-        lines.append(f"Note: {response['note']}")
-    for c in response["citations"]:
-        h0, h1 = c["highlight"]["start"] - c["start"], c["highlight"]["end"] - c["start"]
-        text = c["text"][:h0] + ">>" + c["text"][h0:h1] + "<<" + c["text"][h1:]
+    if response.note:
+        lines.append(f"Note: {response.note}")
+    for c in response.citations:
+        h0, h1 = c.highlight[0] - c.start, c.highlight[1] - c.start
+        text = c.text[:h0] + ">>" + c.text[h0:h1] + "<<" + c.text[h1:]
         lines += [
             "",
-            f"[{c['n']}] {c['title']} ({_where(c)}:{c['start']}-{c['end']}, score {c['score']:.2f})",
+            f"[{c.n}] {c.title} ({_where(c)}:{c.start}-{c.end}, score {c.score:.2f})",
             "    " + " ".join(text.split()),
         ]
     return "\n".join(lines)
 
 
-def _where(span: dict[str, Any]) -> str:
+def _where(span: Answer | Citation) -> str:
     """The source of an answer or citation, with its page for a paged document: `report.pdf p. 12`."""
-    return f"{span['source']} p. {span['page']}" if span.get("page") else span["source"]
+    return f"{span.source} p. {span.page}" if span.page else span.source
 
 
-def _answer_lines(response: dict[str, Any]) -> list[str]:
+def _answer_lines(response: Response) -> list[str]:
     """The exact answer (when the response has one), then the quoted sentence and where it is."""
-    if response["abstained"]:
-        closest = " The closest passages:" if response["citations"] else ""
-        return [f"I could not find this in the documents (confidence {response['confidence']:.2f}).{closest}"]
-    a = response["answer"]
-    exact = [f"Answer: {a['exact']['text']}"] if a.get("exact") else []
+    a = response.answer
+    if response.abstained or a is None:
+        closest = " The closest passages:" if response.citations else ""
+        return [f"I could not find this in the documents (confidence {response.confidence:.2f}).{closest}"]
+    exact = [f"Answer: {a.exact.text}"] if a.exact else []
     return [
         *exact,
-        f"“{a['text']}”",
-        f"   [{a['citation']}] {_where(a)}, characters {a['start']}-{a['end']}"
-        f" (confidence {response['confidence']:.2f})",
+        f"“{a.text}”",
+        f"   [{a.citation}] {_where(a)}, characters {a.start}-{a.end} (confidence {response.confidence:.2f})",
     ]

@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from rag import indexing
+from rag.answer import Response
 from rag.config import Settings
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
@@ -301,18 +302,15 @@ def hold_builds(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threa
 # Canned answers
 
 
-class Canned:
-    """Stands in for a `Response`: the pages only call its `to_dict()`."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        self.body = body
-
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(self.body))
+def canned(body: dict[str, Any]) -> Response:
+    """The response whose JSON is `body` (through JSON first, as a client would send it), as `Response.from_dict`
+    reads it: a malformed exact span is dropped there, as it was by the pages when they read dicts."""
+    return Response.from_dict(json.loads(json.dumps(body)))
 
 
 def answer_with(monkeypatch: pytest.MonkeyPatch, served: Served, body: dict[str, Any]) -> None:
-    monkeypatch.setattr(served.assistant, "ask", lambda *args, **kwargs: Canned(body))
+    """Every question is answered with `body`, read when asked (a test may change `body` after this call)."""
+    monkeypatch.setattr(served.assistant, "ask", lambda *args, **kwargs: canned(body))
 
 
 def strong_exact(fragment: str) -> list[str]:

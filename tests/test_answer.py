@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -202,6 +203,118 @@ def test_to_dict_carries_the_exact_span_with_its_source() -> None:
     data = Response("Q?", False, 0.9, answer, [], note="a note").to_dict()
     assert data["answer"]["exact"] == {"text": "1992", "source": "a.txt", "start": 15, "end": 19}
     assert data["note"] == "a note"
+
+
+def rounded(response: Response) -> Response:
+    """`response` with its confidence and scores rounded as `to_dict` writes them."""
+    citations = [dataclasses.replace(c, score=round(c.score, 4)) for c in response.citations]
+    return dataclasses.replace(response, confidence=round(response.confidence, 4), citations=citations)
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_from_dict_reads_back_what_to_dict_wrote(responses: dict[str, Response], question: str) -> None:
+    response = responses[question]
+    assert Response.from_dict(json.loads(json.dumps(response.to_dict()))) == rounded(response)
+
+
+def test_from_dict_of_a_hand_made_response_with_every_field() -> None:
+    answer = Answer("It was in 1992.", "a.pdf", 5, 20, citation=2, exact=Exact("1992", 15, 19), page=3)
+    citations = [
+        Citation(1, "b.txt", "B", "b.txt#0", "Other.", 0, 6, 0.4, (0, 6)),
+        Citation(2, "a.pdf", "A", "a.pdf#1", "Yes. It was in 1992.", 0, 20, 0.123456, (5, 20), page=3),
+    ]
+    response = Response("When?", False, 0.876543, answer, citations, context="Earlier?", note="a note")
+    back = Response.from_dict(json.loads(json.dumps(response.to_dict())))
+    assert back == rounded(response)
+    assert back.citations[1].highlight == (5, 20) and back.answer is not None and back.answer.page == 3
+
+
+def test_from_dict_reads_an_older_response_without_the_newer_keys() -> None:
+    answer = Answer("It is so.", "a.txt", 10, 19, citation=1)
+    citation = Citation(1, "a.txt", "A", "a.txt#0", "It is so.", 10, 19, 0.5, (10, 19))
+    data = Response("Q?", False, 0.5, answer, [citation]).to_dict()
+    for key in ("context", "note"):
+        del data[key]
+    for key in ("exact", "page"):
+        del data["answer"][key]
+    del data["citations"][0]["page"]
+    assert Response.from_dict(data) == Response("Q?", False, 0.5, answer, [citation])
+
+
+def hand_made() -> dict[str, Any]:
+    answer = Answer("It was in 1992.", "a.txt", 5, 20, citation=1, exact=Exact("1992", 15, 19))
+    citation = Citation(1, "a.txt", "A", "a.txt#0", "Yes. It was in 1992.", 0, 20, 0.5, (5, 20))
+    return json.loads(json.dumps(Response("Q?", False, 0.9, answer, [citation]).to_dict()))
+
+
+@pytest.mark.parametrize(
+    "exact",
+    [
+        "a string",
+        [15, 19],
+        {"start": 15},
+        {"text": "1992", "start": "15", "end": 19},
+        {"text": "1992", "start": True, "end": 19},
+        {"text": "1992", "start": 15, "end": 19.0},
+        {"text": 1992, "start": 15, "end": 19},
+    ],
+)
+def test_from_dict_drops_a_malformed_exact_span(exact: Any) -> None:
+    data = hand_made()
+    data["answer"]["exact"] = exact
+    response = Response.from_dict(data)
+    assert response.answer is not None and response.answer.exact is None
+    assert response.answer.text == "It was in 1992."  # the answer itself is kept
+
+
+def _break(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set (or, for `...`, delete) the value at `path`, keys and list indexes joined by dots."""
+    *parents, last = path.split(".")
+    where: Any = data
+    for step in parents:
+        where = where[int(step)] if isinstance(where, list) else where[step]
+    key = int(last) if isinstance(where, list) else last
+    if value is ...:
+        del where[key]
+    else:
+        where[key] = value
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("question", ..., "response: the key 'question' is missing"),
+        ("answer", ..., "response: the key 'answer' is missing"),
+        ("citations", ..., "response: the key 'citations' is missing"),
+        ("question", None, "response.question must be a string, not NoneType"),
+        ("abstained", 1, "response.abstained must be a boolean, not int"),
+        ("confidence", "0.9", "response.confidence must be a number, not str"),
+        ("confidence", True, "response.confidence must be a number, not bool"),
+        ("citations", {}, "response.citations must be a list, not dict"),
+        ("note", 3, "response.note must be a string, not int"),
+        ("answer", "It was in 1992.", "response.answer must be an object, not str"),
+        ("answer.start", True, "response.answer.start must be an integer, not bool"),
+        ("answer.text", ..., "response.answer: the key 'text' is missing"),
+        ("answer.page", "3", "response.answer.page must be an integer, not str"),
+        ("citations.0", None, "response.citations[0] must be an object, not NoneType"),
+        ("citations.0.end", 20.0, "response.citations[0].end must be an integer, not float"),
+        ("citations.0.chunk_id", ..., "response.citations[0]: the key 'chunk_id' is missing"),
+        ("citations.0.highlight", [5, 20], "response.citations[0].highlight must be an object, not list"),
+        ("citations.0.highlight.end", ..., "response.citations[0].highlight: the key 'end' is missing"),
+    ],
+)
+def test_from_dict_of_a_broken_response_raises_a_clear_value_error(path: str, value: Any, message: str) -> None:
+    data = hand_made()
+    _break(data, path, value)
+    with pytest.raises(ValueError) as raised:
+        Response.from_dict(data)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("data", [None, [], "response", 1])
+def test_from_dict_of_something_other_than_an_object_raises(data: Any) -> None:
+    with pytest.raises(ValueError, match="^response must be an object"):
+        Response.from_dict(data)
 
 
 def test_the_exact_span_is_marked_in_english_only(assistant: Assistant) -> None:

@@ -151,23 +151,26 @@ def server(tmp_path_factory: pytest.TempPathFactory, assistant: Assistant) -> It
 
 # `rag serve`, with an exact span (the first year in the answer sentence, or a date ending in it) added to any
 # answer that has none of its own: the chat's bold exact answer can be checked whatever the answer picker does.
+# The assistant's answers are changed, not their JSON: the pages read the `Response` itself.
 WITH_EXACT = """
-import re, sys
-import rag
+import dataclasses, re, sys
 from rag import cli
+from rag.answer import Exact
+from rag.pipeline import Assistant
 
-to_dict = rag.Response.to_dict
+ask = Assistant.ask
 
-def with_exact(self):
-    body = to_dict(self)
-    a = body.get("answer")
-    if a and not a.get("exact"):
-        m = re.search(r"(?:[A-Z][a-z]+ [0-9]{1,2}, )?[0-9]{4}", a["text"])
+def with_exact(self, *args, **kwargs):
+    response = ask(self, *args, **kwargs)
+    a = response.answer
+    if a and not a.exact:
+        m = re.search(r"(?:[A-Z][a-z]+ [0-9]{1,2}, )?[0-9]{4}", a.text)
         if m:
-            a["exact"] = {"text": m.group(), "start": a["start"] + m.start(), "end": a["start"] + m.end()}
-    return body
+            exact = Exact(m.group(), a.start + m.start(), a.start + m.end())
+            response = dataclasses.replace(response, answer=dataclasses.replace(a, exact=exact))
+    return response
 
-rag.Response.to_dict = with_exact
+Assistant.ask = with_exact
 sys.argv[0] = "rag"
 cli.main()
 """

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from rag import embedding
+from rag.answer import Response
 from rag.cli import format_response, main
 from rag.config import FIELDS
 from rag.embedding import Encoder
@@ -250,7 +251,7 @@ def printed_response(**changes: Any) -> dict[str, Any]:
 
 
 def test_format_response_of_an_old_response_starts_with_the_quote() -> None:
-    lines = format_response(printed_response()).splitlines()
+    lines = format_response(Response.from_dict(printed_response())).splitlines()
     assert lines[0] == f"“{SENTENCE}”"
     assert lines[1] == "   [1] a.txt, characters 10-71 (confidence 0.81)"
     assert lines[3].startswith("[1] A (a.txt:10-71, score 0.80)")
@@ -260,19 +261,19 @@ def test_format_response_of_an_old_response_starts_with_the_quote() -> None:
 def test_format_response_prints_the_exact_answer_first_and_the_note_before_the_passages() -> None:
     response = printed_response(note="Read as a question about Ukraine.")
     response["answer"]["exact"] = {"text": "January 26, 1992", "start": 54, "end": 70}
-    lines = format_response(response).splitlines()
+    lines = format_response(Response.from_dict(response)).splitlines()
     assert lines[:2] == ["Answer: January 26, 1992", f"“{SENTENCE}”"]
     assert lines[3] == "Note: Read as a question about Ukraine."
     assert lines[5].startswith("[1] A ")
 
 
 def test_format_response_of_an_abstention_with_a_null_exact_and_note() -> None:
-    text = format_response(printed_response(abstained=True, answer=None, note=None))
+    text = format_response(Response.from_dict(printed_response(abstained=True, answer=None, note=None)))
     assert text.splitlines()[0] == "I could not find this in the documents (confidence 0.81). The closest passages:"
     assert "Answer:" not in text and "Note:" not in text
     response = printed_response(note=None)
     response["answer"]["exact"] = None
-    assert format_response(response) == format_response(printed_response())
+    assert format_response(Response.from_dict(response)) == format_response(Response.from_dict(printed_response()))
 
 
 def test_an_abstention_prints_its_confidence(workspace: Workspace) -> None:
@@ -280,7 +281,9 @@ def test_an_abstention_prints_its_confidence(workspace: Workspace) -> None:
     assert result.exit_code == 0, result.output
     first = result.stdout.splitlines()[0]
     assert re.fullmatch(r"I could not find this in the documents \(confidence 0\.\d\d\)\. The closest passages:", first)
-    none = format_response(printed_response(abstained=True, answer=None, confidence=0.0, citations=[]))
+    none = format_response(
+        Response.from_dict(printed_response(abstained=True, answer=None, confidence=0.0, citations=[]))
+    )
     assert none == "I could not find this in the documents (confidence 0.00)."  # no heading over no passages
 
 

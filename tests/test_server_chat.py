@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from rag.answer import Response
 from rag.server import cards, views
 
 from .server_support import Served, answer_with, inner_text, strong_exact
@@ -55,12 +56,12 @@ def test_the_passages_that_matter_are_shown_and_the_rest_folded(
 def test_a_card_that_holds_the_answer_is_shown_whatever_its_score() -> None:
     body = reply()
     body["citations"][0]["score"], body["answer"]["citation"] = 0.001, 1
-    shown, folded = cards.fold_cards(views.citation_cards(body))
+    shown, folded = cards.fold_cards(views.citation_cards(Response.from_dict(body)))
     assert [k["ns"] for k in shown] == [[1], [2]] and [k["ns"] for k in folded] == [[3], [4], [5]]
     body = reply(abstained=True, answer=None)
     for c in body["citations"]:
         c["score"] = 0.01
-    shown, folded = cards.fold_cards(views.citation_cards(body))
+    shown, folded = cards.fold_cards(views.citation_cards(Response.from_dict(body)))
     assert [k["ns"] for k in shown] == [[1]] and len(folded) == 4  # the first always; nothing folds all away
 
 

@@ -11,6 +11,7 @@ import pytest
 from markupsafe import escape
 
 from rag import indexing
+from rag.answer import Response
 from rag.config import Settings
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
@@ -122,7 +123,8 @@ def test_the_cited_passage_is_marked_on_the_document_page(plain: Served) -> None
 def test_the_open_in_the_document_links_of_a_reply_lead_to_the_passage(plain: Served) -> None:
     fragment = plain.client.post("/turn", data={"q": QUESTION, "n": "1"}).text
     hrefs = links(fragment, "/documents/")
-    cards = pages.citation_cards(plain.ask(QUESTION))  # overlapping passages of one document are one card
+    # overlapping passages of one document are one card
+    cards = pages.citation_cards(Response.from_dict(plain.ask(QUESTION)))
     assert len(hrefs) == 1 + len(cards)  # the answer's link, then one per card
     for href, card in zip(hrefs[1:], cards, strict=True):
         r = plain.client.get(href)

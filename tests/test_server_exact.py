@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from markupsafe import escape
 
+from rag.answer import Answer, Exact, Response
 from rag.server import pages
 
 from .server_support import (
@@ -18,10 +19,10 @@ from .server_support import (
     QUESTION,
     XSS_SOURCE,
     XSS_TEXT,
-    Canned,
     Served,
     answer_with,
     assert_inert,
+    canned,
     inner_text,
     links,
     strong_exact,
@@ -93,7 +94,7 @@ def with_exact(monkeypatch: pytest.MonkeyPatch, served: Served, note: str | None
     answer has none of its own, and `note` set when given."""
     real_ask = served.assistant.ask
 
-    def ask(*args: Any, **kwargs: Any) -> Canned:
+    def ask(*args: Any, **kwargs: Any) -> Response:
         body = real_ask(*args, **kwargs).to_dict()
         a = body["answer"]
         if a and not a.get("exact"):
@@ -102,7 +103,7 @@ def with_exact(monkeypatch: pytest.MonkeyPatch, served: Served, note: str | None
             a["exact"] = {"text": m.group(), "start": a["start"] + m.start(), "end": a["start"] + m.end()}
         if note is not None:
             body["note"] = note
-        return Canned(body)
+        return canned(body)
 
     monkeypatch.setattr(served.assistant, "ask", ask)
 
@@ -158,7 +159,8 @@ def test_a_real_answer_with_an_exact_span_leads_to_it_in_the_document(
     text = plain.assistant.document_text(a["source"])
     assert text[exact["start"] : exact["end"]] == exact["text"]
     # the cards that hold the answer sentence (overlapping passages that both hold it are one card)
-    holders = [k for k in pages.citation_cards(body) if k["mark"] and k["mark"]["start"] == a["start"]]
+    cards = pages.citation_cards(Response.from_dict(body))
+    holders = [k for k in cards if k["mark"] and k["mark"]["start"] == a["start"]]
     assert len(holders) == 1
     fragment = plain.client.post("/turn", data={"q": QUESTION, "n": "1"}).text
     assert strong_exact(fragment) == [exact["text"]] * (1 + len(holders))  # the quoted sentence, then the cards
@@ -199,15 +201,14 @@ def test_a_missing_or_malformed_exact_span_is_left_out(
     assert str(escape(EXACT_SENTENCE)) in r.text
 
 
-def test_exact_span_reads_dicts_and_objects() -> None:
-    answer = {"text": "Born in 1990 here.", "start": 10, "end": 28, "exact": {"text": "1990", "start": 18, "end": 22}}
+def test_exact_span_lies_inside_the_answer_sentence_and_matches_its_text() -> None:
+    answer = Answer("Born in 1990 here.", "a.txt", 10, 28, citation=1, exact=Exact("1990", 18, 22))
     assert pages.exact_span(answer) == (18, 22)
-    assert pages.exact_span(answer, {"start": 10, "end": 28}) == (18, 22)
-    assert pages.exact_span(answer, {"start": 19, "end": 28}) is None  # not inside that sentence
-    assert pages.exact_span(None) is None and pages.exact_span({**answer, "exact": None}) is None
-    obj = dataclasses.make_dataclass("A", ["text", "start", "end", "exact"])
-    ex = dataclasses.make_dataclass("E", ["text", "start", "end"])
-    assert pages.exact_span(obj("Born in 1990 here.", 10, 28, ex("1990", 18, 22))) == (18, 22)
+    assert pages.exact_span(answer, (10, 28)) == (18, 22)
+    assert pages.exact_span(answer, (19, 28)) is None  # not inside that sentence
+    assert pages.exact_span(None) is None and pages.exact_span(dataclasses.replace(answer, exact=None)) is None
+    for wrong in [Exact("1991", 18, 22), Exact("1990", 8, 12), Exact("1990", 26, 30), Exact("", 18, 18)]:
+        assert pages.exact_span(dataclasses.replace(answer, exact=wrong)) is None, wrong
 
 
 @pytest.mark.parametrize("path", ["/", "/turn"])

@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag import indexing
+from rag.answer import Response
 from rag.config import Settings
 from rag.embedding import Encoder
 from rag.pipeline import Assistant
@@ -31,7 +32,6 @@ from .server_support import (
     QUESTION,
     UPLOAD_LIMIT,
     WAIT,
-    Canned,
     Served,
     admin,  # noqa: F401  (fixtures)
     bundled,  # noqa: F401
@@ -138,9 +138,9 @@ def held(plain: Served, monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.E
     """Every question waits until the event is set."""
     release = threading.Event()
 
-    def slow_ask(*args: Any, **kwargs: Any) -> Canned:
+    def slow_ask(*args: Any, **kwargs: Any) -> Response:
         assert release.wait(WAIT)
-        return Canned({"question": "q", "abstained": True})
+        return Response("q", True, 0.0, None, [])
 
     monkeypatch.setattr(plain.assistant, "ask", slow_ask)
     yield release

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from markupsafe import escape
 
+from rag.answer import Response
 from rag.server import pages
 
 from .server_support import (
@@ -171,7 +172,7 @@ def overlapping_response() -> dict[str, Any]:
 def test_citation_cards_merge_overlapping_passages_of_one_document() -> None:
     body = overlapping_response()
     doc = body.pop("_doc")
-    cards = pages.citation_cards(body)
+    cards = pages.citation_cards(Response.from_dict(body))
     assert [k["ns"] for k in cards] == [[1, 3], [2]]  # the merged card where its best citation was
     river = cards[0]
     assert (river["start"], river["end"], river["text"]) == (0, len(doc), doc)  # both passages, the shared one once
@@ -188,7 +189,7 @@ def test_citation_cards_keep_apart_what_does_not_overlap() -> None:
     body.pop("_doc")
     body["citations"][2] |= {"start": 500, "end": 500 + len(body["citations"][2]["text"])}  # far away, same file
     body["citations"][2]["highlight"] = {"start": 500, "end": 510}
-    assert [k["ns"] for k in pages.citation_cards(body)] == [[1], [2], [3]]
+    assert [k["ns"] for k in pages.citation_cards(Response.from_dict(body))] == [[1], [2], [3]]
     # a citation that bridges two cards joins them into one
     a, b = "Alpha one. Beta two. ", "Gamma three. Delta four."
     doc = a + b
@@ -199,6 +200,7 @@ def test_citation_cards_keep_apart_what_does_not_overlap() -> None:
             "n": n,
             "source": "d.txt",
             "title": "D",
+            "chunk_id": f"d.txt#{n}",
             "text": doc[s:e],
             "start": s,
             "end": e,
@@ -206,8 +208,9 @@ def test_citation_cards_keep_apart_what_does_not_overlap() -> None:
             "highlight": h,
         }
 
-    bridged = {"answer": None, "citations": [c(1, 0, 10), c(2, 16, 30), c(3, 5, 20)]}
-    cards = pages.citation_cards(bridged)
+    bridged = {"question": "Q?", "abstained": True, "confidence": 0.1, "answer": None}
+    bridged["citations"] = [c(1, 0, 10), c(2, 16, 30), c(3, 5, 20)]
+    cards = pages.citation_cards(Response.from_dict(bridged))
     assert [k["ns"] for k in cards] == [[1, 2, 3]] and cards[0]["text"] == doc[0:30]
 
 
@@ -240,7 +243,7 @@ def test_overlapping_citations_show_their_shared_sentence_marked_once(
 def test_no_sentence_is_marked_twice_in_a_real_reply(plain: Served, question: str) -> None:
     body = plain.ask(question)
     fragment = plain.client.post("/turn", data={"q": question, "n": "1"}).text
-    cards = pages.citation_cards(body)
+    cards = pages.citation_cards(Response.from_dict(body))
     assert fragment.count('<li class="citation"') == len(cards)
     assert sorted(n for k in cards for n in k["ns"]) == [c["n"] for c in body["citations"]]
     spans = [(k["source"], h) for k in cards for h in k["highlights"]]

@@ -74,7 +74,7 @@ def answer_turns(service: Service, questions: list[str]) -> list[dict[str, Any]]
     for i, question in enumerate(questions[-MAX_HISTORY:]):
         earlier: list[str] = [t["question"] for t in turns if "response" in t]
         try:
-            response = service.assistant.ask(question, history=earlier[-MAX_HISTORY:]).to_dict()
+            response = service.assistant.ask(question, history=earlier[-MAX_HISTORY:])
             turns.append({"id": i + 1, "question": question, "response": response})
         except RagError as exc:
             turns.append({"id": i + 1, "question": question, "error": str(exc)})
@@ -132,9 +132,7 @@ async def turn(
     """One reply as an HTML fragment, for the chat's script; `n` numbers the turn for its anchors."""
     try:
         response = await asks.run(service.assistant.ask, q, None, (history or [])[-MAX_HISTORY:])
-        return page(
-            request, service, "_turn.html", turn={"id": n, "question": q.strip(), "response": response.to_dict()}
-        )
+        return page(request, service, "_turn.html", turn={"id": n, "question": q.strip(), "response": response})
     except RagError as exc:
         status, headers = (503, {"Retry-After": str(exc.retry_after)}) if isinstance(exc, Busy) else (400, None)
         turn = {"id": n, "question": q.strip(), "error": str(exc)}

@@ -11,6 +11,8 @@ from urllib.parse import quote, urlencode
 
 from markupsafe import Markup, escape
 
+from ..answer import Answer, Response
+
 
 def passage_parts(text: str, offset: int, mark: tuple[int, int] | None) -> list[tuple[bool, str]]:
     """`text` (which starts at document offset `offset`) cut into (marked, piece) around the span `mark`."""
@@ -92,35 +94,18 @@ def document_part(text: str, part: int | None, passage: Span) -> Part:
     return Part(bound(k), bound(k + 1), k + 1, count)
 
 
-def exact_span(answer: Any, within: Any = None) -> tuple[int, int] | None:
-    """The answer's short exact span (`answer["exact"]`) as document offsets, or None when there is none or it is
-    not a well-formed span inside the answer sentence (and inside `within`, a {"start", "end"} span, when given).
-
-    `answer` is the response's "answer" dict (or None); a missing "exact" key means no span.
-    """
-    exact = _field(answer, "exact")
-    if exact is None:
+def exact_span(answer: Answer | None, within: Span = None) -> Span:
+    """The answer's short exact span as document offsets, or None when there is none or it is not inside the
+    answer sentence (and inside `within`, when given) with the sentence's text at its offsets: the offsets become
+    marks and links, and a span that does not match its text would bold the wrong characters."""
+    if answer is None or answer.exact is None:
         return None
-    xs, xe, text = _field(exact, "start"), _field(exact, "end"), _field(exact, "text")
-    a_start, a_end, a_text = _field(answer, "start"), _field(answer, "end"), _field(answer, "text")
-    if not all(type(v) is int for v in (xs, xe, a_start, a_end)) or not isinstance(a_text, str):
+    x, at = answer.exact, answer.start
+    if not at <= x.start < x.end <= answer.end or answer.text[x.start - at : x.end - at] != x.text:
         return None
-    if not a_start <= xs < xe <= a_end or a_text[xs - a_start : xe - a_start] != text:
+    if within is not None and not within[0] <= x.start < x.end <= within[1]:
         return None
-    if within is not None:
-        w_start, w_end = _field(within, "start"), _field(within, "end")
-        if not (type(w_start) is int and type(w_end) is int and w_start <= xs and xe <= w_end):
-            return None
-    return (xs, xe)
-
-
-def _field(obj: Any, name: str) -> Any:
-    """`obj[name]` for a dict, `obj.name` for an object; None when it is missing."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
+    return (x.start, x.end)
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:
@@ -128,7 +113,7 @@ def plural(count: int, word: str, words: str | None = None) -> str:
     return f"{count} {word if count == 1 else words or word + 's'}"
 
 
-def citation_cards(response: Any) -> list[dict[str, Any]]:
+def citation_cards(response: Response) -> list[dict[str, Any]]:
     """A response's citations as the cards of its reply, best first. Citations of one document whose passages
     overlap or touch (neighbouring chunks share a sentence) make one card, so no sentence is shown, or marked, twice.
 
@@ -138,13 +123,11 @@ def citation_cards(response: Any) -> list[dict[str, Any]]:
     runs of its text, each (kind, pieces) with kind None or a marked sentence ("answer", "near") and pieces (bold,
     text), the exact answer bold.
     """
-    answer = _field(response, "answer")
     cards: list[dict[str, Any]] = []
-    for c in _field(response, "citations") or []:
-        hl = _field(c, "highlight")
-        spans = [(_field(hl, "start"), _field(hl, "end"))]
-        card = {k: _field(c, k) for k in ("source", "title", "start", "end", "text", "score", "page")}
-        card |= {"ns": [_field(c, "n")], "highlights": [s for s in spans if all(type(x) is int for x in s)]}
+    for c in response.citations:
+        card = {"source": c.source, "title": c.title, "start": c.start, "end": c.end, "text": c.text}
+        card |= {"score": c.score, "page": c.page, "ns": [c.n]}
+        card["highlights"] = [c.highlight] if all(type(x) is int for x in c.highlight) else []
         home = next((k for k in cards if _joins(k, card)), None)
         if home is None:
             cards.append(card)
@@ -154,19 +137,14 @@ def citation_cards(response: Any) -> list[dict[str, Any]]:
             _absorb(home, other)
             cards.remove(other)
     for card in cards:
-        _card_parts(card, answer)
+        _card_parts(card, response.answer)
     return cards
 
 
 def _joins(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Do the passages of cards `a` and `b` lie in one document and overlap or touch (and are they well formed)?"""
-    ok = all(
-        type(k["start"]) is int
-        and type(k["end"]) is int
-        and isinstance(k["text"], str)
-        and len(k["text"]) == k["end"] - k["start"]
-        for k in (a, b)
-    )
+    """Do the passages of cards `a` and `b` lie in one document and overlap or touch? Only passages whose text
+    spans their offsets join: merging cuts each text by the other's offsets."""
+    ok = all(len(k["text"]) == k["end"] - k["start"] for k in (a, b))
     return ok and a["source"] == b["source"] and a["start"] <= b["end"] and b["start"] <= a["end"]
 
 
@@ -183,12 +161,12 @@ def _absorb(card: dict[str, Any], other: dict[str, Any]) -> None:
     card["highlights"] += [h for h in other["highlights"] if h not in card["highlights"]]
 
 
-def _card_parts(card: dict[str, Any], answer: Any) -> None:
+def _card_parts(card: dict[str, Any], answer: Answer | None) -> None:
     """Set the card's `parts`, `mark` and `exact` from its marked sentences (overlapping ones are marked once)."""
-    is_answer = _field(answer, "source") == card["source"] and type(_field(answer, "start")) is int
+    answer_start = answer.start if answer is not None and answer.source == card["source"] else None
     marks: list[list[Any]] = []  # [start, end, kind], in document order, none overlapping
     for s, e in sorted(card["highlights"]):
-        kind = "answer" if is_answer and s == _field(answer, "start") else "near"
+        kind = "answer" if s == answer_start else "near"
         if marks and s < marks[-1][1]:
             marks[-1][1] = max(marks[-1][1], e)
             marks[-1][2] = "answer" if "answer" in (kind, marks[-1][2]) else "near"
@@ -198,10 +176,7 @@ def _card_parts(card: dict[str, Any], answer: Any) -> None:
     answer_mark = next(({"start": m[0], "end": m[1]} for m in marks if m[2] == "answer"), None)
     best = card["highlights"][0] if card["highlights"] else None
     card["mark"] = answer_mark or (None if best is None else {"start": best[0], "end": best[1]})
-    card["exact"] = exact_span(answer, answer_mark) if answer_mark else None
-    if not isinstance(text, str) or type(start) is not int:
-        card["parts"] = [(None, [(False, str(text))])]
-        return
+    card["exact"] = exact_span(answer, (answer_mark["start"], answer_mark["end"])) if answer_mark else None
     parts: list[tuple[str | None, list[tuple[bool, str]]]] = []
     pos, end = start, start + len(text)
     for s, e, kind in marks:
@@ -210,7 +185,7 @@ def _card_parts(card: dict[str, Any], answer: Any) -> None:
             continue
         if s > pos:
             parts.append((None, [(False, text[pos - start : s - start])]))
-        exact = exact_span(answer, {"start": s, "end": e}) if kind == "answer" else None
+        exact = exact_span(answer, (s, e)) if kind == "answer" else None
         parts.append((kind, passage_parts(text[s - start : e - start], s, exact)))
         pos = e
     if pos < end:
