@@ -76,8 +76,8 @@ def load(settings: Settings, encoder: Encoder, lazy: bool = False) -> store.Inde
 
 
 def text_settings(settings: Settings) -> dict[str, Any]:
-    """The word rules an index's lexical side and sentence table are made by (changing them re-embeds nothing with
-    the local engine; Milvus holds terms made by them, so its index is built again)."""
+    """The word rules an index's lexical side and sentence table are made by. Changing them rebuilds the index:
+    every segment of the local engine shares one vocabulary made by them, and Milvus holds terms made by them."""
     return {"language": settings.model_language, "sentence_table": TABLE_VERSION}
 
 
