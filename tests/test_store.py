@@ -20,6 +20,7 @@ from rag.engines import opener
 from rag.engines.local import LocalEngine, Segment
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing, IndexOutdated, NotFound
 from rag.indexing import catalog, store
+from rag.indexing.index import IndexSummary
 from rag.indexing.store import DocumentEntry, Index
 from rag.indexing.texts import Texts
 from rag.text import sentences
@@ -142,6 +143,29 @@ def test_the_manifest_describes_the_index(saved: tuple[Index, Path]) -> None:
     assert manifest["counts"]["documents"] == 2
     assert manifest["skipped"] == {"broken.txt": "binary file"}
     assert [d["source"] for d in store.read_manifest(folder)["documents"]] == list(TEXTS)
+
+
+def test_the_summary_reads_the_manifest(saved: tuple[Index, Path]) -> None:
+    index, folder = saved
+    summary = load_index(folder).summary
+    assert summary == index.summary
+    assert (summary.documents, summary.chunks) == (2, index.chunk_count)
+    assert summary.built_at == index.manifest["built_at"]
+    assert (summary.model, summary.model_name) == (EXPECTED["model"], "fake-model")
+    assert summary.chunker == EXPECTED["chunker"]
+    assert summary.skipped == {"broken.txt": "binary file"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        summary.documents = 3  # type: ignore[misc]
+
+
+def test_the_summary_of_an_older_manifest_shows_no_skipped_files_and_an_empty_chunker() -> None:
+    # Manifests from before skipped files and the chunker were recorded.
+    manifest = {"model": {"name": "m", "dimension": 4}, "counts": {"documents": 1, "chunks": 3}, "built_at": "T"}
+    summary = IndexSummary.from_manifest(manifest)
+    assert summary == IndexSummary(1, 3, "T", {"name": "m", "dimension": 4}, {}, {})
+    assert IndexSummary.from_manifest({**manifest, "chunker": None}).chunker == {}
+    with pytest.raises(KeyError):
+        IndexSummary.from_manifest({k: v for k, v in manifest.items() if k != "counts"})
 
 
 def test_index_maps_chunks_to_their_sentence_vectors(saved: tuple[Index, Path]) -> None:

@@ -8,7 +8,7 @@ import contextlib
 import gc
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,39 @@ class DocumentEntry:
     def page_at(self, offset: int) -> int | None:
         """The 1-based page that holds `offset`, or None when the document has no pages."""
         return bisect.bisect_right(self.pages, offset) if self.pages else None
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    """What the edges (HTTP API, pages) show of an index: its counts and how it was built. Read from the manifest
+    in one place (`from_manifest`), so that no route spells out the manifest's keys or the defaults of older
+    manifests. The mappings are the manifest's own, not copies: they are only to be read."""
+
+    documents: int
+    chunks: int
+    built_at: str  # UTC, "2026-01-31T12:00:00Z"
+    model: Mapping[str, Any]  # as recorded at the build: name, dimension, precision
+    chunker: Mapping[str, Any]  # as recorded at the build: how text was split into chunks
+    skipped: Mapping[str, Any]  # each file the build could not read: why, its size and time
+
+    @property
+    def model_name(self) -> str:
+        return str(self.model["name"])
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> IndexSummary:
+        """The summary of the index whose manifest is `manifest`. Model, counts and build time are in every
+        manifest (KeyError without them); an index from before skipped files or the chunker were recorded shows
+        none and an empty chunker."""
+        counts = manifest["counts"]
+        return cls(
+            documents=counts["documents"],
+            chunks=counts["chunks"],
+            built_at=manifest["built_at"],
+            model=manifest["model"],
+            chunker=manifest.get("chunker") or {},
+            skipped=manifest.get("skipped", {}),
+        )
 
 
 class Index:
@@ -118,6 +151,12 @@ class Index:
         """Document `source` as it was indexed (every offset refers to its text); KeyError if it is not indexed."""
         entry = self._entries[source]
         return DocumentText(source, entry.title, entry.format, entry.pages, self.texts.get(source))
+
+    @property
+    def summary(self) -> IndexSummary:
+        """What the edges show of this index, read from its manifest (made again on each read: an update replaces
+        the manifest of the index it changes)."""
+        return IndexSummary.from_manifest(self.manifest)
 
     @property
     def dimension(self) -> int:

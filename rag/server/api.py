@@ -120,7 +120,7 @@ async def health(service: ServiceDep) -> dict[str, Any]:
         "status": "ready",
         "documents": len(index.documents),
         "chunks": index.chunk_count,
-        "model": index.manifest["model"]["name"],
+        "model": index.summary.model_name,
         "version": __version__,
     }
 
@@ -160,20 +160,19 @@ async def index_status(request: Request, service: ServiceDep) -> dict[str, Any]:
     """The index's counts and how it was built; `skipped` (each skipped file, its reason, size and time), and the
     skipped files of the last rebuild's report, only with the admin token: a file's name or a link's target is not
     for anyone who can reach the port (the others see their counts)."""
-    manifest = service.assistant.index.manifest
-    skipped = manifest.get("skipped", {})
+    summary = service.assistant.index.summary
     status = {
-        "documents": manifest["counts"]["documents"],
-        "chunks": manifest["counts"]["chunks"],
-        "built_at": manifest["built_at"],
-        "model": manifest["model"],
-        "chunker": manifest["chunker"],
-        "skipped_count": len(skipped),
+        "documents": summary.documents,
+        "chunks": summary.chunks,
+        "built_at": summary.built_at,
+        "model": summary.model,
+        "chunker": summary.chunker,
+        "skipped_count": len(summary.skipped),
     }
     admin = await check_admin(request)
     status["rebuild"] = service.state.to_dict(names=admin)
     if admin:
-        status["skipped"] = skipped
+        status["skipped"] = summary.skipped
     return status
 
 

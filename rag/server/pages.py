@@ -210,7 +210,7 @@ def render_document(
 @pages.get("/admin", response_class=HTMLResponse, include_in_schema=False)
 def admin(request: Request, service: ServiceDep) -> HTMLResponse:
     # The count only: which files were skipped, and why, is shown with the admin token (admin.js, GET /api/index).
-    skipped = len(service.assistant.index.manifest.get("skipped", {}))
+    skipped = len(service.assistant.index.summary.skipped)
     languages = language_setup(service.assistant.settings)  # the operator's part of a question in another language
     return page(
         request, service, "admin.html", skipped_count=skipped, suffixes=service.upload_suffixes, languages=languages
