@@ -40,6 +40,11 @@ class IndexOutdated(IndexMismatch):
     splits and reads text), with the same model: `rag ask` and `rag serve` rebuild it from the corpus."""
 
 
+class OtherWords(IndexOutdated):
+    """The index on disk was made with other word rules (another language's stop words and stems): its terms are
+    made again, its vectors kept (`rag index` re-embeds nothing for it)."""
+
+
 class ReaderUnavailable(RagError):
     """No reader process could be started (a full process table, a missing Python): a build stops, the index it
     would have replaced keeps serving."""

@@ -4,6 +4,7 @@ a crash at any step of it leaves a loadable index."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -170,6 +171,22 @@ def test_an_update_from_disk_reads_no_chunk_or_vector_of_the_older_segments(
     assert _answers(bot, _questions()[:8]) == _answers(
         Assistant(settings, indexing.load(settings, encoder), encoder), _questions()[:8]
     )
+
+
+def test_other_word_rules_make_the_terms_again_and_embed_only_what_changed(tmp_path: Path, encoder: Encoder) -> None:
+    corpus, settings, _ = _bundled(tmp_path, encoder)
+    (corpus / "new.txt").write_text("Hydrogen Plans\n\nJapan will fund a hydrogen plant near Odesa from 2027.")
+    other = dataclasses.replace(settings, language="none")  # no stop words, no stems: every term differs
+    index, report = indexing.build(other, encoder)
+    assert report.rebuilt is not None and "other word rules" in report.rebuilt
+    assert report.added == ["new.txt"] and report.chunks_embedded == 1  # the others' vectors are kept
+    assert isinstance(index, segmented.SegmentedIndex) and len(index.stored) == 1
+    assert indexing.load(other, encoder).manifest["text"]["language"] is None
+    full = dataclasses.replace(other, index=tmp_path / "full")
+    fresh, _ = indexing.build(full, encoder, full=True)
+    assert index.vocabulary.terms == fresh.vocabulary.terms
+    questions = _questions()[:10]
+    assert _answers(Assistant(other, index, encoder), questions) == _answers(Assistant(full, fresh, encoder), questions)
 
 
 def test_compact_joins_every_segment_and_answers_the_same(tmp_path: Path, encoder: Encoder) -> None:

@@ -21,7 +21,7 @@ from ..config import Settings
 from ..embedding import Encoder
 from ..engine_types import engine_type
 from ..engines import Engine, Update, build_engine, engine_settings, opener
-from ..errors import BadRequest, IndexCorrupt, IndexMismatch, IndexMissing
+from ..errors import BadRequest, IndexCorrupt, IndexMismatch, IndexMissing, OtherWords
 from ..readers import EXTRACTION_VERSION
 from ..readers.documents import Cached, Document
 from ..readers.sandbox import pool_for
@@ -69,10 +69,10 @@ def encoder_for(settings: Settings) -> Encoder:
     return Encoder(settings.model, settings.backend, settings.precision_for(recorded))
 
 
-def load(settings: Settings, encoder: Encoder, lazy: bool = False) -> store.Index:
-    """The index in `settings.index`, checked against these settings, with its engine opened (`lazy`: see
-    `store.load`)."""
-    return store.load(settings.index, index_settings(settings, encoder), opener(settings), lazy)
+def load(settings: Settings, encoder: Encoder, lazy: bool = False, other_words: bool = False) -> store.Index:
+    """The index in `settings.index`, checked against these settings, with its engine opened (`lazy`,
+    `other_words`: see `store.load`)."""
+    return store.load(settings.index, index_settings(settings, encoder), opener(settings), lazy, other_words)
 
 
 def text_settings(settings: Settings) -> dict[str, Any]:
@@ -127,7 +127,10 @@ def build(
         vectors = embed_documents(
             encoder, [d for d in docs if d.source in fresh], fresh, settings.batch_size, progress, stop
         )
-        if engine_type(settings.engine).segments:
+        other_words = previous is not None and previous.manifest.get("text") != text_settings(settings)
+        if other_words:  # every document is written again, its terms made by the new rules: the scan's too
+            docs = _with_unchanged(docs, report.unchanged, previous)  # type: ignore[arg-type]
+        if engine_type(settings.engine).segments and not other_words:
             base = {**index_settings(settings, encoder), "skipped": skipped}
             # A file touched but not changed (new time, same content) is written again with its chunks and vectors.
             touched = {
@@ -215,8 +218,21 @@ def _reusable(
         return load(settings, encoder, lazy=True), None  # an update reads what it changes, not the whole index
     except IndexMissing:
         return None, None
+    except OtherWords as exc:  # its terms are made again; its vectors are as good as ever
+        with contextlib.suppress(IndexMismatch, IndexCorrupt):
+            return load(settings, encoder, lazy=True, other_words=True), str(exc).split(";")[0]
+        return None, str(exc).split(";")[0]
     except (IndexMismatch, IndexCorrupt) as exc:  # an engine that cannot be reached is no reason to rebuild
         return None, str(exc).split(";")[0]
+
+
+def _with_unchanged(docs: list[Document], unchanged: list[str], previous: store.Index) -> list[Document]:
+    """`docs` and the unchanged documents the scan did not read (their size and time as recorded), as `previous`
+    holds them, in corpus order."""
+    read = {d.source for d in docs}
+    known = _cached(previous)
+    held = [known(s, previous.entry(s).sha256) for s in unchanged if s not in read]  # type: ignore[misc, union-attr]
+    return sorted(docs + held, key=lambda d: d.source.split("/"))  # type: ignore[operator]
 
 
 def _stamp(previous: store.Index | None, source: str) -> tuple[int, int] | None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..engine_types import engine_type
 from ..engines.base import Catalog, Engine
-from ..errors import IndexCorrupt, IndexMissing, IndexOutdated, RagError
+from ..errors import IndexCorrupt, IndexMissing, IndexOutdated, OtherWords, RagError
 from ..text import sentences
 from ..text.chunking import Chunk
 from ..text.sentences import SentenceTable
@@ -182,25 +182,28 @@ def read_manifest_at(folder: Path, documents: bool = True) -> dict[str, Any]:
         raise IndexCorrupt(f"{path} is damaged ({exc}); {REBUILD}") from None
 
 
-def load(folder: Path, expected: dict[str, Any], open_engine: Opener, lazy: bool = False) -> Index:
+def load(
+    folder: Path, expected: dict[str, Any], open_engine: Opener, lazy: bool = False, other_words: bool = False
+) -> Index:
     """Load and check the index in `folder`; `expected` holds the model, chunker and engine settings in use, and
     `open_engine` opens the engine the manifest names. `lazy`: the chunks, vectors and dense structures of a
     segmented index are read when first used, not now (an update reads none of them; a damaged one of those
-    files is then found when it is read)."""
+    files is then found when it is read). `other_words=True`: a segmented index made with other word rules is
+    loaded all the same, for its vectors (a build makes its terms again), where it would raise `OtherWords`."""
     where = swap.locate(folder)
     try:
-        return _load_at(where, expected, open_engine, lazy)
+        return _load_at(where, expected, open_engine, lazy, other_words)
     except IndexCorrupt:
         if where != folder and folder.exists():  # read an old copy while a build put its new one in place
-            return _load_at(folder, expected, open_engine, lazy)
+            return _load_at(folder, expected, open_engine, lazy, other_words)
         raise
 
 
-def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener, lazy: bool) -> Index:
+def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener, lazy: bool, other_words: bool) -> Index:
     manifest = read_manifest_at(folder, documents=False)
     check_compatible(manifest, expected, folder)
     if "segments" in manifest:
-        return _load_segments(folder, manifest, expected, lazy)
+        return _load_segments(folder, manifest, expected, lazy, other_words)
     documents = [document_entry(d) for d in manifest["documents"]]  # checked by read_manifest
     # Terms stored by an engine are current when the table's rules and the word rules are those in use.
     terms_current = _current_table(manifest) and manifest.get("text") == expected.get("text", manifest.get("text"))
@@ -227,13 +230,17 @@ def _load_at(folder: Path, expected: dict[str, Any], open_engine: Opener, lazy: 
     return Index(manifest, documents, chunks, table, texts, engine)
 
 
-def _load_segments(folder: Path, manifest: dict[str, Any], expected: dict[str, Any], lazy: bool) -> SegmentedIndex:
+def _load_segments(
+    folder: Path, manifest: dict[str, Any], expected: dict[str, Any], lazy: bool, other_words: bool
+) -> SegmentedIndex:
     """An index of the local engine, in segments. Its terms must be made by the rules in use: segments share
-    their term ids, so other rules mean every segment made anew (`IndexOutdated`: `rag index` rebuilds it)."""
-    if not (_current_table(manifest) and manifest.get("text") == expected.get("text", manifest.get("text"))):
-        raise IndexOutdated(
-            f"the index in folder {folder} was made with other word rules ({manifest.get('text')}); {REBUILD}"
-        )
+    their term ids, so other rules mean every segment made anew (`OtherWords`: `rag index` makes the terms again
+    and keeps the vectors; a sentence table of another layout cannot be read: `IndexOutdated`, built again)."""
+    rules = f"the index in folder {folder} was made with other word rules ({manifest.get('text')}); {REBUILD}"
+    if not _current_table(manifest):
+        raise IndexOutdated(rules)
+    if manifest.get("text") != expected.get("text", manifest.get("text")) and not other_words:
+        raise OtherWords(rules)
     try:
         index = segmented.load(folder, manifest)
         if not lazy:
