@@ -56,6 +56,9 @@ class IndexCorrupt(RagError):
     code = "index_corrupt"
 
 
+REBUILD = "run `rag index --full` to rebuild it"  # what every IndexCorrupt and IndexOutdated message ends with
+
+
 class ModelError(RagError):
     code = "model_error"
 

@@ -16,6 +16,7 @@ import pytest
 
 from rag import Assistant, Settings, indexing
 from rag.embedding import Encoder
+from rag.errors import IndexCorrupt
 from rag.indexing import segmented, segments, store
 from tests.helpers import CORPUS, ROOT
 
@@ -171,6 +172,19 @@ def test_an_update_from_disk_reads_no_chunk_or_vector_of_the_older_segments(
     assert _answers(bot, _questions()[:8]) == _answers(
         Assistant(settings, indexing.load(settings, encoder), encoder), _questions()[:8]
     )
+
+
+def test_a_file_damaged_since_a_lazy_load_is_named_when_it_is_read(tmp_path: Path, encoder: Encoder) -> None:
+    corpus, settings, index = _bundled(tmp_path, encoder)
+    chunks = settings.index / segments.FOLDER / index.stored[0].name / "chunks.jsonl"
+    chunks.write_bytes(chunks.read_bytes()[:-40])  # a torn end
+    (corpus / "new.txt").write_text("Hydrogen Plans\n\nJapan will fund a hydrogen plant near Odesa from 2027.")
+    index, report = indexing.build(settings, encoder, merge=False)  # reads no chunk of the damaged segment
+    assert report.added == ["new.txt"]
+    with pytest.raises(IndexCorrupt, match="chunks.jsonl.*rag index --full"):
+        indexing.merge_segments(settings, index, everything=True)  # a merge reads it: a clear error, not a crash
+    with pytest.raises(IndexCorrupt, match="chunks.jsonl"):
+        indexing.load(settings, encoder)  # as `rag ask` and `rag serve` find it
 
 
 def test_other_word_rules_make_the_terms_again_and_embed_only_what_changed(tmp_path: Path, encoder: Encoder) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import REBUILD, IndexCorrupt
 from ..text.chunking import Chunk
 from ..text.sentences import SentenceTable
 from . import dense
@@ -138,7 +139,10 @@ class Segment:
         if self._contents is None:
             with self._lock:
                 if self._contents is None:
-                    self._contents = self._read()  # type: ignore[misc]
+                    try:
+                        self._contents = self._read()  # type: ignore[misc]
+                    except (OSError, ValueError) as exc:  # damaged since the index was loaded without them
+                        raise IndexCorrupt(f"{exc}; {REBUILD}") from None
         return self._contents
 
     @property

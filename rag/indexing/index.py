@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engines.base import Engine
-from ..errors import IndexCorrupt, IndexMismatch, IndexOutdated
+from ..errors import REBUILD, IndexCorrupt, IndexMismatch, IndexOutdated
 from ..text.chunking import Chunk
 from ..text.sentences import SentenceTable
 from ..text.vocabulary import Vocabulary
@@ -22,7 +22,6 @@ from ..text.words import Words, words_for
 from .texts import DocumentText, Texts
 
 _GENERATIONS = itertools.count(1)
-REBUILD = "run `rag index --full` to rebuild it"
 FORMAT_VERSION = 6  # 5: the engine recorded and its files apart from the catalog's; 6: the local engine in segments
 
 
