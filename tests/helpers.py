@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,3 +85,16 @@ def reuse(encoder: Encoder) -> Callable[[Encoder], Any]:
     `encoder`, the session's, so that the code under test does not load one of its own."""
     encoder._ensure_loaded()
     return lambda self: (encoder._run, encoder._run_batches, encoder.dimension)
+
+
+# Sets the address-space limit, then becomes the command: the limit is set by the child itself, not by a
+# `preexec_fn` run between fork and exec, which aborts the child (SIGABRT) when the test process holds gRPC's
+# threads (pymilvus, after the Milvus tests): "Other threads are currently calling into gRPC, skipping fork()".
+_LIMITED = "import os, resource, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_AS, (n, n)); " + (
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def with_memory_limit(command: list[str], limit_bytes: int) -> list[str]:
+    """`command` run with its address space limited to `limit_bytes` (RLIMIT_AS, kept across exec)."""
+    return [sys.executable, "-c", _LIMITED, str(limit_bytes), *command]

@@ -8,11 +8,9 @@ regression fails the test instead of stalling or exhausting the test run.
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import re
-import resource
 import subprocess
 import sys
 import zipfile
@@ -32,7 +30,7 @@ from rag.readers.documents import TERMINAL_CONTROLS, printable
 from rag.readers.docx import heading_level, heading_levels
 from rag.readers.nesting import MAX_DEPTH, PARSE_FREELY, estimate_depth
 
-from .helpers import reuse
+from .helpers import reuse, with_memory_limit
 
 # The child's address space: Python with lxml or selectolax and a small file needs ~0.3 GB; the attacks of the issue
 # took 2.6 to 7.9 GB, so a regression hits this limit (MemoryError) long before the machine's.
@@ -57,11 +55,9 @@ def read_in_child(tmp_path: Path, reader: str, data: bytes, seconds: float) -> d
     """`reader`'s result on `data` in a child process with a memory limit; the test fails past `seconds`."""
     path = tmp_path / "hostile.bin"
     path.write_bytes(data)
-    limit = functools.partial(resource.setrlimit, resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
     try:
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, reader, str(path)],
-            preexec_fn=limit,
+            with_memory_limit([sys.executable, "-c", CHILD, reader, str(path)], CHILD_MEMORY),
             capture_output=True,
             text=True,
             timeout=seconds,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import resource
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from rag.readers.base import Extracted
 from rag.readers.sandbox import ReaderLimits, ReaderPool, pool_for
 from rag.readers.worker import cut
 
+from .helpers import with_memory_limit
 from .hostile_files import inflating_pdf, nested_forms_pdf, plain_pdf
 from .test_live import RAG, WAIT, copy_bundled, rag_server
 from .test_reader_attacks import docx_with, page_of
@@ -113,16 +113,12 @@ def _hostile_corpus(root: Path) -> Path:
     return corpus
 
 
-def _limit_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 @pytest.mark.slow
 def test_rag_index_finishes_with_hostile_files_and_reports_them(tmp_path: Path) -> None:
     corpus = _hostile_corpus(tmp_path)
     where = ["--corpus", str(corpus), "--index", str(tmp_path / "index")]
     done = subprocess.run(
-        [RAG, *where, "index"], capture_output=True, text=True, timeout=WAIT, preexec_fn=_limit_address_space
+        with_memory_limit([RAG, *where, "index"], ADDRESS_SPACE), capture_output=True, text=True, timeout=WAIT
     )
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
