@@ -16,6 +16,7 @@ this noisy machine falls on both versions alike (run apart, the same version's m
 - `ask` on the 10,000-document index: the same questions (retrieval over 13,000 chunks, the reader, the answer).
 
     .venv/bin/python bench/versions.py [--baseline COMMIT] [--repeats 2]
+    .venv/bin/python bench/versions.py --scale 1000000    # the same, bench/scale.py at a million chunks
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default=BASELINE)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--scale", type=int, metavar="CHUNKS", help="instead: bench/scale.py at CHUNKS, each version")
     parser.add_argument("--probe", nargs=2, metavar=("TREE", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe:
         probe(Path(args.probe[0]), Path(args.probe[1]))
+        return
+    if args.scale:
+        scale(args.baseline, args.scale)
         return
     sys.path.insert(0, str(ROOT))
     from bench.common import spread, write_result
@@ -95,6 +100,37 @@ def main() -> None:
     for k, r in figures["current_over_baseline"].items():
         print(f"{k}: {r}x")
     write_result("versions", figures)
+
+
+def scale(baseline: str, chunks: int) -> None:
+    """Each version's own bench/scale.py at `chunks` synthetic chunks (the same generator and seeds in both), one
+    version after the other (a million chunks take about 25 minutes a version to build here, with a 15 GB peak, too
+    much to hold both at once): its build by part, peak memory, disk, latency by stage and recall, and the ratios."""
+    sys.path.insert(0, str(ROOT))
+    from bench.common import write_result
+
+    figures: dict[str, Any] = {"baseline": baseline, "chunks": chunks}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, commit in (("baseline", baseline), ("current", "HEAD")):
+            tree = Path(tmp) / name
+            tree.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+            (tree / "bench" / "results" / "scale.json").unlink(missing_ok=True)
+            subprocess.run([sys.executable, "bench/scale.py", "--sizes", str(chunks)], cwd=tree, check=True)
+            result = json.loads((tree / "bench" / "results" / "scale.json").read_text())["figures"][str(chunks)]
+            figures[name] = result
+            print(name, json.dumps({k: result[k] for k in ("build", "peak_rss_mb", "recall_at_10")}), flush=True)
+    old, new = figures["baseline"], figures["current"]
+    ratios = {f"build_{k}": new["build"][k] / old["build"][k] for k in old["build"]}
+    ratios |= {k: new[k] / old[k] for k in ("peak_rss_mb", "disk_bytes_per_chunk")}
+    for stage in ("dense", "lexical", "answer", "ask"):
+        for q in ("median", "p95"):
+            ratios[f"{stage}_{q}"] = new["stages"][stage][q] / old["stages"][stage][q]
+    figures["current_over_baseline"] = {k: round(v, 3) for k, v in ratios.items()}
+    for k, r in figures["current_over_baseline"].items():
+        print(f"{k}: {r}x")
+    write_result(f"versions-{chunks}", figures)
 
 
 def _reply(proc: subprocess.Popen, name: str) -> dict[str, float]:
