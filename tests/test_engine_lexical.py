@@ -118,6 +118,14 @@ def test_two_typos_are_repaired_in_a_long_word_only(lexical: LexicalIndex, vocab
     assert vocabulary.query_terms("cst") == ["cst"]  # too short to guess
 
 
+def test_a_typo_is_never_repaired_to_a_term_only_removed_documents_held() -> None:
+    terms = tokenize(["terrorism Kyiv"])[0]
+    live = Vocabulary(terms, np.array([2, 1]), 3, ENGLISH)
+    assert not live.has_dead_terms() and live.query_terms("terorism") == tokenize(["terrorism"])[0]
+    removed = Vocabulary(terms, np.array([0, 1]), 1, ENGLISH)  # its documents removed, the term kept
+    assert removed.has_dead_terms() and removed.query_terms("terorism") == tokenize(["terorism"])[0]
+
+
 def test_an_unrelated_word_is_left_alone(lexical: LexicalIndex, vocabulary: Vocabulary) -> None:
     assert vocabulary.query_terms("sourdough") == tokenize(["sourdough"])[0]
     assert lexical.search(vocabulary.query_terms("sourdough"), k=5) == []

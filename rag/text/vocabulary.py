@@ -36,6 +36,14 @@ class Vocabulary:
         self._by_shape: dict[tuple[str, int], list[str]] = defaultdict(list)
         for word in sorted(t for t in self.terms if t):
             self._by_shape[(word[0], len(word))].append(word)
+        self._dead: bool | None = None  # whether a term is held by no live sentence (`has_dead_terms`)
+
+    def has_dead_terms(self) -> bool:
+        """Whether some term is held by no live sentence (a segmented index keeps the terms of removed documents
+        until it is compacted); found once, so that a typo look-up tests each candidate only when there are."""
+        if self._dead is None:
+            self._dead = bool((self.doc_freq == 0).any())
+        return self._dead
 
     def extended(self, added: Sequence[str], doc_freq: np.ndarray, sentences: int) -> Vocabulary:
         """This vocabulary with the terms `added` (ids from len(self) on) and the sentence counts of the index now
@@ -47,6 +55,7 @@ class Vocabulary:
         new.words = self.words
         new.term_id = dict(self.term_id)
         new._by_shape = dict(self._by_shape)
+        new._dead = None
         for word in added:
             new.term_id[word] = len(new.term_id)
             if word:
@@ -105,11 +114,10 @@ class Vocabulary:
         """The closest known term within the edit limit; typos in a word's first letter are not repaired."""
         limit = 1 if len(term) < 8 else 2
         near = [
-            w
-            for n in range(len(term) - limit, len(term) + limit + 1)
-            for w in self._by_shape.get((term[0], n), ())
-            if w in self
+            w for n in range(len(term) - limit, len(term) + limit + 1) for w in self._by_shape.get((term[0], n), ())
         ]
+        if self.has_dead_terms():  # testing each of a few thousand candidates costs a millisecond: only then
+            near = [w for w in near if w in self]
         match = process.extractOne(term, near, scorer=Levenshtein.distance, score_cutoff=limit)
         return match[0] if match else None
 
