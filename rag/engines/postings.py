@@ -30,7 +30,6 @@ class Postings:
     def __init__(self, indptr: np.ndarray, rows: np.ndarray, counts: np.ndarray, lengths: np.ndarray) -> None:
         self.indptr, self.rows, self.counts, self.lengths = indptr, rows, counts, lengths
         self._norms: tuple[float, np.ndarray] | None = None
-        self._parts: tuple[float, np.ndarray] | None = None
 
     @classmethod
     def build(cls, chunk_terms: Sequence[np.ndarray], terms: int) -> Postings:
@@ -70,26 +69,11 @@ class Postings:
             self._norms = cached
         return cached[1]
 
-    def term_parts(self, average: float) -> np.ndarray:
-        """Each posting's term-frequency part of BM25, `tf / (norm + tf)` in float64, kept for the average length it
-        was last asked for: what bm25s computed once at indexing time, here once per change of the index. For
-        small indexes only (`search`): a million chunks' would take half a gigabyte."""
-        cached = self._parts
-        if cached is None or cached[0] != average:
-            tf = self.counts.astype(np.float64)
-            cached = (average, tf / (self.norms(average)[self.rows] + tf))
-            self._parts = cached
-        return cached[1]
-
-    def span(self, term: int) -> slice:
-        """Where term id `term`'s postings are in `rows` and `counts` (empty for a term this segment lacks)."""
-        if term >= self.terms:
-            return slice(0, 0)
-        return slice(self.indptr[term], self.indptr[term + 1])
-
     def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, counts) of the chunks holding term id `term`."""
-        span = self.span(term)
+        if term >= self.terms:
+            return self.rows[:0], self.counts[:0]
+        span = slice(self.indptr[term], self.indptr[term + 1])
         return self.rows[span], self.counts[span]
 
     def save(self, folder: Path) -> None:
@@ -147,23 +131,16 @@ def search(
         return []
     average = stats.length / stats.chunks
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (part, row, score) arrays
-    small = stats.chunks < LARGE  # every term is scored, common ones too: their parts are kept, not computed
     for p, (postings, live) in enumerate(parts):
         rows_list, scores_list = [], []
         norms = postings.norms(average)
-        kept = postings.term_parts(average) if small else None
         for term in terms:
-            span = postings.span(term)
-            rows = postings.rows[span]
+            rows, counts = postings.postings(term)
             if not len(rows):
                 continue
             # As bm25s computes it: the term-frequency part in float64, times the idf in float32, kept as float32.
-            if kept is not None:
-                part = kept[span]
-            else:
-                tf = postings.counts[span].astype(np.float64)
-                part = tf / (norms[rows] + tf)
-            scores_list.append((np.float32(stats.idf(term)) * part).astype(np.float32))
+            tf = counts.astype(np.float64)
+            scores_list.append((np.float32(stats.idf(term)) * (tf / (norms[rows] + tf))).astype(np.float32))
             rows_list.append(rows)
         if not rows_list:
             continue
