@@ -29,8 +29,7 @@ def read_document(folder: Path, source: str) -> DocumentText:
     try:
         if "segments" in manifest:  # the local engine: the text is in the newest segment that holds the document
             where = _segment_of(where, manifest, source)
-            with open(where / segments.DOCUMENTS, encoding="utf-8") as lines:
-                documents = [store.document_entry(json.loads(line)) for line in lines]
+            documents = segments.read_documents(where / segments.DOCUMENTS)
         text = Texts.open(where, [d.source for d in documents]).get(source)
     except (OSError, ValueError, KeyError) as exc:
         raise IndexCorrupt(
@@ -58,8 +57,7 @@ def read_catalog(folder: Path) -> tuple[dict[str, Any], list[DocumentEntry], lis
     manifest = store.read_manifest_at(where)
     documents = [store.document_entry(d) for d in manifest["documents"]]
     try:
-        with open(where / "chunks.jsonl", encoding="utf-8") as lines:
-            chunks = [store.chunk_from(json.loads(line)) for line in lines]
+        chunks = store.read_chunks(where)
         texts = Texts.open(where, [d.source for d in documents])
         return manifest, documents, chunks, {d.source: texts.get(d.source) for d in documents}
     except Exception as exc:  # any damage means the same thing: rebuild that shard

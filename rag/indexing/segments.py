@@ -117,7 +117,7 @@ def read(folder: Path, entry: dict[str, Any]) -> Stored:
     until used (`Segment.contents`); raises OSError, ValueError or KeyError on damage."""
     current = folder / DOCUMENTS
     try:  # name the very file that is damaged, as the engine's files are named (`DamagedFile`)
-        documents = _documents(current)
+        documents = read_documents(current)
         current = folder / SENTENCE_TERMS
         table = SentenceTable.load(folder)
         if not (folder / "chunks.jsonl").is_file():
@@ -133,7 +133,8 @@ def read(folder: Path, entry: dict[str, Any]) -> Stored:
     return Stored(entry["name"], documents, texts, part)
 
 
-def _documents(path: Path) -> list[DocumentEntry]:
+def read_documents(path: Path) -> list[DocumentEntry]:
+    """The entries of a segment's document list (`DOCUMENTS`), in order."""
     rows = read_lines(path)
     with no_collection():
         for row in rows:  # parsed here, changed in place: `document_entry`'s copy of each costs 0.1 s at 100,000
@@ -148,7 +149,7 @@ def live_documents(folder: Path, manifest: dict[str, Any]) -> list[DocumentEntry
     for entry in manifest["segments"]:
         path = folder / FOLDER / entry["name"] / DOCUMENTS
         try:
-            lists.append(_documents(path))
+            lists.append(read_documents(path))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path} cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     holder: dict[str, int] = {}
