@@ -6,7 +6,10 @@ index's common question terms alike (`Stats.selective`).
 Chunks are 30 to 90 terms drawn from a Zipf law (exponent 1.07) over 200,000 term ids; questions are 2 to 5
 terms taken among ids of every frequency (from the commonest to the rare).
 
-    .venv/bin/python bench/lexical.py [--chunks 200000] [--questions 300]
+    .venv/bin/python bench/lexical.py [--chunks 200000] [--questions 300] [--samples 16 32 64 128]
+
+`--samples` also times the postings search with each stride of the sampled threshold that ranks only a large
+segment's best rows (`rag.engines.postings.SAMPLE`, chosen from this sweep at a million chunks), in turn, twice.
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ import bm25s  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.common import write_result  # noqa: E402
+from rag.engines import postings  # noqa: E402
 from rag.engines.postings import COMMON, LARGE, Postings, Stats, search  # noqa: E402
 
 TERMS = 200_000
 
 
-def bm25s_search(retriever: bm25s.BM25, ids: list[int], k: int) -> list[int]:
+def bm25s_search(retriever: bm25s.BM25, ids: list[int], k: int, exact: bool = False) -> list[int]:
     """The rows of the `k` best chunks for term ids `ids`, as the engine searched bm25s before segments: the
-    precomputed scores of the question terms' sparse columns added up."""
+    precomputed scores of the question terms' sparse columns added up. `exact`: rows tied at the k-th score are
+    ranked by row, as the postings search ranks them (the engine's argpartition kept any of them), to compare."""
     matrix = retriever.scores
     columns = [retriever.vocab_dict[str(t)] for t in ids if str(t) in retriever.vocab_dict]
     size = matrix["num_docs"]
@@ -49,7 +54,9 @@ def bm25s_search(retriever: bm25s.BM25, ids: list[int], k: int) -> list[int]:
         rows = np.flatnonzero(scores)
         scores = scores[rows]
     top = np.argpartition(-scores, min(k, len(rows)) - 1)[:k]
-    return [int(rows[i]) for i in top[np.lexsort((rows[top], -scores[top]))]]
+    if exact:
+        top = np.flatnonzero(scores >= scores[top].min())
+    return [int(rows[i]) for i in top[np.lexsort((rows[top], -scores[top]))][:k]]
 
 
 def timed(run: Any, questions: list[list[int]]) -> dict[str, float]:
@@ -68,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=200_000)
     parser.add_argument("--questions", type=int, default=300)
+    parser.add_argument("--samples", type=int, nargs="*", default=[], metavar="STRIDE")
     args = parser.parse_args()
     rng = np.random.default_rng(1)
     lengths = rng.integers(30, 90, size=args.chunks)
@@ -79,7 +87,10 @@ def main() -> None:
     stats = Stats.of(parts, TERMS)
     retriever = bm25s.BM25()
     retriever.index([[str(t) for t in c] for c in chunks], show_progress=False)
-    same = sum(bm25s_search(retriever, q, 10) == [row for _, row, _ in search(parts, stats, q, 10)] for q in questions)
+    same = sum(
+        bm25s_search(retriever, q, 10, exact=True) == [row for _, row, _ in search(parts, stats, q, 10)]
+        for q in questions
+    )
     result = {
         "chunks": args.chunks,
         "questions": args.questions,
@@ -87,6 +98,14 @@ def main() -> None:
         "bm25s_precomputed": timed(lambda q: bm25s_search(retriever, q, 50), questions),
         "same_top10": same,
     }
+    chosen, sweep = postings.SAMPLE, {}
+    for stride in [*args.samples, *args.samples]:  # twice, in turn: a slower minute falls on each
+        postings.SAMPLE = stride
+        sweep.setdefault(str(stride), []).append(timed(lambda q: search(parts, stats, q, 50), questions)["median_ms"])
+    postings.SAMPLE = chosen
+    if sweep:
+        result["postings_median_ms_by_sample"] = sweep
+        print("median ms by the threshold's sample stride:", sweep)
     print(
         f"{args.chunks} chunks: postings {result['postings']['median_ms']} ms median, {result['postings']['p95_ms']} "
         f"ms p95; bm25s {result['bm25s_precomputed']['median_ms']} / {result['bm25s_precomputed']['p95_ms']} ms; "

@@ -53,6 +53,37 @@ def test_one_segment_equals_bm25s_and_k_cuts_the_best() -> None:
     assert [r for _, r, _ in top] == [i for i, _ in best]
 
 
+def _every_score(parts: list, stats: Stats, query: list[int], k: int) -> list[tuple[int, int, float]]:
+    """The k best (part, row, score) found by scoring every row of every part, ranked as `search` promises."""
+    average, terms = stats.length / stats.chunks, stats.selective(query)
+    ranked = []
+    for p, (postings, live) in enumerate(parts):
+        rows = [postings.postings(t)[0] for t in terms]
+        tf = [postings.postings(t)[1].astype(np.float64) for t in terms]
+        weights = [
+            (np.float32(stats.idf(t)) * (f / (postings.norms(average)[r] + f))).astype(np.float32)
+            for t, r, f in zip(terms, rows, tf, strict=True)
+        ]
+        scores = np.bincount(np.concatenate(rows), np.concatenate(weights).astype(np.float64), postings.size)
+        ranked += [(p, r, float(s)) for r, s in enumerate(scores) if s > 0 and (live is None or live[r])]
+    return sorted(ranked, key=lambda f: (-f[2], f[0], f[1]))[:k]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_k_best_equal_ranking_every_score(seed: int) -> None:
+    """Large segments (where `search` ranks only the rows above a sampled threshold, and sums many postings over
+    the whole segment) and small ones, with dead rows and many tied scores (few distinct terms and lengths)."""
+    rng = np.random.default_rng(seed)
+    sizes = (60_000, 3_000, 20)
+    share = [0.3, 0.2, 0.15, 0.12, 0.1, 0.085, 0.04, 0.005]  # terms 6 and 7: few postings, summed row by row
+    segments = [[rng.choice(8, size=rng.integers(1, 4), p=share) for _ in range(n)] for n in sizes]
+    parts = [(Postings.build(s, 8), rng.random(len(s)) > 0.3 if i else None) for i, s in enumerate(segments)]
+    stats = Stats.of(parts, 8)
+    for query in ([0], [7], [0, 1, 2, 3], [5, 5, 6], [2, 4]):
+        for k in (1, 10, 50):
+            assert search(parts, stats, query, k) == _every_score(parts, stats, query, k)
+
+
 def test_terms_unknown_to_a_segment_and_empty_cases() -> None:
     old = Postings.build([np.array([0, 1]), np.array([1, 1])], 2)  # built before terms 2 and 3 existed
     new = Postings.build([np.array([2, 3])], 4)
