@@ -143,14 +143,14 @@ def search(
             scores_list.append((np.float32(stats.idf(term)) * (tf / (norms[rows] + tf))).astype(np.float32))
             rows_list.append(rows)
         if rows_list:
-            rows, scores = _summed(np.concatenate(rows_list), np.concatenate(scores_list), postings.size, live)
-            rows, scores = _best(rows, scores, k)
-            found.append((np.full(len(rows), p, dtype=np.int64), rows.astype(np.int64), scores))
+            summed = _summed(np.concatenate(rows_list), np.concatenate(scores_list), postings.size, live)
+            best, scores = _best(*summed, k)
+            found.append((np.full(len(best), p, dtype=np.int64), best.astype(np.int64), scores))
     if not found:
         return []
     part, row, score = (np.concatenate(a) for a in zip(*found, strict=True))
-    best = np.lexsort((row, part, -score))[:k]  # a few candidates a part: sorting them all is cheap
-    return [(int(part[i]), int(row[i]), float(score[i])) for i in best if score[i] > 0]
+    order = np.lexsort((row, part, -score))[:k]  # a few candidates a part: sorting them all is cheap
+    return [(int(part[i]), int(row[i]), float(score[i])) for i in order if score[i] > 0]
 
 
 def _summed(
