@@ -6,7 +6,7 @@ index's common question terms alike (`Stats.selective`).
 Chunks are 30 to 90 terms drawn from a Zipf law (exponent 1.07) over 200,000 term ids; questions are 2 to 5
 terms taken among ids of every frequency (from the commonest to the rare).
 
-    .venv/bin/python bench/lexical.py [--chunks 200000] [--questions 300] [--samples 16 32 64 128]
+    .venv/bin/python bench/lexical.py [--chunks 1000000] [--questions 300] [--samples 16 32 64 128]
 
 `--samples` also times the postings search with each stride of the sampled threshold that ranks only a large
 segment's best rows (`rag.engines.postings.SAMPLE`, chosen from this sweep at a million chunks), in turn, twice.
@@ -73,7 +73,7 @@ def timed(run: Any, questions: list[list[int]]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chunks", type=int, default=200_000)
+    parser.add_argument("--chunks", type=int, default=1_000_000)
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--samples", type=int, nargs="*", default=[], metavar="STRIDE")
     args = parser.parse_args()
