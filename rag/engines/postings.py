@@ -188,7 +188,7 @@ def _best(rows: np.ndarray | None, scores: np.ndarray, k: int) -> tuple[np.ndarr
     higher than the k-th best of all, so the rows at or above it hold the k best; those are few, and only they are
     compared."""
     threshold = 0.0
-    if len(scores) > SAMPLE * k * 4:
+    if len(scores) > SAMPLE * k * 4:  # a sample of 4k scores or more; smaller arrays are partitioned whole (chosen)
         sample = scores[::SAMPLE]
         threshold = float(np.partition(sample, len(sample) - k)[len(sample) - k])
     keep = np.flatnonzero(scores >= threshold) if threshold > 0 else np.flatnonzero(scores > 0)
