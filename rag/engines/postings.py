@@ -195,5 +195,6 @@ def _best(rows: np.ndarray | None, scores: np.ndarray, k: int) -> tuple[np.ndarr
     scores = scores[keep]
     if len(scores) > k:
         kth = np.partition(scores, len(scores) - k)[len(scores) - k]
-        keep, scores = keep[scores >= kth], scores[scores >= kth]
+        at_least = scores >= kth
+        keep, scores = keep[at_least], scores[at_least]
     return (keep if rows is None else rows[keep]), scores
